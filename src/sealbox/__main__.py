@@ -1,0 +1,5 @@
+import sys
+
+from sealbox.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,128 @@
+"""``file://`` backend: a directory, typically a mounted CIFS or NFS share.
+
+Writes are atomic and durable: data goes to a hidden temporary file in the target directory, is
+fsynced, then renamed (or hard-linked, for exclusive puts) into place, and the directory is fsynced.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from sealbox.backends.base import Capacity, ObjectInfo, validate_name
+from sealbox.errors import DestinationError, NotFoundError
+
+__all__ = ["LocalBackend"]
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalBackend:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalBackend:
+        path = unquote(urlsplit(url).path) if "://" in url else url
+        return cls(Path(path).expanduser().absolute())
+
+    @property
+    def display(self) -> str:
+        return f"file://{self.root}"
+
+    def _fail(self, action: str, exc: OSError) -> DestinationError:
+        reason = exc.strerror or type(exc).__name__
+        return DestinationError(f"{self.display}: cannot {action}: {reason}")
+
+    def _path(self, name: str) -> Path:
+        return self.root / validate_name(name)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            raise DestinationError(f"{self.display}: no such directory (is the share mounted?)")
+        try:
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                rel = os.path.relpath(dirpath, self.root)
+                for filename in filenames:
+                    if filename.startswith("."):
+                        continue
+                    name = filename if rel == "." else f"{rel}/{filename}"
+                    if name.startswith(prefix):
+                        st = os.stat(os.path.join(dirpath, filename))
+                        yield ObjectInfo(name, st.st_size, st.st_mtime)
+        except OSError as exc:
+            raise self._fail("list", exc) from exc
+
+    def stat(self, name: str) -> ObjectInfo:
+        try:
+            st = self._path(name).stat()
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.display}: no object {name!r}") from None
+        except OSError as exc:
+            raise self._fail(f"stat {name}", exc) from exc
+        return ObjectInfo(name, st.st_size, st.st_mtime)
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        try:
+            with open(self._path(name), "rb") as handle:
+                handle.seek(offset)
+                return handle.read() if length is None else handle.read(length)
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.display}: no object {name!r}") from None
+        except OSError as exc:
+            raise self._fail(f"read {name}", exc) from exc
+
+    def put(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
+        final = self._path(name)
+        tmp = final.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                os.link(tmp, final)  # fails with EEXIST instead of replacing
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.EEXIST:
+                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+            raise self._fail(f"write {name}", exc) from exc
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._fail(f"delete {name}", exc) from exc
+
+    def capacity(self) -> Capacity:
+        try:
+            st = os.statvfs(self.root)
+        except OSError as exc:
+            raise self._fail("measure free space", exc) from exc
+        return Capacity(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,52 @@
+"""URL scheme -> backend module. New backends register here and nowhere else."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from sealbox.backends.base import Backend
+from sealbox.errors import ConfigError
+
+__all__ = ["check_url", "open_backend", "redact_url"]
+
+SUPPORTED = ("file",)
+
+
+def _scheme(url: str) -> str:
+    if "://" not in url:
+        return "file"  # a plain path
+    return urlsplit(url).scheme.lower()
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError (pydantic turns it into a config problem) if no backend handles ``url``."""
+    scheme = _scheme(url)
+    if scheme not in SUPPORTED:
+        raise ValueError(f"unsupported destination scheme {scheme!r} (supported: {', '.join(SUPPORTED)})")
+    if scheme == "file" and "://" in url:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError("file:// URLs take no host: use file:///absolute/path")
+
+
+def redact_url(url: str) -> str:
+    """The URL without any password in its user part."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def open_backend(url: str) -> Backend:
+    """A backend for ``url``; raises ConfigError for an unknown scheme."""
+    try:
+        check_url(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    from sealbox.backends.local import LocalBackend
+
+    return LocalBackend.from_url(url)

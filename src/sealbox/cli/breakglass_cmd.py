@@ -1,0 +1,227 @@
+"""``sealbox breakglass open FILE ... list|search|show|export`` and ``breakglass verify``.
+
+Works with no config at all: a custodian's laptop has only the backup files and the sheets.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sealbox.breakglass import export as exporter
+from sealbox.breakglass import opener
+from sealbox.cli.common import (
+    err_console,
+    json_option,
+    passphrase_options,
+    passphrase_source,
+    print_json,
+    warn,
+)
+from sealbox.crypto import sshsig
+from sealbox.errors import KeyMaterialError, NotFoundError, OutputError
+from sealbox.keymaterial import from_identity_file, from_share_files
+
+MASK = "********"
+
+
+@click.group("breakglass")
+def group() -> None:
+    """Open a secrets backup offline (no config needed)."""
+
+
+@group.group("open")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), help="An age identity file.")
+@click.option("--share", "shares", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A custodian share sheet (repeat for a quorum).")
+@passphrase_options
+@click.option("--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it.")
+@click.option("--ignore-signature", is_flag=True, help="Open even if the signature is missing or bad.")
+@click.pass_context
+def open_group(ctx: click.Context, file: Path, identity: Path | None, shares: tuple[Path, ...],
+               passphrase_flag: bool, passphrase_file: Path | None, signer: str | None,
+               ignore_signature: bool) -> None:
+    """Verify and decrypt FILE in memory, then run COMMAND on it."""
+    if (identity is None) == (not shares):
+        raise KeyMaterialError("give either --identity FILE or a quorum of --share FILE")
+    ctx.obj = {"file": file, "identity": identity, "shares": list(shares), "signer": signer,
+               "ignore_signature": ignore_signature,
+               "passphrase": passphrase_source(passphrase_flag, passphrase_file)}
+
+
+def _open(ctx: click.Context) -> opener.Opened:
+    params: dict[str, Any] = ctx.find_object(dict) or {}
+    files = opener.load_files(params["file"])
+    if params["identity"] is not None:
+        unlocked = from_identity_file(params["identity"])
+    else:
+        unlocked = from_share_files(params["shares"], params["passphrase"])
+    expected = opener.parse_signer(params["signer"]) if params["signer"] else None
+    opened = opener.open_backup(files, unlocked, expected_signer=expected,
+                                ignore_signature=params["ignore_signature"])
+    for message in opened.warnings:
+        warn(message)
+    doc = opened.document
+    signed = f"signed by {sshsig.fingerprint(opened.verified.signer)}" if opened.verified else "UNVERIFIED"
+    err_console.print(f"{files.path.name}: appliance {doc.appliance}, created {doc.created}, "
+                      f"{len(doc.items)} items, {signed}", markup=False)
+    return opened
+
+
+def _row(item: dict[str, Any]) -> str:
+    return "  ".join([
+        f"{item.get('id', '')!s:<24.24}", f"{item.get('type', '')!s:<11}", f"{item.get('name', '')!s:<32.32}",
+        f"{item.get('host') or item.get('url') or '':<28.28}", f"{item.get('username') or '':<16.16}",
+        f"v{len(item.get('history') or []) + 1}",
+    ]).rstrip()
+
+
+def _summary(item: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "type", "name", "host", "url", "username", "tags", "updated", "source")
+    out = {k: item.get(k) for k in keep}
+    out["versions"] = len(item.get("history") or []) + 1
+    return out
+
+
+def _print_rows(items: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json([_summary(i) for i in items])
+        return
+    out = sys.stdout
+    out.write(_row({"id": "ID", "type": "TYPE", "name": "NAME", "host": "HOST/URL", "username": "USER"})
+              .replace("v1", "VERSIONS") + "\n")
+    out.writelines(_row(i) + "\n" for i in items)
+
+
+@open_group.command("list")
+@click.option("--type", "item_type", help="Only items of this type.")
+@json_option
+@click.pass_context
+def list_cmd(ctx: click.Context, item_type: str | None, as_json: bool) -> None:
+    """List every item (no secret values)."""
+    items = _open(ctx).document.items
+    if item_type:
+        items = [i for i in items if i.get("type") == item_type]
+    _print_rows(items, as_json)
+
+
+@open_group.command("search")
+@click.argument("term")
+@click.option("--field", type=click.Choice(["name", "host", "url", "username", "tag"]),
+              help="Search only this field (default: name, host, URL, username and tags).")
+@json_option
+@click.pass_context
+def search(ctx: click.Context, term: str, field: str | None, as_json: bool) -> None:
+    """Find items by name, host, URL, username or tag (case-insensitive substring)."""
+    found = _open(ctx).document.search(term, field)
+    _print_rows(found, as_json)
+    if not as_json:
+        err_console.print(f"{len(found)} match(es)", markup=False)
+
+
+def _masked(secret: dict[str, str], reveal: bool) -> dict[str, str]:
+    return dict(secret) if reveal else {k: MASK for k in secret}
+
+
+@open_group.command("show")
+@click.argument("item_id")
+@click.option("--reveal", is_flag=True, help="Print secret values (default: masked).")
+@json_option
+@click.pass_context
+def show(ctx: click.Context, item_id: str, reveal: bool, as_json: bool) -> None:
+    """Show one item and its version history."""
+    item = _open(ctx).document.find(item_id)
+    if item is None:
+        raise NotFoundError(f"no item with id {item_id!r} (try `search`)")
+    history = [{"time": v.get("time"), "secret": _masked(v.get("secret") or {}, reveal)}
+               for v in item.get("history") or []]
+    if as_json:
+        print_json({**item, "secret": _masked(item.get("secret") or {}, reveal), "history": history})
+        return
+    lines = [f"{'id':<10} {item.get('id')}", f"{'type':<10} {item.get('type')}", f"{'name':<10} {item.get('name')}"]
+    for key in ("host", "url", "username", "notes", "updated", "source"):
+        if item.get(key):
+            lines.append(f"{key:<10} {item[key]}")
+    if item.get("tags"):
+        lines.append(f"{'tags':<10} {', '.join(item['tags'])}")
+    for key, value in (item.get("fields") or {}).items():
+        lines.append(f"{key:<10} {value}")
+    for key, value in _masked(item.get("secret") or {}, reveal).items():
+        lines.append(f"{key:<10} {value}")
+    if history:
+        lines.append(f"history    {len(history)} earlier version(s)")
+        for version in history:
+            values = ", ".join(f"{k}={v}" for k, v in version["secret"].items())
+            lines.append(f"  set {version['time']}: {values}")
+    if not reveal:
+        lines.append("(secret values masked: add --reveal to print them)")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+@open_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="KDBX password from this file (default: prompt).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+@click.pass_context
+def export(ctx: click.Context, fmt: str, out: Path, password_file: Path | None, force: bool) -> None:
+    """Write every item to a JSON, CSV or KeePass (KDBX 4) file."""
+    password = None
+    if fmt == "kdbx":
+        if password_file is not None:
+            try:
+                password = password_file.read_text(encoding="utf-8").splitlines()[0]
+            except (OSError, IndexError) as exc:
+                raise OutputError(f"cannot read a password from {password_file}") from exc
+        elif sys.stdin.isatty():
+            password = click.prompt("Password for the KDBX file", hide_input=True,
+                                    confirmation_prompt=True, err=True)
+        else:
+            raise OutputError("a KDBX export needs --password-file or a terminal to ask for one")
+    doc = _open(ctx).document
+    exporter.export(doc, fmt, out, password=password, force=force)
+    err_console.print(f"Wrote {len(doc.items)} items to {out} ({fmt}, mode 0600).", markup=False)
+    if fmt != "kdbx":
+        warn(f"{out} holds every secret in the clear: delete it when the emergency is over")
+
+
+@group.command("verify")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it.")
+@json_option
+def verify(file: Path, signer: str | None, as_json: bool) -> None:
+    """Check a backup's signature and integrity without any key."""
+    files = opener.load_files(file)
+    expected = opener.parse_signer(signer) if signer else None
+    verified = opener.verify_files(files, expected)
+    manifest = verified.manifest or {}
+    result = {
+        "file": str(file), "ok": True, "signer": sshsig.fingerprint(verified.signer),
+        "signer_checked": expected is not None, "appliance": manifest.get("appliance"),
+        "created": manifest.get("created"), "size": len(files.ciphertext),
+        "keys": manifest.get("keys", []), "counts": manifest.get("counts", {}),
+        "warnings": verified.warnings,
+    }
+    if as_json:
+        print_json(result)
+        return
+    for message in verified.warnings:
+        warn(message)
+    who = "the expected appliance key" if expected else "(signer not pinned: pass --signer to check who)"
+    lines = [
+        f"{file.name}: OK",
+        f"  signature  valid, by {result['signer']} {who}",
+        f"  integrity  {len(files.ciphertext):,} bytes, SHA-256 matches the manifest" if manifest else
+        "  integrity  no manifest to compare with",
+    ]
+    if manifest:
+        lines.append(f"  appliance  {manifest.get('appliance')}, created {manifest.get('created')}")
+        lines.append("  keys       " + ", ".join(f"{k.get('id')} ({k.get('role')})" for k in manifest.get("keys", [])))
+        counts = ", ".join(f"{n} {t}" for t, n in (manifest.get("counts") or {}).items() if n)
+        lines.append(f"  items      {manifest.get('total')} ({counts})")
+    sys.stdout.write("\n".join(lines) + "\n")

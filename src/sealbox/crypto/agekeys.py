@@ -1,0 +1,119 @@
+"""age X25519 keys: raw secret bytes <-> age identity strings, recipients and key ids.
+
+The master key is an age X25519 identity. Its 32-byte secret is what SLIP-39 splits into shares,
+so we need the raw bytes; pyrage only speaks the Bech32 text form (``AGE-SECRET-KEY-1...``), so the
+conversion is done here with the reference Bech32 codec. No cryptography happens in this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import bech32
+import pyrage
+from pyrage import x25519
+
+from sealbox.errors import KeyMaterialError
+
+__all__ = [
+    "SECRET_LEN",
+    "decrypt",
+    "encrypt",
+    "identity_from_secret",
+    "identity_to_secret",
+    "key_id",
+    "load_identities",
+    "new_secret",
+    "parse_recipient",
+    "recipient_of",
+]
+
+SECRET_LEN = 32
+_SECRET_HRP = "age-secret-key-"
+_RECIPIENT_HRP = "age"
+
+
+def new_secret() -> bytearray:
+    """A fresh 32-byte X25519 secret from the OS CSPRNG (mutable, so callers can zero it)."""
+    return bytearray(os.urandom(SECRET_LEN))
+
+
+def identity_from_secret(secret: bytes | bytearray) -> str:
+    """The age identity string (``AGE-SECRET-KEY-1...``) for a raw 32-byte secret."""
+    if len(secret) != SECRET_LEN:
+        raise KeyMaterialError(f"a master key secret is {SECRET_LEN} bytes, got {len(secret)}")
+    data = bech32.convertbits(list(secret), 8, 5, True)
+    text: str = bech32.bech32_encode(_SECRET_HRP, data)
+    return text.upper()
+
+
+def identity_to_secret(identity: str) -> bytearray:
+    """The raw 32-byte secret of an age identity string; raises KeyMaterialError if malformed."""
+    hrp, data = bech32.bech32_decode(identity.strip())
+    if hrp != _SECRET_HRP or data is None:
+        raise KeyMaterialError("not an age X25519 identity (expected AGE-SECRET-KEY-1...)")
+    raw = bech32.convertbits(data, 5, 8, False)
+    if raw is None or len(raw) != SECRET_LEN:
+        raise KeyMaterialError("malformed age identity: wrong length")
+    return bytearray(raw)
+
+
+def recipient_of(identity: str) -> str:
+    """The public recipient (``age1...``) of an identity string."""
+    try:
+        return str(x25519.Identity.from_str(identity.strip()).to_public())
+    except Exception as exc:  # pyrage raises its own IdentityError / ValueError
+        raise KeyMaterialError("not a valid age X25519 identity") from exc
+
+
+def parse_recipient(text: str) -> Any:
+    """A pyrage recipient object for ``age1...``; raises KeyMaterialError with the bad value."""
+    try:
+        return x25519.Recipient.from_str(text.strip())
+    except Exception as exc:
+        raise KeyMaterialError(f"not a valid age X25519 recipient: {text.strip()[:80]!r}") from exc
+
+
+def key_id(recipient: str) -> str:
+    """A short, readable fingerprint of a recipient: 16 hex digits in groups of four.
+
+    SHA-256 of the recipient string, first 8 bytes. It names a key on custodian sheets, manifests
+    and in ``keys list``; it is also the key-check value that tells a wrong share set or passphrase
+    apart from a right one (a wrong one yields a different, valid-looking key).
+    """
+    digest = hashlib.sha256(recipient.strip().encode()).hexdigest()[:16]
+    return "-".join(digest[i : i + 4] for i in range(0, 16, 4))
+
+
+def load_identities(text: str, origin: str) -> list[Any]:
+    """Parse an age identity file (comments with ``#``, one identity per line).
+
+    Returns pyrage identity objects. ``origin`` names the file in error messages.
+    """
+    identities = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            identities.append(x25519.Identity.from_str(line))
+        except Exception as exc:
+            raise KeyMaterialError(f"{origin}: line {number} is not an age X25519 identity") from exc
+    if not identities:
+        raise KeyMaterialError(f"{origin}: no age identity found (expected AGE-SECRET-KEY-1...)")
+    return identities
+
+
+def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
+    """age-encrypt (binary, no armor) to every recipient string."""
+    objs = [parse_recipient(r) for r in recipients]
+    out: bytes = pyrage.encrypt(plaintext, objs)
+    return out
+
+
+def decrypt(ciphertext: bytes, identities: list[Any]) -> bytes:
+    """age-decrypt with any of the identities; raises pyrage.DecryptError for the caller to map."""
+    out: bytes = pyrage.decrypt(ciphertext, identities)
+    return out

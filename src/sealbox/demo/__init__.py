@@ -1,0 +1,1 @@
+"""``sealbox demo``: a demo appliance and the whole product run on it."""

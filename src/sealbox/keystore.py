@@ -1,0 +1,136 @@
+"""The appliance keystore, under ``state_dir/keystore``: public key parts and the signing key.
+
+It holds, by design, nothing that can decrypt a backup:
+
+- ``keys.json``: every master key this appliance has used (recipient, key id, creation date,
+  threshold and share count, last successful custodian drill), the newest marked current. Old
+  keys stay listed so ``keys list`` can tell which retained backups need which key.
+- ``signing_key`` (mode 0600): the appliance's Ed25519 key, OpenSSH format, that signs every
+  secrets backup; ``signing_key.pub`` its public half.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from sealbox.crypto.sshsig import public_key_line
+from sealbox.errors import ConfigError, KeyNotSetError
+
+__all__ = ["KeyRecord", "Keystore", "utc_now"]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class KeyRecord:
+    id: str
+    recipient: str
+    created: str
+    threshold: int | None = None
+    shares: int | None = None
+    passphrase: bool = False
+    current: bool = False
+    last_drill: str | None = None
+
+
+def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class Keystore:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / "keystore"
+
+    def _ensure_dir(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create keystore {self.dir}: {exc.strerror}") from exc
+
+    # -- master keys -------------------------------------------------------------------------
+    def keys(self) -> list[KeyRecord]:
+        path = self.dir / "keys.json"
+        try:
+            raw: Any = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"keystore {path} is unreadable: {exc}") from exc
+        return [KeyRecord(**entry) for entry in raw.get("keys", [])]
+
+    def _save(self, records: list[KeyRecord]) -> None:
+        self._ensure_dir()
+        body = orjson.dumps({"version": 1, "keys": [asdict(r) for r in records]}, option=orjson.OPT_INDENT_2)
+        _atomic_write(self.dir / "keys.json", body)
+
+    def current(self) -> KeyRecord | None:
+        return next((r for r in self.keys() if r.current), None)
+
+    def require_current(self) -> KeyRecord:
+        record = self.current()
+        if record is None:
+            raise KeyNotSetError("no master key is set: run `sealbox keys ceremony` first")
+        return record
+
+    def add(self, record: KeyRecord) -> None:
+        """Store a new master key as current; older keys stay listed, no longer current."""
+        records = self.keys()
+        for r in records:
+            r.current = False
+        record.current = True
+        records.append(record)
+        self._save(records)
+
+    def record_drill(self, key_id: str) -> None:
+        records = self.keys()
+        for r in records:
+            if r.id == key_id:
+                r.last_drill = utc_now()
+        self._save(records)
+
+    # -- the appliance signing key -------------------------------------------------------------
+    def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
+        """The appliance's signing key, created on first use when ``create``."""
+        path = self.dir / "signing_key"
+        try:
+            key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+        except FileNotFoundError:
+            if not create:
+                raise KeyNotSetError(f"no appliance signing key in {self.dir}") from None
+            return self._new_signing_key(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"appliance signing key {path} is unreadable: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"appliance signing key {path} is not an Ed25519 key")
+        return key
+
+    def _new_signing_key(self, path: Path) -> Ed25519PrivateKey:
+        self._ensure_dir()
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        _atomic_write(path, pem, mode=0o600)
+        _atomic_write(path.with_suffix(".pub"), (public_key_line(key.public_key(), "sealbox") + "\n").encode())
+        return key
+
+    def signer_public(self) -> Ed25519PublicKey:
+        return self.signing_key().public_key()

@@ -1,0 +1,205 @@
+"""Use case: the break-the-glass secrets backup (``sealbox backup secrets``).
+
+Order of writes at the destination, so that a crash at any point leaves no half backup: the
+signature and the manifest first, then the encrypted file (exclusive create; the ``.age`` name is
+what readers look for), then retention. Leftover side files of an interrupted run are removed by
+the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sealbox import __version__
+from sealbox.backends import Backend, open_backend
+from sealbox.breakglass import document, package
+from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
+from sealbox.crypto import agekeys
+from sealbox.errors import ConfigError, CorruptFileError, KeyNotSetError, NotFoundError
+from sealbox.keystore import Keystore
+from sealbox.placement import check_destination
+from sealbox.schedule import parse_duration
+from sealbox.sources import collect
+
+__all__ = [
+    "SecretsBackupResult",
+    "apply_retention",
+    "backup_key_ids",
+    "list_backups",
+    "recipients_for",
+    "run",
+]
+
+SIDE_SUFFIXES = (".sig", ".manifest.json")
+
+
+@dataclass
+class SecretsBackupResult:
+    name: str
+    destination: str
+    size: int
+    total: int
+    counts: dict[str, int]
+    keys: list[dict[str, str]]
+    deleted: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
+    """The master key (keystore) plus extra recipients (config), each with its key id and role."""
+    keys: list[dict[str, str]] = []
+    current = keystore.current()
+    if current is not None:
+        keys.append({"id": current.id, "recipient": current.recipient, "role": "master"})
+    for recipient in config.keys.recipients:
+        if all(k["recipient"] != recipient for k in keys):
+            agekeys.parse_recipient(recipient)
+            keys.append({"id": agekeys.key_id(recipient), "recipient": recipient, "role": "recipient"})
+    if not keys:
+        raise KeyNotSetError("no master key is set: run `sealbox keys ceremony` (or set keys.recipients)")
+    return keys
+
+
+def _source_paths(config: Config) -> list[Path]:
+    paths: list[Path] = []
+    for source in config.secrets.sources if config.secrets else []:
+        if isinstance(source, KdbxSource | JsonSource):
+            paths.append(source.path)
+        elif isinstance(source, SqlSource) and source.url.startswith("sqlite:///"):
+            paths.append(Path(source.url.removeprefix("sqlite:///").split("?")[0]))
+    return paths
+
+
+def list_backups(backend: Backend, appliance: str) -> list[str]:
+    """Names of this appliance's secrets backups at the destination, newest first."""
+    names = []
+    for info in backend.list(f"secrets-{appliance}-"):
+        parsed = package.parse_backup_name(info.name)
+        if parsed and parsed[0] == appliance:
+            names.append((parsed[1], parsed[2], info.name))
+    return [n for _, _, n in sorted(names, reverse=True)]
+
+
+def apply_retention(backend: Backend, appliance: str, keep_last: int | None, keep_within: str | None,
+                    now: datetime, protect: str) -> list[str]:
+    """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted."""
+    names = list_backups(backend, appliance)
+    if keep_last is None and keep_within is None:
+        return []
+    keep = set(names[: keep_last or 0]) | {protect}
+    if keep_within:
+        horizon = now - parse_duration(keep_within)
+        for name in names:
+            stamp = package.parse_backup_name(name)
+            if stamp and datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) >= horizon:
+                keep.add(name)
+    deleted = []
+    for name in names:
+        if name not in keep:
+            backend.delete(name)  # the .age first: once it is gone the backup no longer exists
+            for suffix in SIDE_SUFFIXES:
+                backend.delete(name + suffix)
+            deleted.append(name)
+    # Side files whose .age never landed (a run interrupted between writes).
+    present = set(list_backups(backend, appliance))
+    for info in backend.list(f"secrets-{appliance}-"):
+        for suffix in SIDE_SUFFIXES:
+            base = info.name.removesuffix(suffix)
+            if info.name.endswith(suffix) and base not in present and base != protect:
+                backend.delete(info.name)
+    return deleted
+
+
+def _free_name(backend: Backend, appliance: str, stamp: str) -> str:
+    for seq in range(100):
+        name = package.backup_name(appliance, stamp, seq)
+        try:
+            backend.stat(name)
+        except NotFoundError:
+            return name
+    raise ConfigError("more than 100 secrets backups in one second: check the schedule")
+
+
+def run(config: Config, destination: str | None = None, now: datetime | None = None) -> SecretsBackupResult:
+    """Export, encrypt, sign and store one secrets backup; then apply retention."""
+    if config.secrets is None:
+        raise ConfigError("no [secrets] section in the config: nothing to back up")
+    section = config.secrets
+    dest_name = destination or section.destination
+    dest = config.destinations.get(dest_name)
+    if dest is None:
+        raise ConfigError(f"no destination named {dest_name!r} in the config")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    keystore = Keystore(config.appliance.state_dir)
+    keys = recipients_for(config, keystore)
+    signer = keystore.signing_key()
+    warnings = check_destination(
+        dest_name, dest.url, dest.allow_on_appliance,
+        [config.appliance.state_dir, config.appliance.var_dir, *_source_paths(config)],
+    )
+    backend = open_backend(dest.url)
+    try:
+        backend.capacity()  # fails fast on an unreachable destination, before reading secrets
+
+        mark = time.perf_counter()
+        items = collect(list(section.sources))
+        timings["export"] = time.perf_counter() - mark
+
+        now = now or datetime.now(UTC)
+        created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        mark = time.perf_counter()
+        counts = document.counts_of(items)
+        plaintext: Any = document.build(
+            items, appliance=config.appliance.name, created=created, keys=keys, sealbox_version=__version__
+        )
+        del items
+        ciphertext = agekeys.encrypt(plaintext, [k["recipient"] for k in keys])
+        del plaintext
+        timings["encrypt"] = time.perf_counter() - mark
+
+        mark = time.perf_counter()
+        name = _free_name(backend, config.appliance.name, now.strftime("%Y%m%dT%H%M%SZ"))
+        sealed = package.seal(
+            ciphertext, name=name, appliance=config.appliance.name, created=created, keys=keys,
+            counts=counts, signer=signer, sealbox_version=__version__,
+        )
+        try:
+            backend.put(name + ".sig", sealed.signature.encode(), exclusive=True)
+            backend.put(name + ".manifest.json", sealed.manifest, exclusive=True)
+            backend.put(name, sealed.ciphertext, exclusive=True)
+        except BaseException:
+            for leftover in (name + ".sig", name + ".manifest.json"):
+                try:
+                    backend.delete(leftover)
+                except Exception:  # noqa: S110 - best effort; the next run removes leftovers
+                    pass
+            raise
+        timings["store"] = time.perf_counter() - mark
+
+        deleted = apply_retention(backend, config.appliance.name, section.keep_last, section.keep_within, now, name)
+    finally:
+        backend.close()
+    timings["total"] = time.perf_counter() - started
+    return SecretsBackupResult(
+        name=name, destination=backend.display, size=len(sealed.ciphertext), total=sum(counts.values()),
+        counts=counts, keys=keys, deleted=deleted, warnings=warnings, seconds=timings,
+    )
+
+
+def backup_key_ids(backend: Backend, appliance: str) -> list[tuple[str, list[str]]]:
+    """(backup name, key ids it was made for) from each retained backup's manifest."""
+    out = []
+    for name in list_backups(backend, appliance):
+        try:
+            manifest = package.parse_manifest(backend.get(name + ".manifest.json"))
+        except (NotFoundError, CorruptFileError):
+            out.append((name, []))
+            continue
+        out.append((name, [str(k.get("id")) for k in manifest.get("keys", [])]))
+    return out

@@ -1,0 +1,53 @@
+"""Secret sources: each module reads one kind of store and returns items.
+
+Every reader takes its config model and returns ``list[Item]``; any failure is a
+:class:`~sealbox.errors.SourceError` naming the source, never showing a secret or a password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sealbox.config.models import CommandSource, JsonSource, KdbxSource, SqlSource
+from sealbox.errors import SourceError
+from sealbox.items import Item
+
+__all__ = ["collect", "read_source"]
+
+
+def _reader(source: Any) -> Callable[[Any], list[Item]]:
+    if isinstance(source, SqlSource):
+        from sealbox.sources.sql import read
+    elif isinstance(source, KdbxSource):
+        from sealbox.sources.kdbx import read
+    elif isinstance(source, JsonSource):
+        from sealbox.sources.jsonfile import read
+    elif isinstance(source, CommandSource):
+        from sealbox.sources.command import read
+    else:  # pragma: no cover - the config schema admits no other kind
+        raise SourceError(f"unknown source kind {type(source).__name__}")
+    return read
+
+
+def read_source(source: SqlSource | KdbxSource | JsonSource | CommandSource) -> list[Item]:
+    return _reader(source)(source)
+
+
+def collect(sources: list[Any]) -> list[Item]:
+    """Items of every source, in order; ids must be unique across sources."""
+    items: list[Item] = []
+    origin: dict[str, str] = {}
+    for source in sources:
+        for item in read_source(source):
+            other = origin.get(item.id)
+            if other is not None:
+                raise SourceError(
+                    f"item id {item.id!r} comes from both source {other!r} and {source.name!r}"
+                    " (set id_prefix on one of them)"
+                    if other != source.name
+                    else f"source {source.name!r}: item id {item.id!r} appears twice"
+                )
+            origin[item.id] = source.name
+            items.append(item)
+    return items
