@@ -49,13 +49,16 @@ def normalise_time(value: Any) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp: str = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return stamp
     text = str(value).strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return text  # keep what the source said rather than lose it
-    return normalise_time(parsed)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _text(value: Any) -> str | None:
@@ -84,7 +87,9 @@ def item_from_dict(data: Any, source: str, id_prefix: str = "") -> Item:
         raise ValueError("an item needs an 'id'")
     item_type = str(data.get("type") or "other")
     if item_type not in ITEM_TYPES:
-        raise ValueError(f"item {data['id']!r}: unknown type {item_type!r} (one of {', '.join(ITEM_TYPES)})")
+        raise ValueError(
+            f"item {data['id']!r}: unknown type {item_type!r} (one of {', '.join(ITEM_TYPES)})"
+        )
     tags = data.get("tags") or []
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.split(",") if t.strip()]
@@ -92,8 +97,12 @@ def item_from_dict(data: Any, source: str, id_prefix: str = "") -> Item:
     for version in data.get("history") or []:
         if not isinstance(version, dict):
             raise ValueError(f"item {data['id']!r}: a history entry must be an object")
-        history.append(Version(time=normalise_time(version.get("time")) or "",
-                               secret=_str_dict(version.get("secret"), "history secret")))
+        history.append(
+            Version(
+                time=normalise_time(version.get("time")) or "",
+                secret=_str_dict(version.get("secret"), "history secret"),
+            )
+        )
     return Item(
         id=f"{id_prefix}{data['id']}",
         type=item_type,

@@ -41,7 +41,9 @@ def from_identity_file(path: Path) -> Unlocked:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyMaterialError(f"cannot read identity file {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        raise KeyMaterialError(
+            f"cannot read identity file {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
     identities = agekeys.load_identities(text, str(path))
     recipients = [str(i.to_public()) for i in identities]
     return Unlocked(identities=identities, recipients=recipients)
@@ -53,12 +55,16 @@ def parse_shares(paths: list[Path]) -> list[shares.ParsedShare]:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ShareError(f"cannot read share {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+            raise ShareError(
+                f"cannot read share {path}: {getattr(exc, 'strerror', None) or exc}"
+            ) from exc
         parsed.append(shares.parse_share(text, str(path)))
     return parsed
 
 
-def rebuild_identity(paths: list[Path], passphrase: PassphraseSource | None) -> tuple[str, list[shares.ParsedShare]]:
+def rebuild_identity(
+    paths: list[Path], passphrase: PassphraseSource | None
+) -> tuple[str, list[shares.ParsedShare]]:
     """The age identity string the shares rebuild, checked against the key id on the sheets."""
     parsed = parse_shares(paths)
     needs_passphrase = any(p.passphrase for p in parsed)
@@ -77,7 +83,11 @@ def rebuild_identity(paths: list[Path], passphrase: PassphraseSource | None) -> 
     recipient = agekeys.recipient_of(identity)
     expected = {p.key_id for p in parsed if p.key_id}
     if expected and agekeys.key_id(recipient) not in expected:
-        hint = "wrong passphrase" if (passphrase is not None or needs_passphrase) else "missing --passphrase"
+        hint = (
+            "wrong passphrase"
+            if (passphrase is not None or needs_passphrase)
+            else "missing --passphrase"
+        )
         raise WrongKeyError(
             f"the shares rebuild key {agekeys.key_id(recipient)}, but their sheets name key"
             f" {', '.join(sorted(expected))}: {hint}?"

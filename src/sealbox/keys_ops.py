@@ -31,12 +31,27 @@ class CeremonyResult:
     files: list[Path]
 
 
-def render_sheet(*, number: int, total: int, threshold: int, mnemonic: str, key_id: str, recipient: str,
-                 created: str, appliance: str, signer: str, passphrase: bool) -> str:
+def render_sheet(
+    *,
+    number: int,
+    total: int,
+    threshold: int,
+    mnemonic: str,
+    key_id: str,
+    recipient: str,
+    created: str,
+    appliance: str,
+    signer: str,
+    passphrase: bool,
+) -> str:
     words = mnemonic.split()
     rows = []
     for start in range(0, len(words), 4):
-        rows.append("  ".join(f"{i + 1:>2}. {w:<10}" for i, w in enumerate(words[start:start + 4], start)).rstrip())
+        rows.append(
+            "  ".join(
+                f"{i + 1:>2}. {w:<10}" for i, w in enumerate(words[start : start + 4], start)
+            ).rstrip()
+        )
     fingerprint = sshsig.fingerprint(sshsig.parse_public_key_line(signer))
     body = f"""\
         SEALBOX MASTER KEY - CUSTODIAN SHARE {number} OF {total}
@@ -76,11 +91,20 @@ def render_sheet(*, number: int, total: int, threshold: int, mnemonic: str, key_
                 -s FILE.sig < FILE
         """
     text = textwrap.dedent(body)
-    return text.replace("{rows}", "\n".join(rows)).replace("{mnemonic}", "\n".join(textwrap.wrap(mnemonic, 72)))
+    return text.replace("{rows}", "\n".join(rows)).replace(
+        "{mnemonic}", "\n".join(textwrap.wrap(mnemonic, 72))
+    )
 
 
-def ceremony(keystore: Keystore, *, appliance: str, total: int, threshold: int, passphrase: str = "",
-             out_dir: Path | None = None) -> CeremonyResult:
+def ceremony(
+    keystore: Keystore,
+    *,
+    appliance: str,
+    total: int,
+    threshold: int,
+    passphrase: str = "",
+    out_dir: Path | None = None,
+) -> CeremonyResult:
     """Make a new master key, split it into sheets, keep only its public part; return the sheets."""
     if not all(32 <= ord(c) <= 126 for c in passphrase):
         raise ShareError("a share passphrase uses printable ASCII characters only")
@@ -91,9 +115,13 @@ def ceremony(keystore: Keystore, *, appliance: str, total: int, threshold: int, 
     secret = agekeys.new_secret()
     try:
         recipient = agekeys.recipient_of(agekeys.identity_from_secret(secret))
-        mnemonics = shares.split(secret, shares=total, threshold=threshold, passphrase=passphrase.encode())
+        mnemonics = shares.split(
+            secret, shares=total, threshold=threshold, passphrase=passphrase.encode()
+        )
         # Prove the split before anyone walks away with a sheet: the first quorum must rebuild it.
-        check = shares.combine([shares.parse_share(m, "check") for m in mnemonics[:threshold]], passphrase.encode())
+        check = shares.combine(
+            [shares.parse_share(m, "check") for m in mnemonics[:threshold]], passphrase.encode()
+        )
         if check != secret:
             raise ShareError("internal check failed: the shares do not rebuild the key")
         check[:] = bytes(len(check))
@@ -103,9 +131,18 @@ def ceremony(keystore: Keystore, *, appliance: str, total: int, threshold: int, 
     key_id = agekeys.key_id(recipient)
     signer = sshsig.public_key_line(keystore.signing_key().public_key())
     sheets = [
-        render_sheet(number=n, total=total, threshold=threshold, mnemonic=m, key_id=key_id,
-                     recipient=recipient, created=created, appliance=appliance, signer=signer,
-                     passphrase=bool(passphrase))
+        render_sheet(
+            number=n,
+            total=total,
+            threshold=threshold,
+            mnemonic=m,
+            key_id=key_id,
+            recipient=recipient,
+            created=created,
+            appliance=appliance,
+            signer=signer,
+            passphrase=bool(passphrase),
+        )
         for n, m in enumerate(mnemonics, 1)
     ]
     if out_dir is not None:
@@ -116,9 +153,19 @@ def ceremony(keystore: Keystore, *, appliance: str, total: int, threshold: int, 
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(sheet)
         except OSError as exc:
-            raise OutputError(f"cannot write the share sheets in {out_dir}: {exc.strerror}") from exc
-    keystore.add(KeyRecord(id=key_id, recipient=recipient, created=created, threshold=threshold,
-                           shares=total, passphrase=bool(passphrase)))
+            raise OutputError(
+                f"cannot write the share sheets in {out_dir}: {exc.strerror}"
+            ) from exc
+    keystore.add(
+        KeyRecord(
+            id=key_id,
+            recipient=recipient,
+            created=created,
+            threshold=threshold,
+            shares=total,
+            passphrase=bool(passphrase),
+        )
+    )
     return CeremonyResult(key_id, recipient, created, threshold, total, signer, sheets, files)
 
 
@@ -138,10 +185,12 @@ def drill(keystore: Keystore, paths: list[Path], passphrase: PassphraseSource | 
     recipient = agekeys.recipient_of(identity)
     del identity
     if recipient != current.recipient:
-        known = {r.recipient: r for r in keystore.keys()}
+        known = {r.recipient: r for r in keystore.records()}
         older = known.get(recipient)
         if older is not None:
-            raise ShareError(f"these shares rebuild the older key {older.id}, not the current key {current.id}")
+            raise ShareError(
+                f"these shares rebuild the older key {older.id}, not the current key {current.id}"
+            )
         raise ShareError(
             f"these shares rebuild key {agekeys.key_id(recipient)}, not the current key {current.id}"
             " (wrong passphrase, or shares of another appliance?)"

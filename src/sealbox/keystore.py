@@ -66,7 +66,7 @@ class Keystore:
             raise ConfigError(f"cannot create keystore {self.dir}: {exc.strerror}") from exc
 
     # -- master keys -------------------------------------------------------------------------
-    def keys(self) -> list[KeyRecord]:
+    def records(self) -> list[KeyRecord]:
         path = self.dir / "keys.json"
         try:
             raw: Any = orjson.loads(path.read_bytes())
@@ -78,11 +78,13 @@ class Keystore:
 
     def _save(self, records: list[KeyRecord]) -> None:
         self._ensure_dir()
-        body = orjson.dumps({"version": 1, "keys": [asdict(r) for r in records]}, option=orjson.OPT_INDENT_2)
+        body = orjson.dumps(
+            {"version": 1, "keys": [asdict(r) for r in records]}, option=orjson.OPT_INDENT_2
+        )
         _atomic_write(self.dir / "keys.json", body)
 
     def current(self) -> KeyRecord | None:
-        return next((r for r in self.keys() if r.current), None)
+        return next((r for r in self.records() if r.current), None)
 
     def require_current(self) -> KeyRecord:
         record = self.current()
@@ -92,7 +94,7 @@ class Keystore:
 
     def add(self, record: KeyRecord) -> None:
         """Store a new master key as current; older keys stay listed, no longer current."""
-        records = self.keys()
+        records = self.records()
         for r in records:
             r.current = False
         record.current = True
@@ -100,7 +102,7 @@ class Keystore:
         self._save(records)
 
     def record_drill(self, key_id: str) -> None:
-        records = self.keys()
+        records = self.records()
         for r in records:
             if r.id == key_id:
                 r.last_drill = utc_now()
@@ -126,10 +128,14 @@ class Keystore:
         self._ensure_dir()
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
         )
         _atomic_write(path, pem, mode=0o600)
-        _atomic_write(path.with_suffix(".pub"), (public_key_line(key.public_key(), "sealbox") + "\n").encode())
+        _atomic_write(
+            path.with_suffix(".pub"), (public_key_line(key.public_key(), "sealbox") + "\n").encode()
+        )
         return key
 
     def signer_public(self) -> Ed25519PublicKey:

@@ -8,6 +8,7 @@ the next one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,9 +60,13 @@ def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
     for recipient in config.keys.recipients:
         if all(k["recipient"] != recipient for k in keys):
             agekeys.parse_recipient(recipient)
-            keys.append({"id": agekeys.key_id(recipient), "recipient": recipient, "role": "recipient"})
+            keys.append(
+                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "recipient"}
+            )
     if not keys:
-        raise KeyNotSetError("no master key is set: run `sealbox keys ceremony` (or set keys.recipients)")
+        raise KeyNotSetError(
+            "no master key is set: run `sealbox keys ceremony` (or set keys.recipients)"
+        )
     return keys
 
 
@@ -85,8 +90,14 @@ def list_backups(backend: Backend, appliance: str) -> list[str]:
     return [n for _, _, n in sorted(names, reverse=True)]
 
 
-def apply_retention(backend: Backend, appliance: str, keep_last: int | None, keep_within: str | None,
-                    now: datetime, protect: str) -> list[str]:
+def apply_retention(
+    backend: Backend,
+    appliance: str,
+    keep_last: int | None,
+    keep_within: str | None,
+    now: datetime,
+    protect: str,
+) -> list[str]:
     """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted."""
     names = list_backups(backend, appliance)
     if keep_last is None and keep_within is None:
@@ -96,7 +107,10 @@ def apply_retention(backend: Backend, appliance: str, keep_last: int | None, kee
         horizon = now - parse_duration(keep_within)
         for name in names:
             stamp = package.parse_backup_name(name)
-            if stamp and datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) >= horizon:
+            if (
+                stamp
+                and datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) >= horizon
+            ):
                 keep.add(name)
     deleted = []
     for name in names:
@@ -116,16 +130,23 @@ def apply_retention(backend: Backend, appliance: str, keep_last: int | None, kee
 
 
 def _free_name(backend: Backend, appliance: str, stamp: str) -> str:
-    for seq in range(100):
-        name = package.backup_name(appliance, stamp, seq)
-        try:
-            backend.stat(name)
-        except NotFoundError:
-            return name
-    raise ConfigError("more than 100 secrets backups in one second: check the schedule")
+    """A new name that sorts after every existing backup of the same second."""
+    taken = [
+        parsed[2]
+        for info in backend.list(f"secrets-{appliance}-{stamp}")
+        if (
+            parsed := package.parse_backup_name(
+                info.name.removesuffix(".sig").removesuffix(".manifest.json")
+            )
+        )
+        and parsed[1] == stamp
+    ]
+    return package.backup_name(appliance, stamp, max(taken) + 1 if taken else 0)
 
 
-def run(config: Config, destination: str | None = None, now: datetime | None = None) -> SecretsBackupResult:
+def run(
+    config: Config, destination: str | None = None, now: datetime | None = None
+) -> SecretsBackupResult:
     """Export, encrypt, sign and store one secrets backup; then apply retention."""
     if config.secrets is None:
         raise ConfigError("no [secrets] section in the config: nothing to back up")
@@ -140,7 +161,9 @@ def run(config: Config, destination: str | None = None, now: datetime | None = N
     keys = recipients_for(config, keystore)
     signer = keystore.signing_key()
     warnings = check_destination(
-        dest_name, dest.url, dest.allow_on_appliance,
+        dest_name,
+        dest.url,
+        dest.allow_on_appliance,
         [config.appliance.state_dir, config.appliance.var_dir, *_source_paths(config)],
     )
     backend = open_backend(dest.url)
@@ -156,7 +179,11 @@ def run(config: Config, destination: str | None = None, now: datetime | None = N
         mark = time.perf_counter()
         counts = document.counts_of(items)
         plaintext: Any = document.build(
-            items, appliance=config.appliance.name, created=created, keys=keys, sealbox_version=__version__
+            items,
+            appliance=config.appliance.name,
+            created=created,
+            keys=keys,
+            sealbox_version=__version__,
         )
         del items
         ciphertext = agekeys.encrypt(plaintext, [k["recipient"] for k in keys])
@@ -166,35 +193,54 @@ def run(config: Config, destination: str | None = None, now: datetime | None = N
         mark = time.perf_counter()
         name = _free_name(backend, config.appliance.name, now.strftime("%Y%m%dT%H%M%SZ"))
         sealed = package.seal(
-            ciphertext, name=name, appliance=config.appliance.name, created=created, keys=keys,
-            counts=counts, signer=signer, sealbox_version=__version__,
+            ciphertext,
+            name=name,
+            appliance=config.appliance.name,
+            created=created,
+            keys=keys,
+            counts=counts,
+            signer=signer,
+            sealbox_version=__version__,
         )
+        written: list[str] = []
         try:
-            backend.put(name + ".sig", sealed.signature.encode(), exclusive=True)
-            backend.put(name + ".manifest.json", sealed.manifest, exclusive=True)
+            for part, data in (
+                (".sig", sealed.signature.encode()),
+                (".manifest.json", sealed.manifest),
+            ):
+                backend.put(name + part, data, exclusive=True)
+                written.append(name + part)
             backend.put(name, sealed.ciphertext, exclusive=True)
         except BaseException:
-            for leftover in (name + ".sig", name + ".manifest.json"):
-                try:
+            # Only what this run wrote: an exclusive put that failed may have met another run's file.
+            for leftover in written:
+                with contextlib.suppress(Exception):  # best effort; the next run removes leftovers
                     backend.delete(leftover)
-                except Exception:  # noqa: S110 - best effort; the next run removes leftovers
-                    pass
             raise
         timings["store"] = time.perf_counter() - mark
 
-        deleted = apply_retention(backend, config.appliance.name, section.keep_last, section.keep_within, now, name)
+        deleted = apply_retention(
+            backend, config.appliance.name, section.keep_last, section.keep_within, now, name
+        )
     finally:
         backend.close()
     timings["total"] = time.perf_counter() - started
     return SecretsBackupResult(
-        name=name, destination=backend.display, size=len(sealed.ciphertext), total=sum(counts.values()),
-        counts=counts, keys=keys, deleted=deleted, warnings=warnings, seconds=timings,
+        name=name,
+        destination=backend.display,
+        size=len(sealed.ciphertext),
+        total=sum(counts.values()),
+        counts=counts,
+        keys=keys,
+        deleted=deleted,
+        warnings=warnings,
+        seconds=timings,
     )
 
 
 def backup_key_ids(backend: Backend, appliance: str) -> list[tuple[str, list[str]]]:
     """(backup name, key ids it was made for) from each retained backup's manifest."""
-    out = []
+    out: list[tuple[str, list[str]]] = []
     for name in list_backups(backend, appliance):
         try:
             manifest = package.parse_manifest(backend.get(name + ".manifest.json"))

@@ -22,7 +22,9 @@ def check_url(url: str) -> None:
     """Raise ValueError (pydantic turns it into a config problem) if no backend handles ``url``."""
     scheme = _scheme(url)
     if scheme not in SUPPORTED:
-        raise ValueError(f"unsupported destination scheme {scheme!r} (supported: {', '.join(SUPPORTED)})")
+        raise ValueError(
+            f"unsupported destination scheme {scheme!r} (supported: {', '.join(SUPPORTED)})"
+        )
     if scheme == "file" and "://" in url:
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):

@@ -26,8 +26,14 @@ def counts_of(items: list[Item]) -> dict[str, int]:
     return {t: counter.get(t, 0) for t in ITEM_TYPES}
 
 
-def build(items: list[Item], *, appliance: str, created: str, keys: list[dict[str, str]],
-          sealbox_version: str) -> bytes:
+def build(
+    items: list[Item],
+    *,
+    appliance: str,
+    created: str,
+    keys: list[dict[str, str]],
+    sealbox_version: str,
+) -> bytes:
     """Serialise the document; items keep their order."""
     return orjson.dumps(
         {
@@ -61,7 +67,9 @@ class Document:
         fields = (field,) if field else ("name", "host", "url", "username")
         found = []
         for item in self.items:
-            if field in (None, "tag") and any(needle in t.casefold() for t in item.get("tags") or ()):
+            if field in (None, "tag") and any(
+                needle in t.casefold() for t in item.get("tags") or ()
+            ):
                 found.append(item)
                 continue
             if field == "tag":

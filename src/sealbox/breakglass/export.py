@@ -21,8 +21,21 @@ from sealbox.errors import OutputError
 __all__ = ["FORMATS", "export"]
 
 FORMATS = ("json", "csv", "kdbx")
-CSV_COLUMNS = ["id", "type", "name", "host", "url", "username", "password", "other_secrets",
-               "tags", "notes", "updated", "source", "versions"]
+CSV_COLUMNS = [
+    "id",
+    "type",
+    "name",
+    "host",
+    "url",
+    "username",
+    "password",
+    "other_secrets",
+    "tags",
+    "notes",
+    "updated",
+    "source",
+    "versions",
+]
 
 
 def _primary(secret: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -47,8 +60,10 @@ def _create(path: Path, force: bool) -> int:
 
 
 def to_json(doc: Document) -> bytes:
-    return orjson.dumps({"appliance": doc.appliance, "created": doc.created, "items": doc.items},
-                        option=orjson.OPT_INDENT_2)
+    return orjson.dumps(
+        {"appliance": doc.appliance, "created": doc.created, "items": doc.items},
+        option=orjson.OPT_INDENT_2,
+    )
 
 
 def to_csv(doc: Document) -> bytes:
@@ -57,13 +72,23 @@ def to_csv(doc: Document) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for item in doc.items:
         password, others = _primary(item.get("secret") or {})
-        writer.writerow([
-            item.get("id"), item.get("type"), item.get("name"), item.get("host") or "",
-            item.get("url") or "", item.get("username") or "", password,
-            orjson.dumps(others).decode() if others else "", ",".join(item.get("tags") or []),
-            item.get("notes") or "", item.get("updated") or "", item.get("source") or "",
-            len(item.get("history") or []) + 1,
-        ])
+        writer.writerow(
+            [
+                item.get("id"),
+                item.get("type"),
+                item.get("name"),
+                item.get("host") or "",
+                item.get("url") or "",
+                item.get("username") or "",
+                password,
+                orjson.dumps(others).decode() if others else "",
+                ",".join(item.get("tags") or []),
+                item.get("notes") or "",
+                item.get("updated") or "",
+                item.get("source") or "",
+                len(item.get("history") or []) + 1,
+            ]
+        )
     return out.getvalue().encode()
 
 
@@ -81,10 +106,14 @@ def _kdbx(doc: Document, path: Path, password: str) -> None:
         first_secret = history[0]["secret"] if history else item.get("secret") or {}
         first_password, _ = _primary(first_secret)
         entry = kp.add_entry(
-            groups[kind], title=str(item.get("name") or item.get("id")),
-            username=item.get("username") or "", password=first_password if history else password_value,
-            url=item.get("url") or None, notes=item.get("notes") or None,
-            tags=list(item.get("tags") or []) or None, force_creation=True,
+            groups[kind],
+            title=str(item.get("name") or item.get("id")),
+            username=item.get("username") or "",
+            password=first_password if history else password_value,
+            url=item.get("url") or None,
+            notes=item.get("notes") or None,
+            tags=list(item.get("tags") or []) or None,
+            force_creation=True,
         )
         # Older versions become KeePass history entries, oldest first, then the current value.
         for version in history[1:]:
@@ -104,7 +133,9 @@ def _kdbx(doc: Document, path: Path, password: str) -> None:
     kp.save()
 
 
-def export(doc: Document, fmt: str, path: Path, *, password: str | None = None, force: bool = False) -> None:
+def export(
+    doc: Document, fmt: str, path: Path, *, password: str | None = None, force: bool = False
+) -> None:
     """Write the export; OutputError if the file exists (without ``force``) or cannot be written."""
     if fmt not in FORMATS:
         raise OutputError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
@@ -112,11 +143,15 @@ def export(doc: Document, fmt: str, path: Path, *, password: str | None = None, 
         raise OutputError("a KDBX export needs a password")
     fd = _create(path, force)
     if fmt == "kdbx":
-        os.close(fd)  # pykeepass writes the file itself; it keeps the 0600 mode we created
+        os.close(fd)
+        # pykeepass replaces the file when it saves: a strict umask keeps the new one 0600 too.
+        old_umask = os.umask(0o077)
         try:
             _kdbx(doc, path, password or "")
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+        finally:
+            os.umask(old_umask)
         return
     data = to_json(doc) if fmt == "json" else to_csv(doc)
     with os.fdopen(fd, "wb") as handle:

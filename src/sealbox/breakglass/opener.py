@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sealbox.breakglass import document, package
 from sealbox.crypto import agekeys, sshsig
-from sealbox.errors import CorruptFileError, NotFoundError, SealboxError, SignatureError, WrongKeyError
+from sealbox.errors import (
+    CorruptFileError,
+    NotFoundError,
+    SealboxError,
+    SignatureError,
+    WrongKeyError,
+)
 from sealbox.keymaterial import Unlocked
 
 __all__ = ["BackupFiles", "Opened", "load_files", "open_backup", "parse_signer", "verify_files"]
@@ -67,6 +74,22 @@ def verify_files(files: BackupFiles, expected_signer: Ed25519PublicKey | None) -
         raise type(exc)(f"{files.path.name}: {exc}") from exc
 
 
+def _unsigned_manifest(files: BackupFiles, warnings: list[str]) -> dict[str, Any] | None:
+    """The manifest, unauthenticated, to name keys and spot damage when the signature is ignored."""
+    if files.manifest is None:
+        return None
+    try:
+        manifest = package.parse_manifest(files.manifest)
+    except CorruptFileError as exc:
+        warnings.append(f"manifest ignored: {exc}")
+        return None
+    if manifest.get("size") != len(files.ciphertext):
+        warnings.append(
+            f"file is {len(files.ciphertext)} bytes, its manifest says {manifest.get('size')} (truncated?)"
+        )
+    return manifest
+
+
 @dataclass
 class Opened:
     document: document.Document
@@ -74,25 +97,33 @@ class Opened:
     warnings: list[str]
 
 
-def open_backup(files: BackupFiles, unlocked: Unlocked, *, expected_signer: Ed25519PublicKey | None,
-                ignore_signature: bool) -> Opened:
+def open_backup(
+    files: BackupFiles,
+    unlocked: Unlocked,
+    *,
+    expected_signer: Ed25519PublicKey | None,
+    ignore_signature: bool,
+) -> Opened:
     """Verify (unless told not to), check the key against the manifest, decrypt, parse."""
     import pyrage
 
     warnings: list[str] = []
     verified: package.Verified | None = None
+    manifest = None
     signer = expected_signer or unlocked.signer
     try:
         verified = verify_files(files, signer)
         warnings += verified.warnings
+        manifest = verified.manifest
     except SignatureError as exc:
         if not ignore_signature:
             raise SignatureError(f"{exc} (refusing to open; --ignore-signature overrides)") from exc
         warnings.append(f"signature NOT verified: {exc}")
-    if verified and verified.manifest:
-        made_for = {k.get("recipient") for k in verified.manifest.get("keys", [])}
+        manifest = _unsigned_manifest(files, warnings)
+    if manifest:
+        made_for = {k.get("recipient") for k in manifest.get("keys", [])}
         if not made_for & set(unlocked.recipients):
-            ids = ", ".join(k.get("id", "?") for k in verified.manifest.get("keys", []))
+            ids = ", ".join(k.get("id", "?") for k in manifest.get("keys", []))
             hint = " (wrong passphrase or shares of another key?)" if unlocked.from_shares else ""
             raise WrongKeyError(
                 f"{files.path.name} was made for key {ids}; the key given is"
@@ -101,9 +132,13 @@ def open_backup(files: BackupFiles, unlocked: Unlocked, *, expected_signer: Ed25
     try:
         plaintext = agekeys.decrypt(files.ciphertext, unlocked.identities)
     except pyrage.DecryptError as exc:
-        if verified and verified.manifest:
-            raise CorruptFileError(f"{files.path.name}: decryption failed: the file is damaged") from exc
-        raise WrongKeyError(f"{files.path.name}: the key given does not open this file ({exc})") from exc
+        if manifest:
+            raise CorruptFileError(
+                f"{files.path.name}: decryption failed: the file is damaged or truncated"
+            ) from exc
+        raise WrongKeyError(
+            f"{files.path.name}: the key given does not open this file ({exc})"
+        ) from exc
     try:
         doc = document.parse(plaintext)
     finally:

@@ -38,7 +38,9 @@ __all__ = [
 MANIFEST_FORMAT = "sealbox-secrets-manifest"
 MANIFEST_VERSION = 1
 AGE_MAGIC = b"age-encryption.org/v1\n"
-_NAME = re.compile(r"^secrets-(?P<appliance>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<time>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?\.age$")
+_NAME = re.compile(
+    r"^secrets-(?P<appliance>[A-Za-z0-9][A-Za-z0-9._-]*)-(?P<time>\d{8}T\d{6}Z)(?:-(?P<seq>\d+))?\.age$"
+)
 
 
 def backup_name(appliance: str, stamp: str, seq: int = 0) -> str:
@@ -66,8 +68,17 @@ class Sealed:
     manifest: bytes
 
 
-def seal(ciphertext: bytes, *, name: str, appliance: str, created: str, keys: list[dict[str, str]],
-         counts: dict[str, int], signer: Ed25519PrivateKey, sealbox_version: str) -> Sealed:
+def seal(
+    ciphertext: bytes,
+    *,
+    name: str,
+    appliance: str,
+    created: str,
+    keys: list[dict[str, str]],
+    counts: dict[str, int],
+    signer: Ed25519PrivateKey,
+    sealbox_version: str,
+) -> Sealed:
     """Sign an age ciphertext and build its manifest."""
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -118,8 +129,12 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
     return manifest
 
 
-def verify(ciphertext: bytes, signature: str | None, manifest_bytes: bytes | None,
-           expected_signer: Ed25519PublicKey | None = None) -> Verified:
+def verify(
+    ciphertext: bytes,
+    signature: str | None,
+    manifest_bytes: bytes | None,
+    expected_signer: Ed25519PublicKey | None = None,
+) -> Verified:
     """Check the file signature, the manifest signature and digest, and the age header.
 
     Raises SignatureError (missing, invalid, or by a signer other than ``expected_signer``) or
@@ -137,10 +152,14 @@ def verify(ciphertext: bytes, signature: str | None, manifest_bytes: bytes | Non
         )
     manifest = None
     if manifest_bytes is None:
-        warnings.append("manifest file is missing: key ids and counts cannot be shown before opening")
+        warnings.append(
+            "manifest file is missing: key ids and counts cannot be shown before opening"
+        )
     else:
         manifest = parse_manifest(manifest_bytes)
-        manifest_signer = sshsig.verify(str(manifest.get("signature", "")), _canonical(manifest), sshsig.NS_MANIFEST)
+        manifest_signer = sshsig.verify(
+            str(manifest.get("signature", "")), _canonical(manifest), sshsig.NS_MANIFEST
+        )
         if not sshsig.same_key(manifest_signer, signer):
             raise SignatureError("the manifest and the file were signed by different keys")
         if manifest.get("size") != len(ciphertext):

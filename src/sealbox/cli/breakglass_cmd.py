@@ -33,24 +33,76 @@ def group() -> None:
     """Open a secrets backup offline (no config needed)."""
 
 
-@group.group("open")
+class _OpenGroup(click.Group):
+    """``open FILE --share a --share b list``: let the group's options follow FILE.
+
+    Click stops parsing a group's options at its first positional argument; custodians type the
+    file first, so options of ``open`` found before the subcommand name are moved to the front.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options = {o: p for p in self.params if isinstance(p, click.Option) for o in p.opts}
+        front: list[str] = []
+        rest: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in self.commands or arg == "--":
+                rest += args[i:]
+                break
+            option = options.get(arg.split("=", 1)[0])
+            if option is None:
+                rest.append(arg)
+            else:
+                front.append(arg)
+                if not option.is_flag and "=" not in arg and i + 1 < len(args):
+                    i += 1
+                    front.append(args[i])
+            i += 1
+        return super().parse_args(ctx, front + rest)
+
+
+@group.group("open", cls=_OpenGroup)
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), help="An age identity file.")
-@click.option("--share", "shares", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="A custodian share sheet (repeat for a quorum).")
+@click.option(
+    "--identity", type=click.Path(dir_okay=False, path_type=Path), help="An age identity file."
+)
+@click.option(
+    "--share",
+    "shares",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A custodian share sheet (repeat for a quorum).",
+)
 @passphrase_options
-@click.option("--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it.")
-@click.option("--ignore-signature", is_flag=True, help="Open even if the signature is missing or bad.")
+@click.option(
+    "--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it."
+)
+@click.option(
+    "--ignore-signature", is_flag=True, help="Open even if the signature is missing or bad."
+)
 @click.pass_context
-def open_group(ctx: click.Context, file: Path, identity: Path | None, shares: tuple[Path, ...],
-               passphrase_flag: bool, passphrase_file: Path | None, signer: str | None,
-               ignore_signature: bool) -> None:
+def open_group(
+    ctx: click.Context,
+    file: Path,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    signer: str | None,
+    ignore_signature: bool,
+) -> None:
     """Verify and decrypt FILE in memory, then run COMMAND on it."""
     if (identity is None) == (not shares):
         raise KeyMaterialError("give either --identity FILE or a quorum of --share FILE")
-    ctx.obj = {"file": file, "identity": identity, "shares": list(shares), "signer": signer,
-               "ignore_signature": ignore_signature,
-               "passphrase": passphrase_source(passphrase_flag, passphrase_file)}
+    ctx.obj = {
+        "file": file,
+        "identity": identity,
+        "shares": list(shares),
+        "signer": signer,
+        "ignore_signature": ignore_signature,
+        "passphrase": passphrase_source(passphrase_flag, passphrase_file),
+    }
 
 
 def _open(ctx: click.Context) -> opener.Opened:
@@ -61,23 +113,36 @@ def _open(ctx: click.Context) -> opener.Opened:
     else:
         unlocked = from_share_files(params["shares"], params["passphrase"])
     expected = opener.parse_signer(params["signer"]) if params["signer"] else None
-    opened = opener.open_backup(files, unlocked, expected_signer=expected,
-                                ignore_signature=params["ignore_signature"])
+    opened = opener.open_backup(
+        files, unlocked, expected_signer=expected, ignore_signature=params["ignore_signature"]
+    )
     for message in opened.warnings:
         warn(message)
     doc = opened.document
-    signed = f"signed by {sshsig.fingerprint(opened.verified.signer)}" if opened.verified else "UNVERIFIED"
-    err_console.print(f"{files.path.name}: appliance {doc.appliance}, created {doc.created}, "
-                      f"{len(doc.items)} items, {signed}", markup=False)
+    signed = (
+        f"signed by {sshsig.fingerprint(opened.verified.signer)}"
+        if opened.verified
+        else "UNVERIFIED"
+    )
+    err_console.print(
+        f"{files.path.name}: appliance {doc.appliance}, created {doc.created}, "
+        f"{len(doc.items)} items, {signed}",
+        markup=False,
+    )
     return opened
 
 
 def _row(item: dict[str, Any]) -> str:
-    return "  ".join([
-        f"{item.get('id', '')!s:<24.24}", f"{item.get('type', '')!s:<11}", f"{item.get('name', '')!s:<32.32}",
-        f"{item.get('host') or item.get('url') or '':<28.28}", f"{item.get('username') or '':<16.16}",
-        f"v{len(item.get('history') or []) + 1}",
-    ]).rstrip()
+    return "  ".join(
+        [
+            f"{item.get('id', '')!s:<24.24}",
+            f"{item.get('type', '')!s:<11}",
+            f"{item.get('name', '')!s:<32.32}",
+            f"{item.get('host') or item.get('url') or '':<28.28}",
+            f"{item.get('username') or '':<16.16}",
+            f"v{len(item.get('history') or []) + 1}",
+        ]
+    ).rstrip()
 
 
 def _summary(item: dict[str, Any]) -> dict[str, Any]:
@@ -92,8 +157,12 @@ def _print_rows(items: list[dict[str, Any]], as_json: bool) -> None:
         print_json([_summary(i) for i in items])
         return
     out = sys.stdout
-    out.write(_row({"id": "ID", "type": "TYPE", "name": "NAME", "host": "HOST/URL", "username": "USER"})
-              .replace("v1", "VERSIONS") + "\n")
+    out.write(
+        _row(
+            {"id": "ID", "type": "TYPE", "name": "NAME", "host": "HOST/URL", "username": "USER"}
+        ).replace("v1", "VERSIONS")
+        + "\n"
+    )
     out.writelines(_row(i) + "\n" for i in items)
 
 
@@ -111,8 +180,11 @@ def list_cmd(ctx: click.Context, item_type: str | None, as_json: bool) -> None:
 
 @open_group.command("search")
 @click.argument("term")
-@click.option("--field", type=click.Choice(["name", "host", "url", "username", "tag"]),
-              help="Search only this field (default: name, host, URL, username and tags).")
+@click.option(
+    "--field",
+    type=click.Choice(["name", "host", "url", "username", "tag"]),
+    help="Search only this field (default: name, host, URL, username and tags).",
+)
 @json_option
 @click.pass_context
 def search(ctx: click.Context, term: str, field: str | None, as_json: bool) -> None:
@@ -137,12 +209,20 @@ def show(ctx: click.Context, item_id: str, reveal: bool, as_json: bool) -> None:
     item = _open(ctx).document.find(item_id)
     if item is None:
         raise NotFoundError(f"no item with id {item_id!r} (try `search`)")
-    history = [{"time": v.get("time"), "secret": _masked(v.get("secret") or {}, reveal)}
-               for v in item.get("history") or []]
+    history = [
+        {"time": v.get("time"), "secret": _masked(v.get("secret") or {}, reveal)}
+        for v in item.get("history") or []
+    ]
     if as_json:
-        print_json({**item, "secret": _masked(item.get("secret") or {}, reveal), "history": history})
+        print_json(
+            {**item, "secret": _masked(item.get("secret") or {}, reveal), "history": history}
+        )
         return
-    lines = [f"{'id':<10} {item.get('id')}", f"{'type':<10} {item.get('type')}", f"{'name':<10} {item.get('name')}"]
+    lines = [
+        f"{'id':<10} {item.get('id')}",
+        f"{'type':<10} {item.get('type')}",
+        f"{'name':<10} {item.get('name')}",
+    ]
     for key in ("host", "url", "username", "notes", "updated", "source"):
         if item.get(key):
             lines.append(f"{key:<10} {item[key]}")
@@ -165,11 +245,16 @@ def show(ctx: click.Context, item_id: str, reveal: bool, as_json: bool) -> None:
 @open_group.command("export")
 @click.option("--format", "fmt", type=click.Choice(exporter.FORMATS), required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="KDBX password from this file (default: prompt).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="KDBX password from this file (default: prompt).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing output file.")
 @click.pass_context
-def export(ctx: click.Context, fmt: str, out: Path, password_file: Path | None, force: bool) -> None:
+def export(
+    ctx: click.Context, fmt: str, out: Path, password_file: Path | None, force: bool
+) -> None:
     """Write every item to a JSON, CSV or KeePass (KDBX 4) file."""
     password = None
     if fmt == "kdbx":
@@ -179,8 +264,9 @@ def export(ctx: click.Context, fmt: str, out: Path, password_file: Path | None, 
             except (OSError, IndexError) as exc:
                 raise OutputError(f"cannot read a password from {password_file}") from exc
         elif sys.stdin.isatty():
-            password = click.prompt("Password for the KDBX file", hide_input=True,
-                                    confirmation_prompt=True, err=True)
+            password = click.prompt(
+                "Password for the KDBX file", hide_input=True, confirmation_prompt=True, err=True
+            )
         else:
             raise OutputError("a KDBX export needs --password-file or a terminal to ask for one")
     doc = _open(ctx).document
@@ -192,7 +278,9 @@ def export(ctx: click.Context, fmt: str, out: Path, password_file: Path | None, 
 
 @group.command("verify")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it.")
+@click.option(
+    "--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it."
+)
 @json_option
 def verify(file: Path, signer: str | None, as_json: bool) -> None:
     """Check a backup's signature and integrity without any key."""
@@ -201,10 +289,15 @@ def verify(file: Path, signer: str | None, as_json: bool) -> None:
     verified = opener.verify_files(files, expected)
     manifest = verified.manifest or {}
     result = {
-        "file": str(file), "ok": True, "signer": sshsig.fingerprint(verified.signer),
-        "signer_checked": expected is not None, "appliance": manifest.get("appliance"),
-        "created": manifest.get("created"), "size": len(files.ciphertext),
-        "keys": manifest.get("keys", []), "counts": manifest.get("counts", {}),
+        "file": str(file),
+        "ok": True,
+        "signer": sshsig.fingerprint(verified.signer),
+        "signer_checked": expected is not None,
+        "appliance": manifest.get("appliance"),
+        "created": manifest.get("created"),
+        "size": len(files.ciphertext),
+        "keys": manifest.get("keys", []),
+        "counts": manifest.get("counts", {}),
         "warnings": verified.warnings,
     }
     if as_json:
@@ -212,16 +305,24 @@ def verify(file: Path, signer: str | None, as_json: bool) -> None:
         return
     for message in verified.warnings:
         warn(message)
-    who = "the expected appliance key" if expected else "(signer not pinned: pass --signer to check who)"
+    who = (
+        "the expected appliance key"
+        if expected
+        else "(signer not pinned: pass --signer to check who)"
+    )
     lines = [
         f"{file.name}: OK",
         f"  signature  valid, by {result['signer']} {who}",
-        f"  integrity  {len(files.ciphertext):,} bytes, SHA-256 matches the manifest" if manifest else
-        "  integrity  no manifest to compare with",
+        f"  integrity  {len(files.ciphertext):,} bytes, SHA-256 matches the manifest"
+        if manifest
+        else "  integrity  no manifest to compare with",
     ]
     if manifest:
         lines.append(f"  appliance  {manifest.get('appliance')}, created {manifest.get('created')}")
-        lines.append("  keys       " + ", ".join(f"{k.get('id')} ({k.get('role')})" for k in manifest.get("keys", [])))
+        lines.append(
+            "  keys       "
+            + ", ".join(f"{k.get('id')} ({k.get('role')})" for k in manifest.get("keys", []))
+        )
         counts = ", ".join(f"{n} {t}" for t, n in (manifest.get("counts") or {}).items() if n)
         lines.append(f"  items      {manifest.get('total')} ({counts})")
     sys.stdout.write("\n".join(lines) + "\n")

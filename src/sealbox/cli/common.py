@@ -24,13 +24,18 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def config_option(func: F) -> F:
     """Add ``--config PATH`` to a leaf command (the root group takes it too)."""
     return click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
         help="Config file (default $SEALBOX_CONFIG, then /etc/sealbox/sealbox.toml).",
     )(func)
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(
+        func
+    )
 
 
 def config_path(ctx: click.Context, leaf: Path | None) -> Path:
@@ -50,15 +55,21 @@ def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/] {message}")
 
 
-def passphrase_source(flag: bool, file: Path | None, confirm: bool = False) -> Callable[[], str] | None:
+def passphrase_source(
+    flag: bool, file: Path | None, confirm: bool = False
+) -> Callable[[], str] | None:
     """How to get a share passphrase: from ``--passphrase-file``, a prompt, or not at all."""
     if file is not None:
+
         def from_file() -> str:
             try:
                 text = file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise KeyMaterialError(f"cannot read passphrase file {file}: {exc.strerror}") from exc
+                raise KeyMaterialError(
+                    f"cannot read passphrase file {file}: {exc.strerror}"
+                ) from exc
             return text.splitlines()[0] if text else ""
+
         return from_file
     if not flag:
         return None
@@ -66,15 +77,26 @@ def passphrase_source(flag: bool, file: Path | None, confirm: bool = False) -> C
     @functools.cache
     def prompt() -> str:
         if not sys.stdin.isatty():
-            raise KeyMaterialError("a passphrase is needed but there is no terminal: use --passphrase-file")
-        value: str = click.prompt("Share passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
+            raise KeyMaterialError(
+                "a passphrase is needed but there is no terminal: use --passphrase-file"
+            )
+        value: str = click.prompt(
+            "Share passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
         return value
 
     return prompt
 
 
 def passphrase_options(func: F) -> F:
-    func = click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
-                        help="Read the share passphrase from this file.")(func)
-    return click.option("--passphrase", "passphrase_flag", is_flag=True,
-                        help="The shares were made with a passphrase: ask for it.")(func)
+    func = click.option(
+        "--passphrase-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Read the share passphrase from this file.",
+    )(func)
+    return click.option(
+        "--passphrase",
+        "passphrase_flag",
+        is_flag=True,
+        help="The shares were made with a passphrase: ask for it.",
+    )(func)

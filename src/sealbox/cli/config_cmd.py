@@ -36,12 +36,20 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     if config is not None:
         for name, dest in config.destinations.items():
             if dest.allow_on_appliance:
-                notes.append(f"destinations.{name}.allow_on_appliance is true: backups may stay on the appliance")
+                notes.append(
+                    f"destinations.{name}.allow_on_appliance is true: backups may stay on the appliance"
+                )
             if dest.token_file is not None and not dest.token_file.exists():
                 notes.append(f"destinations.{name}.token_file: {dest.token_file} does not exist")
     if as_json:
-        print_json({"path": str(path), "valid": not problems,
-                    "problems": [{"key": k, "message": m} for k, m in problems], "warnings": notes})
+        print_json(
+            {
+                "path": str(path),
+                "valid": not problems,
+                "problems": [{"key": k, "message": m} for k, m in problems],
+                "warnings": notes,
+            }
+        )
     else:
         for key, message in problems:
             console.print(f"{path}: {key}: {message}", markup=False)

@@ -24,7 +24,11 @@ from sealbox.errors import OutputError, ShareError
 from sealbox.keystore import Keystore
 
 share_option = click.option(
-    "--share", "shares", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path),
+    "--share",
+    "shares",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
     help="A custodian share sheet (repeat for each share of the quorum).",
 )
 
@@ -35,48 +39,90 @@ def group() -> None:
 
 
 @group.command("ceremony")
-@click.option("--shares", "total", type=click.IntRange(2, 16), required=True, help="Number of custodians (N).")
-@click.option("--threshold", type=click.IntRange(2, 16), required=True, help="Shares needed to open (M).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write share-01.txt .. share-NN.txt here (default: print the sheets).")
+@click.option(
+    "--shares", "total", type=click.IntRange(2, 16), required=True, help="Number of custodians (N)."
+)
+@click.option(
+    "--threshold", type=click.IntRange(2, 16), required=True, help="Shares needed to open (M)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write share-01.txt .. share-NN.txt here (default: print the sheets).",
+)
 @passphrase_options
 @config_option
 @json_option
 @click.pass_context
-def ceremony(ctx: click.Context, total: int, threshold: int, out_dir: Path | None, passphrase_flag: bool,
-             passphrase_file: Path | None, config_path: Path | None, as_json: bool) -> None:
+def ceremony(
+    ctx: click.Context,
+    total: int,
+    threshold: int,
+    out_dir: Path | None,
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
     """Create a new master key split into M-of-N custodian shares."""
     if threshold > total:
         raise ShareError(f"--threshold {threshold} is more than --shares {total}")
     config = load(ctx, config_path)
     source = passphrase_source(passphrase_flag, passphrase_file, confirm=True)
     result = keys_ops.ceremony(
-        Keystore(config.appliance.state_dir), appliance=config.appliance.name, total=total,
-        threshold=threshold, passphrase=source() if source else "", out_dir=out_dir,
+        Keystore(config.appliance.state_dir),
+        appliance=config.appliance.name,
+        total=total,
+        threshold=threshold,
+        passphrase=source() if source else "",
+        out_dir=out_dir,
     )
     if as_json:
-        print_json({"key_id": result.key_id, "recipient": result.recipient, "created": result.created,
-                    "threshold": threshold, "shares": total, "files": [str(f) for f in result.files]})
+        print_json(
+            {
+                "key_id": result.key_id,
+                "recipient": result.recipient,
+                "created": result.created,
+                "threshold": threshold,
+                "shares": total,
+                "files": [str(f) for f in result.files],
+            }
+        )
         return
     if out_dir is None:
         for sheet in result.sheets:
             click.echo(sheet + "\n" + "-" * 72)
-        warn("the share sheets were printed: clear this terminal's scrollback once they are handed out")
+        warn(
+            "the share sheets were printed: clear this terminal's scrollback once they are handed out"
+        )
     else:
-        console.print(f"Wrote {total} share sheets to {out_dir} (any {threshold} open a backup).", markup=False)
-        console.print("Hand one to each custodian, then delete the files from this machine.", markup=False)
+        console.print(
+            f"Wrote {total} share sheets to {out_dir} (any {threshold} open a backup).",
+            markup=False,
+        )
+        console.print(
+            "Hand one to each custodian, then delete the files from this machine.", markup=False
+        )
     console.print(f"Key id:    {result.key_id}", markup=False)
     console.print(f"Recipient: {result.recipient}", markup=False)
 
 
 @group.command("combine")
 @share_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the age identity file here (default: stdout).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the age identity file here (default: stdout).",
+)
 @passphrase_options
-def combine(shares: tuple[Path, ...], out: Path | None, passphrase_flag: bool, passphrase_file: Path | None) -> None:
+def combine(
+    shares: tuple[Path, ...], out: Path | None, passphrase_flag: bool, passphrase_file: Path | None
+) -> None:
     """Offline: rebuild the master key from a quorum of shares as an age identity file."""
-    text, kid = keys_ops.combine_to_identity(list(shares), passphrase_source(passphrase_flag, passphrase_file))
+    text, kid = keys_ops.combine_to_identity(
+        list(shares), passphrase_source(passphrase_flag, passphrase_file)
+    )
     if out is None:
         sys.stdout.write(text)
         return
@@ -88,7 +134,9 @@ def combine(shares: tuple[Path, ...], out: Path | None, passphrase_flag: bool, p
         raise OutputError(f"cannot write {out}: {exc.strerror}") from exc
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-    console.print(f"Wrote the identity of key {kid} to {out} (mode 0600). Delete it when done.", markup=False)
+    console.print(
+        f"Wrote the identity of key {kid} to {out} (mode 0600). Delete it when done.", markup=False
+    )
 
 
 @group.command("drill")
@@ -97,16 +145,27 @@ def combine(shares: tuple[Path, ...], out: Path | None, passphrase_flag: bool, p
 @config_option
 @json_option
 @click.pass_context
-def drill(ctx: click.Context, shares: tuple[Path, ...], passphrase_flag: bool, passphrase_file: Path | None,
-          config_path: Path | None, as_json: bool) -> None:
+def drill(
+    ctx: click.Context,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
     """Prove a quorum of shares rebuilds the current master key; nothing is written."""
     config = load(ctx, config_path)
-    record = keys_ops.drill(Keystore(config.appliance.state_dir), list(shares),
-                            passphrase_source(passphrase_flag, passphrase_file))
+    record = keys_ops.drill(
+        Keystore(config.appliance.state_dir),
+        list(shares),
+        passphrase_source(passphrase_flag, passphrase_file),
+    )
     if as_json:
         print_json({"ok": True, "key_id": record.id, "shares": len(shares)})
     else:
-        console.print(f"OK: {len(shares)} shares rebuild the current master key {record.id}.", markup=False)
+        console.print(
+            f"OK: {len(shares)} shares rebuild the current master key {record.id}.", markup=False
+        )
 
 
 @group.command("list")
@@ -119,7 +178,7 @@ def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> No
 
     config = load(ctx, config_path)
     keystore = Keystore(config.appliance.state_dir)
-    records = keystore.keys()
+    records = keystore.records()
     needs: dict[str, list[str]] = {}
     if config.secrets is not None and config.secrets.destination in config.destinations:
         backend = open_backend(config.destinations[config.secrets.destination].url)
@@ -130,16 +189,32 @@ def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> No
         finally:
             backend.close()
     if as_json:
-        print_json([{"id": r.id, "recipient": r.recipient, "created": r.created, "current": r.current,
-                     "threshold": r.threshold, "shares": r.shares, "last_drill": r.last_drill,
-                     "backups": needs.get(r.id, [])} for r in records])
+        print_json(
+            [
+                {
+                    "id": r.id,
+                    "recipient": r.recipient,
+                    "created": r.created,
+                    "current": r.current,
+                    "threshold": r.threshold,
+                    "shares": r.shares,
+                    "last_drill": r.last_drill,
+                    "backups": needs.get(r.id, []),
+                }
+                for r in records
+            ]
+        )
         return
     if not records:
         warn("no master key: run `sealbox keys ceremony`")
     for r in records:
         flag = "current" if r.current else "retired"
         quorum = f"{r.threshold}-of-{r.shares}" if r.threshold else "external"
-        console.print(f"{r.id}  {flag:<7}  created {r.created}  {quorum}  last drill {r.last_drill or 'never'}",
-                      markup=False)
+        console.print(
+            f"{r.id}  {flag:<7}  created {r.created}  {quorum}  last drill {r.last_drill or 'never'}",
+            markup=False,
+        )
         console.print(f"    {r.recipient}", markup=False)
-        console.print(f"    needed by {len(needs.get(r.id, []))} retained secrets backup(s)", markup=False)
+        console.print(
+            f"    needed by {len(needs.get(r.id, []))} retained secrets backup(s)", markup=False
+        )

@@ -14,8 +14,13 @@ from sealbox.errors import SealboxError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Config file (default $SEALBOX_CONFIG, then /etc/sealbox/sealbox.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default $SEALBOX_CONFIG, then /etc/sealbox/sealbox.toml).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="sealbox")
 def cli(config_path: Path | None, debug: bool) -> None:

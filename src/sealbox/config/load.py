@@ -56,7 +56,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found (use --config PATH or SEALBOX_CONFIG)") from None
+        raise ConfigError(
+            f"config file {path} not found (use --config PATH or SEALBOX_CONFIG)"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     try:
@@ -70,5 +72,7 @@ def load_config(path: Path) -> Config:
     config, problems = validate(read_toml(path))
     if problems or config is None:
         listed = "; ".join(f"{where}: {what}" for where, what in problems)
-        raise ConfigError(f"{path}: {len(problems)} problem(s): {listed} (see `sealbox config check`)")
+        raise ConfigError(
+            f"{path}: {len(problems)} problem(s): {listed} (see `sealbox config check`)"
+        )
     return config

@@ -54,7 +54,9 @@ class ApplianceConfig(_Model):
     def _name(cls, value: str) -> str:
         # The name becomes part of file names at the destination: no separators, no dot-dot.
         if not _NAME.match(value):
-            raise ValueError("use letters, digits, '.', '_' or '-' (at most 63), starting alphanumeric")
+            raise ValueError(
+                "use letters, digits, '.', '_' or '-' (at most 63), starting alphanumeric"
+            )
         return value
 
 
@@ -124,12 +126,16 @@ class SqlColumns(_Model):
     name: str = Field(default="name", description="Display name column.", examples=["name"])
     host: str | None = Field(default="host", description="Host column.", examples=["host"])
     url: str | None = Field(default=None, description="URL column.", examples=["url"])
-    username: str | None = Field(default="username", description="User name column.", examples=["username"])
+    username: str | None = Field(
+        default="username", description="User name column.", examples=["username"]
+    )
     tags: str | None = Field(
         default=None, description="Tags column (comma-separated text).", examples=["tags"]
     )
     notes: str | None = Field(default=None, description="Notes column.", examples=["notes"])
-    updated: str | None = Field(default=None, description="Last-change time column.", examples=["updated_at"])
+    updated: str | None = Field(
+        default=None, description="Last-change time column.", examples=["updated_at"]
+    )
     secrets: list[str] = Field(
         default_factory=lambda: ["secret"],
         description="Columns holding secret values; each becomes a secret field of the item.",
@@ -139,7 +145,9 @@ class SqlColumns(_Model):
 
 class SqlSource(_Model):
     type: Literal["sql"] = Field(description="Read items with an SQL query.", examples=["sql"])
-    name: str = Field(default="vault", description="Source name, shown in items and errors.", examples=["vault"])
+    name: str = Field(
+        default="vault", description="Source name, shown in items and errors.", examples=["vault"]
+    )
     url: str = Field(
         description=(
             "SQLAlchemy URL: mysql+pymysql://user@host/db, postgresql+psycopg://user@host/db,"
@@ -148,7 +156,9 @@ class SqlSource(_Model):
         examples=["mysql+pymysql://pam@127.0.0.1/vault"],
     )
     password_file: Path | None = Field(
-        default=None, description="File holding the database password.", examples=["/etc/sealbox/vault.pw"]
+        default=None,
+        description="File holding the database password.",
+        examples=["/etc/sealbox/vault.pw"],
     )
     query: str = Field(
         description="Query returning one row per item.",
@@ -172,41 +182,68 @@ class SqlSource(_Model):
         description="Map source type values to Sealbox item types.",
         examples=[{"password": "credential", "key": "ssh_key"}],
     )
-    id_prefix: str = Field(default="", description="Prefix for item ids (to keep sources apart).", examples=[""])
-    timeout: float = Field(default=60.0, gt=0, description="Seconds before the source is abandoned.", examples=[60])
+    id_prefix: str = Field(
+        default="", description="Prefix for item ids (to keep sources apart).", examples=[""]
+    )
+    timeout: float = Field(
+        default=60.0, gt=0, description="Seconds before the source is abandoned.", examples=[60]
+    )
 
 
 class KdbxSource(_Model):
     type: Literal["kdbx"] = Field(description="Read a KeePass (KDBX) file.", examples=["kdbx"])
     name: str = Field(default="keepass", description="Source name.", examples=["keepass"])
     path: Path = Field(description="The KDBX file.", examples=["/var/lib/pam/vault.kdbx"])
-    password_file: Path | None = Field(default=None, description="File holding its password.", examples=["/etc/sealbox/kdbx.pw"])
+    password_file: Path | None = Field(
+        default=None, description="File holding its password.", examples=["/etc/sealbox/kdbx.pw"]
+    )
     keyfile: Path | None = Field(default=None, description="Its key file, if any.", examples=[None])
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=["kp:"])
 
 
 class JsonSource(_Model):
-    type: Literal["json"] = Field(description="Read items from a JSON file in Sealbox's item schema.", examples=["json"])
+    type: Literal["json"] = Field(
+        description="Read items from a JSON file in Sealbox's item schema.", examples=["json"]
+    )
     name: str = Field(default="json", description="Source name.", examples=["export"])
-    path: Path = Field(description="The JSON file (a list of items, or {\"items\": [...]}).", examples=["/var/lib/pam/export.json"])
+    path: Path = Field(
+        description='The JSON file (a list of items, or {"items": [...]}).',
+        examples=["/var/lib/pam/export.json"],
+    )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
 
 
 class CommandSource(_Model):
-    type: Literal["command"] = Field(description="Run a program that prints items as JSON.", examples=["command"])
+    type: Literal["command"] = Field(
+        description="Run a program that prints items as JSON.", examples=["command"]
+    )
     name: str = Field(default="command", description="Source name.", examples=["pam-export"])
-    command: list[str] = Field(min_length=1, description="Program and arguments (no shell).", examples=[["/opt/pam/bin/export-secrets", "--json"]])
-    timeout: float = Field(default=300.0, gt=0, description="Seconds before the program is killed.", examples=[300])
+    command: list[str] = Field(
+        min_length=1,
+        description="Program and arguments (no shell).",
+        examples=[["/opt/pam/bin/export-secrets", "--json"]],
+    )
+    timeout: float = Field(
+        default=300.0, gt=0, description="Seconds before the program is killed.", examples=[300]
+    )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
 
 
-SecretSource = Annotated[SqlSource | KdbxSource | JsonSource | CommandSource, Field(discriminator="type")]
+SecretSource = Annotated[
+    SqlSource | KdbxSource | JsonSource | CommandSource, Field(discriminator="type")
+]
 
 
 class SecretsConfig(_Model):
-    destination: str = Field(description="Name of a [destinations.NAME] table.", examples=["offsite"])
-    schedule: str = Field(default="0 * * * *", description="Cron expression for the daemon.", examples=["0 * * * *"])
-    keep_last: int | None = Field(default=48, ge=1, description="Keep this many newest backups.", examples=[48])
+    destination: str = Field(
+        description="Name of a [destinations.NAME] table.", examples=["offsite"]
+    )
+    schedule: str = Field(
+        default="0 * * * *", description="Cron expression for the daemon.", examples=["0 * * * *"]
+    )
+    keep_last: int | None = Field(
+        default=48, ge=1, description="Keep this many newest backups.", examples=[48]
+    )
     keep_within: str | None = Field(
         default=None,
         description="Also keep every backup younger than this (e.g. 30d); with keep_last, a backup is kept if either keeps it.",
@@ -227,46 +264,96 @@ class SecretsConfig(_Model):
 
 
 class Retention(_Model):
-    keep_last: int | None = Field(default=None, ge=1, description="Newest N snapshots.", examples=[3])
-    keep_hourly: int | None = Field(default=None, ge=1, description="One per hour for N hours.", examples=[24])
-    keep_daily: int | None = Field(default=None, ge=1, description="One per day for N days.", examples=[7])
-    keep_weekly: int | None = Field(default=None, ge=1, description="One per week for N weeks.", examples=[4])
-    keep_monthly: int | None = Field(default=None, ge=1, description="One per month for N months.", examples=[12])
-    keep_yearly: int | None = Field(default=None, ge=1, description="One per year for N years.", examples=[5])
-    keep_within: str | None = Field(default=None, description="Everything younger than this.", examples=["5y"])
+    keep_last: int | None = Field(
+        default=None, ge=1, description="Newest N snapshots.", examples=[3]
+    )
+    keep_hourly: int | None = Field(
+        default=None, ge=1, description="One per hour for N hours.", examples=[24]
+    )
+    keep_daily: int | None = Field(
+        default=None, ge=1, description="One per day for N days.", examples=[7]
+    )
+    keep_weekly: int | None = Field(
+        default=None, ge=1, description="One per week for N weeks.", examples=[4]
+    )
+    keep_monthly: int | None = Field(
+        default=None, ge=1, description="One per month for N months.", examples=[12]
+    )
+    keep_yearly: int | None = Field(
+        default=None, ge=1, description="One per year for N years.", examples=[5]
+    )
+    keep_within: str | None = Field(
+        default=None, description="Everything younger than this.", examples=["5y"]
+    )
 
     _dur = field_validator("keep_within")(_check_duration)
 
 
 class DatabaseConfig(_Model):
-    type: Literal["mariadb", "postgresql", "sqlite"] = Field(description="Database kind.", examples=["mariadb"])
-    url: str = Field(description="Connection URL (or sqlite path).", examples=["mysql://root@127.0.0.1/pam"])
-    password_file: Path | None = Field(default=None, description="File holding the password.", examples=[None])
+    type: Literal["mariadb", "postgresql", "sqlite"] = Field(
+        description="Database kind.", examples=["mariadb"]
+    )
+    url: str = Field(
+        description="Connection URL (or sqlite path).", examples=["mysql://root@127.0.0.1/pam"]
+    )
+    password_file: Path | None = Field(
+        default=None, description="File holding the password.", examples=[None]
+    )
 
 
 class SystemConfig(_Model):
-    destination: str = Field(description="Name of a [destinations.NAME] table.", examples=["offsite"])
-    schedule: str = Field(default="0 5 * * *", description="Cron expression.", examples=["0 5 * * *"])
-    paths: list[Path] = Field(default_factory=list, description="Settings, software and audit paths.", examples=[["/etc/pam", "/opt/pam", "/var/log/pam"]])
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns to leave out.", examples=[["*.tmp"]])
-    retention: Retention = Field(default_factory=Retention, description="Which snapshots `forget` keeps.", examples=[{"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}])
+    destination: str = Field(
+        description="Name of a [destinations.NAME] table.", examples=["offsite"]
+    )
+    schedule: str = Field(
+        default="0 5 * * *", description="Cron expression.", examples=["0 5 * * *"]
+    )
+    paths: list[Path] = Field(
+        default_factory=list,
+        description="Settings, software and audit paths.",
+        examples=[["/etc/pam", "/opt/pam", "/var/log/pam"]],
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Glob patterns to leave out.", examples=[["*.tmp"]]
+    )
+    retention: Retention = Field(
+        default_factory=Retention,
+        description="Which snapshots `forget` keeps.",
+        examples=[{"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}],
+    )
     compression_level: int = Field(default=3, ge=1, le=19, description="zstd level.", examples=[3])
-    databases: list[DatabaseConfig] = Field(default_factory=list, description="Databases dumped live, restored in this order.")
+    databases: list[DatabaseConfig] = Field(
+        default_factory=list, description="Databases dumped live, restored in this order."
+    )
 
     _cron = field_validator("schedule")(_check_cron)
 
 
 class RecordingsConfig(_Model):
-    destination: str = Field(description="Name of a [destinations.NAME] table.", examples=["offsite"])
-    path: Path = Field(description="The session recordings tree.", examples=["/var/lib/pam/recordings"])
-    schedule: str = Field(default="*/15 * * * *", description="Cron expression.", examples=["*/15 * * * *"])
-    retention: Retention = Field(default_factory=Retention, description="How long recordings are kept.", examples=[{"keep_within": "5y"}])
+    destination: str = Field(
+        description="Name of a [destinations.NAME] table.", examples=["offsite"]
+    )
+    path: Path = Field(
+        description="The session recordings tree.", examples=["/var/lib/pam/recordings"]
+    )
+    schedule: str = Field(
+        default="*/15 * * * *", description="Cron expression.", examples=["*/15 * * * *"]
+    )
+    retention: Retention = Field(
+        default_factory=Retention,
+        description="How long recordings are kept.",
+        examples=[{"keep_within": "5y"}],
+    )
 
     _cron = field_validator("schedule")(_check_cron)
 
 
 class DaemonConfig(_Model):
-    listen: str = Field(default="127.0.0.1:9740", description="Status API, /metrics and dashboard.", examples=["127.0.0.1:9740"])
+    listen: str = Field(
+        default="127.0.0.1:9740",
+        description="Status API, /metrics and dashboard.",
+        examples=["127.0.0.1:9740"],
+    )
 
 
 class EmailAlert(_Model):
@@ -275,8 +362,12 @@ class EmailAlert(_Model):
     starttls: bool = Field(default=True, description="Upgrade with STARTTLS.", examples=[True])
     tls: bool = Field(default=False, description="Implicit TLS (port 465).", examples=[False])
     username: str | None = Field(default=None, description="SMTP user.", examples=[None])
-    password_file: Path | None = Field(default=None, description="File holding the SMTP password.", examples=[None])
-    from_: str = Field(alias="from", description="Sender address.", examples=["sealbox@pam-01.example"])
+    password_file: Path | None = Field(
+        default=None, description="File holding the SMTP password.", examples=[None]
+    )
+    from_: str = Field(
+        alias="from", description="Sender address.", examples=["sealbox@pam-01.example"]
+    )
     to: list[str] = Field(min_length=1, description="Recipients.", examples=[["soc@example.com"]])
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -285,13 +376,21 @@ class EmailAlert(_Model):
 class SyslogAlert(_Model):
     host: str = Field(description="SIEM collector.", examples=["siem.example"])
     port: int = Field(default=6514, ge=1, le=65535, description="Port.", examples=[6514])
-    transport: Literal["udp", "tcp", "tls"] = Field(default="tls", description="udp, tcp or tls (RFC 5425).", examples=["tls"])
-    format: Literal["cef", "leef", "plain"] = Field(default="cef", description="Payload format.", examples=["cef"])
+    transport: Literal["udp", "tcp", "tls"] = Field(
+        default="tls", description="udp, tcp or tls (RFC 5425).", examples=["tls"]
+    )
+    format: Literal["cef", "leef", "plain"] = Field(
+        default="cef", description="Payload format.", examples=["cef"]
+    )
 
 
 class AlertsConfig(_Model):
-    email: EmailAlert | list[EmailAlert] | None = Field(default=None, description="Email channel(s).")
-    syslog: SyslogAlert | list[SyslogAlert] | None = Field(default=None, description="SIEM channel(s).")
+    email: EmailAlert | list[EmailAlert] | None = Field(
+        default=None, description="Email channel(s)."
+    )
+    syslog: SyslogAlert | list[SyslogAlert] | None = Field(
+        default=None, description="SIEM channel(s)."
+    )
 
 
 class Config(_Model):
@@ -302,9 +401,13 @@ class Config(_Model):
     destinations: dict[str, DestinationConfig] = Field(
         default_factory=dict, description="Named backup destinations, never on the appliance."
     )
-    secrets: SecretsConfig | None = Field(default=None, description="The break-the-glass secrets backup.")
+    secrets: SecretsConfig | None = Field(
+        default=None, description="The break-the-glass secrets backup."
+    )
     system: SystemConfig | None = Field(default=None, description="The system backup.")
-    recordings: RecordingsConfig | None = Field(default=None, description="The session recordings backup.")
+    recordings: RecordingsConfig | None = Field(
+        default=None, description="The session recordings backup."
+    )
     daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="The daemon.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert channels.")
 
@@ -324,6 +427,9 @@ class Config(_Model):
             if part is not None and part.destination not in self.destinations:
                 known = ", ".join(sorted(self.destinations)) or "none defined"
                 problems.append(
-                    (f"{section}.destination", f"no [destinations.{part.destination}] (known: {known})")
+                    (
+                        f"{section}.destination",
+                        f"no [destinations.{part.destination}] (known: {known})",
+                    )
                 )
         return problems

@@ -49,7 +49,9 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _is_list(annotation: Any) -> bool:
     if get_origin(annotation) is list:
         return True
-    return any(get_origin(a) is list for a in get_args(annotation) if get_origin(annotation) is not list)
+    return any(
+        get_origin(a) is list for a in get_args(annotation) if get_origin(annotation) is not list
+    )
 
 
 def _key(name: str, info: FieldInfo) -> str:
@@ -65,9 +67,8 @@ def _scalar_lines(model: type[BaseModel], given: dict[str, Any] | None = None) -
     lines: list[str] = []
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        if _models_in(annotation) and get_origin(annotation) is not dict:
-            if not (get_origin(annotation) is Literal):
-                continue
+        if _models_in(annotation) and get_origin(annotation) not in (dict, Literal):
+            continue
         if get_origin(annotation) is dict and _models_in(get_args(annotation)[1]):
             continue
         key = _key(name, info)
@@ -78,7 +79,9 @@ def _scalar_lines(model: type[BaseModel], given: dict[str, Any] | None = None) -
             if key in given:
                 lines.append(f"{key} = {_toml_value(given[key])}")
             else:
-                lines.append(f"# {key} = {_toml_value(example if example is not None else default)}")
+                lines.append(
+                    f"# {key} = {_toml_value(example if example is not None else default)}"
+                )
         elif example is None:
             lines.append(f"# {key} = {_toml_value(default) if default is not None else '...'}")
         elif info.is_required() or example != default:
@@ -109,8 +112,9 @@ def _tables(model: type[BaseModel], path: str, out: list[str], commented: bool =
             _emit(models[0], f"[{sub}]", sub, info, out, commented)
 
 
-def _emit(model: type[BaseModel], header: str, path: str, info: FieldInfo, out: list[str],
-          commented: bool) -> None:
+def _emit(
+    model: type[BaseModel], header: str, path: str, info: FieldInfo, out: list[str], commented: bool
+) -> None:
     c = "# " if commented else ""
     out.append("")
     doc = info.description or ""

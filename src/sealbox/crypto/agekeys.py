@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 SECRET_LEN = 32
-_SECRET_HRP = "age-secret-key-"
+_SECRET_HRP = "age-secret-key-"  # noqa: S105 - the Bech32 prefix, not a secret
 _RECIPIENT_HRP = "age"
 
 
@@ -44,7 +44,7 @@ def identity_from_secret(secret: bytes | bytearray) -> str:
     """The age identity string (``AGE-SECRET-KEY-1...``) for a raw 32-byte secret."""
     if len(secret) != SECRET_LEN:
         raise KeyMaterialError(f"a master key secret is {SECRET_LEN} bytes, got {len(secret)}")
-    data = bech32.convertbits(list(secret), 8, 5, True)
+    data: list[int] = bech32.convertbits(list(secret), 8, 5, True) or []
     text: str = bech32.bech32_encode(_SECRET_HRP, data)
     return text.upper()
 
@@ -100,7 +100,9 @@ def load_identities(text: str, origin: str) -> list[Any]:
         try:
             identities.append(x25519.Identity.from_str(line))
         except Exception as exc:
-            raise KeyMaterialError(f"{origin}: line {number} is not an age X25519 identity") from exc
+            raise KeyMaterialError(
+                f"{origin}: line {number} is not an age X25519 identity"
+            ) from exc
     if not identities:
         raise KeyMaterialError(f"{origin}: no age identity found (expected AGE-SECRET-KEY-1...)")
     return identities

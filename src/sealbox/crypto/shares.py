@@ -37,12 +37,16 @@ class ParsedShare:
     passphrase: bool | None = None
 
 
-def split(secret: bytes | bytearray, *, shares: int, threshold: int, passphrase: bytes = b"") -> list[str]:
+def split(
+    secret: bytes | bytearray, *, shares: int, threshold: int, passphrase: bytes = b""
+) -> list[str]:
     """Split a 32-byte secret into ``shares`` mnemonics, any ``threshold`` of which rebuild it."""
     if len(secret) != SECRET_LEN:
         raise ShareError(f"the secret to split must be {SECRET_LEN} bytes")
     if not 1 <= threshold <= shares <= MAX_SHARES:
-        raise ShareError(f"need 1 <= threshold <= shares <= {MAX_SHARES}, got {threshold}-of-{shares}")
+        raise ShareError(
+            f"need 1 <= threshold <= shares <= {MAX_SHARES}, got {threshold}-of-{shares}"
+        )
     if threshold == 1 and shares > 1:
         # SLIP-39 allows 1-of-N only as N copies of the same words; refuse the confusing case.
         raise ShareError("a threshold of 1 with several shares gives every custodian the whole key")
@@ -93,7 +97,9 @@ def parse_share(text: str, origin: str) -> ParsedShare:
     wordlist = set(shamir_mnemonic.wordlist.WORDLIST)
     for position, word in enumerate(words, 1):
         if word not in wordlist:
-            raise ShareError(f"{origin}: word {position} {word!r} is not a SLIP-39 word (mistyped?)")
+            raise ShareError(
+                f"{origin}: word {position} {word!r} is not a SLIP-39 word (mistyped?)"
+            )
     mnemonic = " ".join(words)
     try:
         share = Share.from_mnemonic(mnemonic)
@@ -131,13 +137,17 @@ def combine(parsed: list[ParsedShare], passphrase: bytes = b"") -> bytearray:
     seen: dict[int, str] = {}
     for p in parsed:
         if p.index in seen:
-            raise ShareError(f"{p.origin} is the same share as {seen[p.index]} (share #{p.index + 1})")
+            raise ShareError(
+                f"{p.origin} is the same share as {seen[p.index]} (share #{p.index + 1})"
+            )
         seen[p.index] = p.origin
     threshold = parsed[0].threshold
     if len(parsed) < threshold:
         raise ShareError(f"{len(parsed)} share(s) given, this key needs {threshold}")
     try:
-        secret = shamir_mnemonic.combine_mnemonics([p.mnemonic for p in parsed], passphrase)
+        # SLIP-39 wants exactly a quorum; extra (distinct, same-set) shares are simply not needed.
+        quorum = [p.mnemonic for p in parsed[:threshold]]
+        secret = shamir_mnemonic.combine_mnemonics(quorum, passphrase)
     except MnemonicError as exc:
         raise ShareError(f"the shares do not combine ({_reason(exc)})") from exc
     return bytearray(secret)

@@ -26,9 +26,9 @@ __all__ = [
     "NS_FILE",
     "NS_MANIFEST",
     "fingerprint",
+    "parse_public_key_line",
     "public_key_line",
     "same_key",
-    "parse_public_key_line",
     "sign",
     "verify",
 ]

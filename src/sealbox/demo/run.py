@@ -40,11 +40,11 @@ def _config_text(root: Path) -> str:
 # Sealbox demo configuration, written by `sealbox demo`.
 [appliance]
 name = "demo-pam"
-state_dir = "{root / 'appliance' / 'state'}"
-var_dir = "{root / 'appliance'}"
+state_dir = "{root / "appliance" / "state"}"
+var_dir = "{root / "appliance"}"
 
 [destinations.remote]
-url = "file://{root / 'remote'}"
+url = "file://{root / "remote"}"
 # The demo's "remote" directory sits on this machine's disk: allowed here, and every run says so.
 allow_on_appliance = true
 
@@ -55,7 +55,7 @@ keep_last = 10
 [[secrets.sources]]
 type = "sql"
 name = "vault"
-url = "sqlite:///{root / 'appliance' / 'vault.db'}"
+url = "sqlite:///{root / "appliance" / "vault.db"}"
 query = "{vault.QUERY}"
 history_query = "{vault.HISTORY_QUERY}"
 columns = {{ updated = "updated_at", url = "url", tags = "tags", notes = "notes", secrets = [{cols}] }}
@@ -79,29 +79,41 @@ def run_demo(root: Path, console: Console) -> DemoReport:
 
     if report.first_run:
         console.print(f"[bold]Building a demo appliance in {root}[/]")
-        step("Create the credential vault (SQLite, 6 item types, version history)",
-             lambda: vault.create_vault(root / "appliance" / "vault.db"),
-             lambda n: f"{n} items in appliance/vault.db")
+        step(
+            "Create the credential vault (SQLite, 6 item types, version history)",
+            lambda: vault.create_vault(root / "appliance" / "vault.db"),
+            lambda n: f"{n} items in appliance/vault.db",
+        )
         (root / "remote").mkdir(parents=True, exist_ok=True)
         config_path.write_text(_config_text(root), encoding="utf-8")
     else:
         console.print(f"[bold]Next day on the demo appliance in {root}[/]")
-        step("Rotate passwords (old values go to history)", lambda: vault.next_day(root / "appliance" / "vault.db"),
-             lambda n: f"{n} passwords rotated")
+        step(
+            "Rotate passwords (old values go to history)",
+            lambda: vault.next_day(root / "appliance" / "vault.db"),
+            lambda n: f"{n} passwords rotated",
+        )
     config = load_config(config_path)
     keystore = Keystore(config.appliance.state_dir)
     if keystore.current() is None:
         result = step(
             "Key ceremony: master key split 3-of-5 for the custodians",
-            lambda: keys_ops.ceremony(keystore, appliance=config.appliance.name, total=5, threshold=3,
-                                      out_dir=root / "custodians"),
+            lambda: keys_ops.ceremony(
+                keystore,
+                appliance=config.appliance.name,
+                total=5,
+                threshold=3,
+                out_dir=root / "custodians",
+            ),
             lambda r: f"key {r.key_id}, sheets in custodians/share-01.txt .. share-05.txt",
         )
         console.print(f"  recipient {result.recipient}")
 
-    backup = step("Secrets backup (export, age-encrypt to the master key, sign, store)",
-                  lambda: secrets_backup.run(config),
-                  lambda r: f"{r.name}: {r.total} items, {r.size:,} bytes in remote/")
+    backup = step(
+        "Secrets backup (export, age-encrypt to the master key, sign, store)",
+        lambda: secrets_backup.run(config),
+        lambda r: f"{r.name}: {r.total} items, {r.size:,} bytes in remote/",
+    )
     for message in backup.warnings:
         console.print(f"  [yellow]warning:[/] {message}")
 
@@ -109,11 +121,15 @@ def run_demo(root: Path, console: Console) -> DemoReport:
 
     def open_it() -> opener.Opened:
         files = opener.load_files(root / "remote" / backup.name)
-        return opener.open_backup(files, from_share_files(shares, None), expected_signer=None,
-                                  ignore_signature=False)
+        return opener.open_backup(
+            files, from_share_files(shares, None), expected_signer=None, ignore_signature=False
+        )
 
-    opened = step("Break the glass: open the newest backup with shares 1, 3 and 5",
-                  open_it, lambda o: f"signature verified, {len(o.document.items)} items decrypted in memory")
+    opened = step(
+        "Break the glass: open the newest backup with shares 1, 3 and 5",
+        open_it,
+        lambda o: f"signature verified, {len(o.document.items)} items decrypted in memory",
+    )
     item = next(i for i in opened.document.items if i.get("type") == "credential")
     table = Table(title=f"One item from {backup.name}", show_header=False)
     for key in ("id", "type", "name", "host", "username", "updated"):

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-__all__ = ["QUERY", "HISTORY_QUERY", "SECRET_COLUMNS", "create_vault", "next_day"]
+__all__ = ["HISTORY_QUERY", "QUERY", "SECRET_COLUMNS", "create_vault", "next_day"]
 
 SECRET_COLUMNS = ["password", "private_key", "passphrase", "api_secret"]
 QUERY = (
@@ -39,6 +39,14 @@ CREATE TABLE item_history (
     password TEXT, private_key TEXT, passphrase TEXT, api_secret TEXT
 );
 """
+_ID_PREFIX = {
+    "credential": "cred",
+    "ssh_key": "ssh",
+    "secret": "tok",
+    "cloud_key": "cloud",
+    "certificate": "cert",
+    "other": "misc",
+}
 _TEAMS = ["dba", "network", "windows", "linux", "cloud", "security", "payments", "erp"]
 _SITES = ["par", "fra", "nyc", "sao", "sgp"]
 _ALPHABET = string.ascii_letters + string.digits + "!#%+-=_"
@@ -50,26 +58,36 @@ def _password(rng: random.Random, n: int = 20) -> str:
 
 def _ssh_key() -> str:
     key = Ed25519PrivateKey.generate()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
 
 
 def _certificate(host: str, when: datetime) -> tuple[str, str]:
     key = Ed25519PrivateKey.generate()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(when)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(when)
         .not_valid_after(when + timedelta(days=365))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
         .sign(key, None)
     )
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return pem_key, cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _secret_values(kind: str, rng: random.Random, host: str, when: datetime) -> tuple[dict[str, str | None], str | None]:
+def _secret_values(
+    kind: str, rng: random.Random, host: str, when: datetime
+) -> tuple[dict[str, str | None], str | None]:
     """Secret column values for one version, and notes (a certificate's public PEM)."""
     if kind == "ssh_key":
         return {"private_key": _ssh_key(), "passphrase": _password(rng, 16)}, None
@@ -81,18 +99,28 @@ def _secret_values(kind: str, rng: random.Random, host: str, when: datetime) -> 
     return {"password": _password(rng)}, None
 
 
-def _row_for(index: int, kind: str, rng: random.Random, now: datetime) -> tuple[list[object], list[tuple[object, ...]]]:
+def _row_for(
+    index: int, kind: str, rng: random.Random, now: datetime
+) -> tuple[list[str | None], list[tuple[str | None, ...]]]:
     team, site = rng.choice(_TEAMS), rng.choice(_SITES)
     host = f"{team}-{site}-{index % 97:02d}.corp.example"
     username, url, name = None, None, f"{kind} {index}"
     if kind == "credential":
-        username, name = rng.choice(["root", "admin", "svc_backup", "oracle", "sa"]), f"{host} admin"
+        username, name = (
+            rng.choice(["root", "admin", "svc_backup", "oracle", "sa"]),
+            f"{host} admin",
+        )
     elif kind == "ssh_key":
-        username, name = rng.choice(["root", "deploy", "ansible"]), f"SSH key {team}-{site} #{index}"
+        username, name = (
+            rng.choice(["root", "deploy", "ansible"]),
+            f"SSH key {team}-{site} #{index}",
+        )
     elif kind == "secret":
         url, name = f"https://api.{team}.example/v1", f"API token {team} #{index}"
     elif kind == "cloud_key":
-        username = "AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+        username = "AKIA" + "".join(
+            rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)
+        )
         name = f"AWS {team} {site} #{index}"
     elif kind == "certificate":
         name = f"TLS {host}"
@@ -106,10 +134,21 @@ def _row_for(index: int, kind: str, rng: random.Random, now: datetime) -> tuple[
         secret, _ = _secret_values(kind, rng, host, when)
         history.append((secret, when))
     current, notes = _secret_values(kind, rng, host, now - timedelta(days=rng.randint(0, 29)))
-    row = [f"{kind[:4]}-{index:05d}", kind, name, host if kind != "secret" else None, url, username,
-           f"{team},{site}", notes, now.strftime("%Y-%m-%d %H:%M:%S")] + [current.get(c) for c in SECRET_COLUMNS]
-    hist_rows = [(row[0], when.strftime("%Y-%m-%d %H:%M:%S"), *[s.get(c) for c in SECRET_COLUMNS])
-                 for s, when in history]
+    row = [
+        f"{_ID_PREFIX[kind]}-{index:05d}",
+        kind,
+        name,
+        host if kind != "secret" else None,
+        url,
+        username,
+        f"{team},{site}",
+        notes,
+        now.strftime("%Y-%m-%d %H:%M:%S"),
+    ] + [current.get(c) for c in SECRET_COLUMNS]
+    hist_rows = [
+        (row[0], when.strftime("%Y-%m-%d %H:%M:%S"), *[s.get(c) for c in SECRET_COLUMNS])
+        for s, when in history
+    ]
     return row, hist_rows
 
 
@@ -137,7 +176,13 @@ def next_day(path: Path, changed: int = 40, seed: int | None = None) -> int:
     with sqlite3.connect(path) as db:
         ids = [r[0] for r in db.execute("SELECT id FROM items WHERE kind = 'credential'")]
         for item_id in rng.sample(ids, min(changed, len(ids))):
-            db.execute("INSERT INTO item_history SELECT id, updated_at, password, private_key, passphrase,"
-                       " api_secret FROM items WHERE id = ?", (item_id,))
-            db.execute("UPDATE items SET password = ?, updated_at = ? WHERE id = ?", (_password(rng), now, item_id))
+            db.execute(
+                "INSERT INTO item_history SELECT id, updated_at, password, private_key, passphrase,"
+                " api_secret FROM items WHERE id = ?",
+                (item_id,),
+            )
+            db.execute(
+                "UPDATE items SET password = ?, updated_at = ? WHERE id = ?",
+                (_password(rng), now, item_id),
+            )
     return min(changed, len(ids))

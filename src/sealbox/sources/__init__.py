@@ -17,17 +17,19 @@ __all__ = ["collect", "read_source"]
 
 
 def _reader(source: Any) -> Callable[[Any], list[Item]]:
+    # Imported on use: a source's driver (SQLAlchemy, pykeepass) costs start-up time.
     if isinstance(source, SqlSource):
-        from sealbox.sources.sql import read
+        from sealbox.sources import sql as module
     elif isinstance(source, KdbxSource):
-        from sealbox.sources.kdbx import read
+        from sealbox.sources import kdbx as module  # type: ignore[no-redef]
     elif isinstance(source, JsonSource):
-        from sealbox.sources.jsonfile import read
+        from sealbox.sources import jsonfile as module  # type: ignore[no-redef]
     elif isinstance(source, CommandSource):
-        from sealbox.sources.command import read
+        from sealbox.sources import command as module  # type: ignore[no-redef]
     else:  # pragma: no cover - the config schema admits no other kind
         raise SourceError(f"unknown source kind {type(source).__name__}")
-    return read
+    reader: Callable[[Any], list[Item]] = module.read
+    return reader
 
 
 def read_source(source: SqlSource | KdbxSource | JsonSource | CommandSource) -> list[Item]:

@@ -20,8 +20,11 @@ def read(source: CommandSource) -> list[Item]:
     where = f"source {source.name!r} ({source.command[0]})"
     try:
         done = subprocess.run(
-            source.command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            timeout=source.timeout, check=False,
+            source.command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            timeout=source.timeout,
+            check=False,
         )
     except FileNotFoundError as exc:
         raise SourceError(f"{where}: program not found") from exc

@@ -36,5 +36,7 @@ def read(source: JsonSource) -> list[Item]:
     try:
         data = source.path.read_bytes()
     except OSError as exc:
-        raise SourceError(f"source {source.name!r}: cannot read {source.path}: {exc.strerror}") from exc
+        raise SourceError(
+            f"source {source.name!r}: cannot read {source.path}: {exc.strerror}"
+        ) from exc
     return items_from_json(data, source.name, source.id_prefix)

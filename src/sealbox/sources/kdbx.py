@@ -43,7 +43,11 @@ def read(source: KdbxSource) -> list[Item]:
     where = f"source {source.name!r} ({source.path})"
     password = read_secret_file(source.password_file, where) if source.password_file else None
     try:
-        kp = PyKeePass(str(source.path), password=password, keyfile=str(source.keyfile) if source.keyfile else None)
+        kp = PyKeePass(
+            str(source.path),
+            password=password,
+            keyfile=str(source.keyfile) if source.keyfile else None,
+        )
     except CredentialsError as exc:
         raise SourceError(f"{where}: wrong password or key file") from exc
     except (HeaderChecksumError, PayloadChecksumError) as exc:
@@ -56,7 +60,8 @@ def read(source: KdbxSource) -> list[Item]:
     for entry in kp.entries:
         custom = entry.custom_properties or {}
         fields = {
-            k: v for k, v in custom.items()
+            k: v
+            for k, v in custom.items()
             if v is not None and k != "sealbox_type" and not entry.is_custom_property_protected(k)
         }
         items.append(

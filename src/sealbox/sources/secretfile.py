@@ -14,5 +14,7 @@ def read_secret_file(path: Path, what: str) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        raise ConfigError(
+            f"{what}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
     return text.splitlines()[0] if text else ""

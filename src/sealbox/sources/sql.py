@@ -49,7 +49,9 @@ def _engine(source: SqlSource) -> Any:
     try:
         return create_engine(url, connect_args=connect_args, poolclass=_null_pool())
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise SourceError(f"source {source.name!r}: unsupported database URL ({_driver_reason(exc)})") from exc
+        raise SourceError(
+            f"source {source.name!r}: unsupported database URL ({_driver_reason(exc)})"
+        ) from exc
 
 
 def _null_pool() -> Any:
@@ -93,7 +95,10 @@ def read(source: SqlSource) -> list[Item]:
             raise SourceError(f"{where}: history_query must return an 'item_id' column")
         key = str(h["item_id"])
         history.setdefault(key, []).append(
-            Version(time=normalise_time(h.get("changed_at")) or "", secret=_secrets(dict(h), cols.secrets))
+            Version(
+                time=normalise_time(h.get("changed_at")) or "",
+                secret=_secrets(dict(h), cols.secrets),
+            )
         )
 
     items: list[Item] = []
@@ -113,7 +118,7 @@ def read(source: SqlSource) -> list[Item]:
                 id=source.id_prefix + raw_id,
                 type=item_type,
                 name=_text(row.get(cols.name)) or raw_id,
-                secret=_secrets(row, cols.secrets),  # type: ignore[arg-type]
+                secret=_secrets(dict(row), cols.secrets),
                 host=_text(row.get(cols.host)) if cols.host else None,
                 url=_text(row.get(cols.url)) if cols.url else None,
                 username=_text(row.get(cols.username)) if cols.username else None,

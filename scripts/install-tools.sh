@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the external tools the tests use: the age CLI (interoperability) and OpenSSH's
+# ssh-keygen (signature verification with the standard tool). Debian packages; root only.
+set -euo pipefail
+need=()
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need[*]} (Debian packages)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+else
+    echo "note: ${need[*]} missing and cannot be installed here (not root); tests needing them skip" >&2
+fi

@@ -1,0 +1,87 @@
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sealbox.config.load import load_config, validate
+from sealbox.config.sample import reference_markdown, sample_toml
+from sealbox.errors import ConfigError
+
+DOCS = Path(__file__).parents[2] / "docs" / "reference" / "config.md"
+
+MINIMAL = """
+[appliance]
+name = "pam-01"
+[destinations.offsite]
+url = "file:///mnt/backup"
+[secrets]
+destination = "offsite"
+[[secrets.sources]]
+type = "json"
+path = "/var/lib/pam/export.json"
+"""
+
+
+def test_sample_config_validates_as_printed():
+    config, problems = validate(tomllib.loads(sample_toml()))
+    assert problems == []
+    assert config is not None and config.appliance.name == "pam-01"
+
+
+def test_reference_page_matches_the_schema():
+    assert DOCS.read_text() == reference_markdown(), "run `make docs`"
+
+
+def test_minimal_config_gets_defaults():
+    config, problems = validate(tomllib.loads(MINIMAL))
+    assert problems == [] and config is not None
+    assert config.secrets is not None and config.secrets.keep_last == 48
+    assert str(config.appliance.state_dir) == "/var/lib/sealbox"
+
+
+def test_every_problem_is_reported_with_its_key_path():
+    text = (
+        MINIMAL.replace('name = "pam-01"', 'name = "../evil"\nnmae = "x"')
+        .replace(
+            '[secrets]\ndestination = "offsite"',
+            '[secrets]\ndestination = "offsite"\nschedule = "61 * * * *"',
+        )
+        .replace('type = "json"', 'type = "json"\ncolour = "red"')
+    )
+    _, problems = validate(tomllib.loads(text))
+    keys = {k for k, _ in problems}
+    assert {
+        "appliance.name",
+        "appliance.nmae",
+        "secrets.schedule",
+        "secrets.sources[0].colour",
+    } <= keys
+    assert any("unknown key" in m for _, m in problems)
+
+
+def test_destination_reference_must_exist():
+    _, problems = validate(
+        tomllib.loads(MINIMAL.replace('destination = "offsite"', 'destination = "nowhere"'))
+    )
+    assert problems == [("secrets.destination", "no [destinations.nowhere] (known: offsite)")]
+
+
+def test_bad_recipient_and_bad_scheme_are_named():
+    text = MINIMAL + '\n[keys]\nrecipients = ["age1nope"]\n'
+    text = text.replace("file:///mnt/backup", "gopher://x/y")
+    _, problems = validate(tomllib.loads(text))
+    keys = dict(problems)
+    assert "keys.recipients" in keys and "age1nope" in keys["keys.recipients"]
+    assert "unsupported destination scheme 'gopher'" in keys["destinations.offsite.url"]
+
+
+def test_load_config_errors_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[appliance\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    bad.write_text("[appliance]\n")
+    with pytest.raises(ConfigError, match=r"appliance\.name: Field required"):
+        load_config(bad)
