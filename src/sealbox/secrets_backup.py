@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sealbox import __version__
 from sealbox.backends import Backend, open_backend
@@ -171,23 +170,22 @@ def run(
         backend.capacity()  # fails fast on an unreachable destination, before reading secrets
 
         mark = time.perf_counter()
-        items = collect(list(section.sources))
-        timings["export"] = time.perf_counter() - mark
-
         now = now or datetime.now(UTC)
         created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        mark = time.perf_counter()
-        counts = document.counts_of(items)
-        plaintext: Any = document.build(
-            items,
+        plaintext, counts = document.encode(
+            collect(list(section.sources)),
             appliance=config.appliance.name,
             created=created,
             keys=keys,
             sealbox_version=__version__,
         )
-        del items
-        ciphertext = agekeys.encrypt(plaintext, [k["recipient"] for k in keys])
-        del plaintext
+        timings["export"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        try:
+            ciphertext = agekeys.encrypt(plaintext, [k["recipient"] for k in keys])
+        finally:
+            agekeys.wipe(plaintext)
+            del plaintext
         timings["encrypt"] = time.perf_counter() - mark
 
         mark = time.perf_counter()

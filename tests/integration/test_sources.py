@@ -6,13 +6,24 @@ import json
 import secrets
 import sys
 
+import orjson
 import pytest
 from pykeepass import create_database
 
 from sealbox.config.models import CommandSource, JsonSource, KdbxSource, SqlSource
 from sealbox.errors import SourceError
-from sealbox.sources import collect, read_source
+from sealbox.sources import collect as _collect
+from sealbox.sources import read_source as _read_source
 from tests.conftest import IN_CI
+
+
+def read_source(source):
+    return list(_read_source(source))
+
+
+def collect(sources):
+    return list(_collect(sources))
+
 
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -60,7 +71,8 @@ def _check(items):
     )
     assert first.secret == {"password": "s3cret"} and first.tags == ["dba", "prod"]
     assert first.updated == "2026-11-01T10:00:00Z"
-    assert [(v.time, v.secret["password"]) for v in first.history] == [
+    history = orjson.loads(orjson.dumps(first.history))
+    assert [(v["time"], v["secret"]["password"]) for v in history] == [
         ("2026-09-01T10:00:00Z", "old1"),
         ("2026-10-01T10:00:00Z", "old2"),
     ]
@@ -144,8 +156,31 @@ def test_unreachable_database_is_a_source_error():
 
 
 def test_bad_query_is_a_source_error(tmp_path):
-    source = _source(f"sqlite:///{tmp_path}/empty.db")
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "empty.db").close()
     with pytest.raises(SourceError, match="no such table"):
+        read_source(_source(f"sqlite:///{tmp_path}/empty.db"))
+
+
+def test_missing_sqlite_file_is_named_and_never_created(tmp_path):
+    with pytest.raises(SourceError, match="cannot open"):
+        read_source(_source(f"sqlite:///{tmp_path}/missing.db"))
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_mapped_column_missing_from_the_query(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "v.db"
+    with sqlite3.connect(db) as conn:
+        for statement in SCHEMA:
+            conn.execute(statement)
+    source = _source(f"sqlite:///{db}").model_copy(
+        update={"columns": _source("x").columns.model_copy(update={"url": "link"})}
+    )
+    source.columns.model_fields_set.add("url")
+    with pytest.raises(SourceError, match="no 'link' column"):
         read_source(source)
 
 

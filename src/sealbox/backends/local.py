@@ -85,7 +85,9 @@ class LocalBackend:
         except OSError as exc:
             raise self._fail(f"read {name}", exc) from exc
 
-    def put(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
+    def put(
+        self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
+    ) -> None:
         final = self._path(name)
         tmp = final.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
         try:

@@ -60,17 +60,16 @@ def _create(path: Path, force: bool) -> int:
 
 
 def to_json(doc: Document) -> bytes:
-    return orjson.dumps(
-        {"appliance": doc.appliance, "created": doc.created, "items": doc.items},
-        option=orjson.OPT_INDENT_2,
-    )
+    head = orjson.dumps({"appliance": doc.appliance, "created": doc.created})[:-1]
+    items = b",\n".join(orjson.dumps(item) for item in doc.iter_items())
+    return head + b',"items":[\n' + items + b"\n]}\n"
 
 
 def to_csv(doc: Document) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for item in doc.items:
+    for item in doc.iter_items():
         password, others = _primary(item.get("secret") or {})
         writer.writerow(
             [
@@ -97,7 +96,7 @@ def _kdbx(doc: Document, path: Path, password: str) -> None:
 
     kp = create_database(str(path), password=password)
     groups: dict[str, Any] = {}
-    for item in doc.items:
+    for item in doc.iter_items():
         kind = str(item.get("type") or "other")
         if kind not in groups:
             groups[kind] = kp.add_group(kp.root_group, kind)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,13 +64,22 @@ def _canonical(manifest: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class Sealed:
-    ciphertext: bytes
+    ciphertext: bytes | bytearray
     signature: str
     manifest: bytes
 
 
+def _digests(data: bytes | bytearray, signer: Ed25519PrivateKey) -> tuple[str, str]:
+    """(SHA-256 hex, file signature): two passes over a large buffer, run side by side
+    (hashlib releases the GIL on large inputs)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sha = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        signature = sshsig.sign(signer, data, sshsig.NS_FILE)
+        return sha.result(), signature
+
+
 def seal(
-    ciphertext: bytes,
+    ciphertext: bytes | bytearray,
     *,
     name: str,
     appliance: str,
@@ -80,6 +90,7 @@ def seal(
     sealbox_version: str,
 ) -> Sealed:
     """Sign an age ciphertext and build its manifest."""
+    sha256, file_signature = _digests(ciphertext, signer)
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -87,7 +98,7 @@ def seal(
         "appliance": appliance,
         "created": created,
         "size": len(ciphertext),
-        "sha256": hashlib.sha256(ciphertext).hexdigest(),
+        "sha256": sha256,
         "keys": keys,
         "counts": counts,
         "total": sum(counts.values()),
@@ -97,7 +108,7 @@ def seal(
     manifest["signature"] = sshsig.sign(signer, _canonical(manifest), sshsig.NS_MANIFEST)
     return Sealed(
         ciphertext=ciphertext,
-        signature=sshsig.sign(signer, ciphertext, sshsig.NS_FILE),
+        signature=file_signature,
         manifest=orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n",
     )
 

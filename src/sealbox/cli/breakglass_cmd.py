@@ -119,6 +119,7 @@ def _open(ctx: click.Context) -> opener.Opened:
     for message in opened.warnings:
         warn(message)
     doc = opened.document
+    ctx.call_on_close(doc.close)
     signed = (
         f"signed by {sshsig.fingerprint(opened.verified.signer)}"
         if opened.verified
@@ -126,7 +127,7 @@ def _open(ctx: click.Context) -> opener.Opened:
     )
     err_console.print(
         f"{files.path.name}: appliance {doc.appliance}, created {doc.created}, "
-        f"{len(doc.items)} items, {signed}",
+        f"{len(doc)} items, {signed}",
         markup=False,
     )
     return opened
@@ -140,21 +141,14 @@ def _row(item: dict[str, Any]) -> str:
             f"{item.get('name', '')!s:<32.32}",
             f"{item.get('host') or item.get('url') or '':<28.28}",
             f"{item.get('username') or '':<16.16}",
-            f"v{len(item.get('history') or []) + 1}",
+            f"v{item.get('versions', 1)}",
         ]
     ).rstrip()
 
 
-def _summary(item: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "type", "name", "host", "url", "username", "tags", "updated", "source")
-    out = {k: item.get(k) for k in keep}
-    out["versions"] = len(item.get("history") or []) + 1
-    return out
-
-
 def _print_rows(items: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        print_json([_summary(i) for i in items])
+        print_json(items)
         return
     out = sys.stdout
     out.write(
@@ -172,7 +166,7 @@ def _print_rows(items: list[dict[str, Any]], as_json: bool) -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, item_type: str | None, as_json: bool) -> None:
     """List every item (no secret values)."""
-    items = _open(ctx).document.items
+    items = _open(ctx).document.summaries
     if item_type:
         items = [i for i in items if i.get("type") == item_type]
     _print_rows(items, as_json)
@@ -271,7 +265,7 @@ def export(
             raise OutputError("a KDBX export needs --password-file or a terminal to ask for one")
     doc = _open(ctx).document
     exporter.export(doc, fmt, out, password=password, force=force)
-    err_console.print(f"Wrote {len(doc.items)} items to {out} ({fmt}, mode 0600).", markup=False)
+    err_console.print(f"Wrote {len(doc)} items to {out} ({fmt}, mode 0600).", markup=False)
     if fmt != "kdbx":
         warn(f"{out} holds every secret in the clear: delete it when the emergency is over")
 

@@ -7,6 +7,7 @@ conversion is done here with the reference Bech32 codec. No cryptography happens
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "new_secret",
     "parse_recipient",
     "recipient_of",
+    "wipe",
 ]
 
 SECRET_LEN = 32
@@ -108,14 +110,73 @@ def load_identities(text: str, origin: str) -> list[Any]:
     return identities
 
 
-def encrypt(plaintext: bytes, recipients: list[str]) -> bytes:
+class _Reader:
+    """A read-only file over a buffer, so pyrage streams from it without a copy of the whole."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self.view, self.pos = memoryview(data), 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
+        chunk = bytes(self.view[self.pos : end])
+        self.pos = end
+        return chunk
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Writer:
+    """A write-only file into a preallocated bytearray (grown if needed), so it can be wiped."""
+
+    def __init__(self, capacity: int) -> None:
+        self.buffer, self.size = bytearray(capacity), 0
+
+    def write(self, data: bytes) -> int:
+        end = self.size + len(data)
+        if end > len(self.buffer):
+            self.buffer.extend(bytes(end - len(self.buffer)))
+        self.buffer[self.size : end] = data
+        self.size = end
+        return len(data)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        return None
+
+
+def encrypt(plaintext: bytes | bytearray | memoryview, recipients: list[str]) -> bytearray:
     """age-encrypt (binary, no armor) to every recipient string."""
     objs = [parse_recipient(r) for r in recipients]
-    out: bytes = pyrage.encrypt(plaintext, objs)
-    return out
+    # age adds a header (~100 bytes per recipient) and 16 bytes per 64 KiB chunk.
+    out = _Writer(len(plaintext) + len(plaintext) // 4096 + 200 * len(objs) + 1024)
+    pyrage.encrypt_io(_Reader(plaintext), out, objs)
+    del out.buffer[out.size :]
+    return out.buffer
 
 
-def decrypt(ciphertext: bytes, identities: list[Any]) -> bytes:
-    """age-decrypt with any of the identities; raises pyrage.DecryptError for the caller to map."""
-    out: bytes = pyrage.decrypt(ciphertext, identities)
-    return out
+def decrypt(ciphertext: bytes, identities: list[Any]) -> bytearray:
+    """age-decrypt with any of the identities into a mutable buffer the caller can wipe.
+
+    Raises pyrage.DecryptError for the caller to map to a Sealbox error.
+    """
+    out = _Writer(len(ciphertext))  # the plaintext is never longer than the ciphertext
+    try:
+        pyrage.decrypt_io(_Reader(ciphertext), out, identities)
+    except BaseException as exc:
+        wipe(out.buffer)
+        if isinstance(
+            exc, OSError | ValueError
+        ):  # the streaming API reports failures as I/O errors
+            raise pyrage.DecryptError(str(exc)) from exc
+        raise
+    del out.buffer[out.size :]
+    return out.buffer
+
+
+def wipe(buffer: bytearray) -> None:
+    """Overwrite a buffer that held plaintext or key material with zeros, in place."""
+    if buffer:
+        ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))

@@ -68,7 +68,7 @@ def _pub_blob(public: Ed25519PublicKey) -> bytes:
     return _string(_KEYTYPE) + _string(raw)
 
 
-def _signed_data(namespace: str, message: bytes) -> bytes:
+def _signed_data(namespace: str, message: bytes | bytearray) -> bytes:
     return (
         _MAGIC
         + _string(namespace.encode())
@@ -78,7 +78,7 @@ def _signed_data(namespace: str, message: bytes) -> bytes:
     )
 
 
-def sign(private: Ed25519PrivateKey, message: bytes, namespace: str) -> str:
+def sign(private: Ed25519PrivateKey, message: bytes | bytearray, namespace: str) -> str:
     """An armored SSHSIG signature of ``message`` under ``namespace``."""
     raw_sig = private.sign(_signed_data(namespace, message))
     blob = (
@@ -95,7 +95,7 @@ def sign(private: Ed25519PrivateKey, message: bytes, namespace: str) -> str:
     return f"{_BEGIN}\n{body}\n{_END}\n"
 
 
-def verify(armored: str, message: bytes, namespace: str) -> Ed25519PublicKey:
+def verify(armored: str, message: bytes | bytearray, namespace: str) -> Ed25519PublicKey:
     """Check an armored SSHSIG signature; return the signer's public key.
 
     Raises SignatureError when the signature is malformed, made for another namespace, or does

@@ -128,15 +128,17 @@ def run_demo(root: Path, console: Console) -> DemoReport:
     opened = step(
         "Break the glass: open the newest backup with shares 1, 3 and 5",
         open_it,
-        lambda o: f"signature verified, {len(o.document.items)} items decrypted in memory",
+        lambda o: f"signature verified, {len(o.document)} items decrypted in memory",
     )
-    item = next(i for i in opened.document.items if i.get("type") == "credential")
+    summary_row = next(s for s in opened.document.summaries if s.get("type") == "credential")
+    item = opened.document.find(summary_row["id"]) or {}
     table = Table(title=f"One item from {backup.name}", show_header=False)
     for key in ("id", "type", "name", "host", "username", "updated"):
         table.add_row(key, str(item.get(key)))
     table.add_row("password", item["secret"].get("password", ""))
     table.add_row("history", f"{len(item.get('history') or [])} earlier version(s)")
     console.print(table)
+    opened.document.close()
 
     summary = Table(title="Sealbox demo summary")
     summary.add_column("step")

@@ -7,6 +7,7 @@ since an exporter may print anything there.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
 from sealbox.config.models import CommandSource
 from sealbox.errors import SourceError
@@ -16,7 +17,7 @@ from sealbox.sources.jsonfile import items_from_json
 __all__ = ["read"]
 
 
-def read(source: CommandSource) -> list[Item]:
+def read(source: CommandSource) -> Iterator[Item]:
     where = f"source {source.name!r} ({source.command[0]})"
     try:
         done = subprocess.run(
@@ -34,4 +35,4 @@ def read(source: CommandSource) -> list[Item]:
         raise SourceError(f"{where}: no answer within {source.timeout:g} s, killed") from exc
     if done.returncode != 0:
         raise SourceError(f"{where}: exited with status {done.returncode}")
-    return items_from_json(done.stdout, source.name, source.id_prefix)
+    return iter(items_from_json(done.stdout, source.name, source.id_prefix))

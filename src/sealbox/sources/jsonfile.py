@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -32,11 +33,11 @@ def items_from_json(data: bytes, source: str, id_prefix: str = "") -> list[Item]
     return items
 
 
-def read(source: JsonSource) -> list[Item]:
+def read(source: JsonSource) -> Iterator[Item]:
     try:
         data = source.path.read_bytes()
     except OSError as exc:
         raise SourceError(
             f"source {source.name!r}: cannot read {source.path}: {exc.strerror}"
         ) from exc
-    return items_from_json(data, source.name, source.id_prefix)
+    return iter(items_from_json(data, source.name, source.id_prefix))

@@ -7,6 +7,7 @@ field ``sealbox_type`` (or the group name, if it is an item type) sets the item 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +37,7 @@ def _type_of(entry: Any) -> str:
     return group if group in ITEM_TYPES else "credential"
 
 
-def read(source: KdbxSource) -> list[Item]:
+def read(source: KdbxSource) -> Iterator[Item]:
     from pykeepass import PyKeePass
     from pykeepass.exceptions import CredentialsError, HeaderChecksumError, PayloadChecksumError
 
@@ -56,7 +57,6 @@ def read(source: KdbxSource) -> list[Item]:
         raise SourceError(f"{where}: no such file") from exc
     except Exception as exc:  # pykeepass raises assorted parser errors for non-KDBX input
         raise SourceError(f"{where}: not a readable KeePass file ({type(exc).__name__})") from exc
-    items = []
     for entry in kp.entries:
         custom = entry.custom_properties or {}
         fields = {
@@ -64,24 +64,21 @@ def read(source: KdbxSource) -> list[Item]:
             for k, v in custom.items()
             if v is not None and k != "sealbox_type" and not entry.is_custom_property_protected(k)
         }
-        items.append(
-            Item(
-                id=source.id_prefix + str(entry.uuid),
-                type=_type_of(entry),
-                name=entry.title or str(entry.uuid),
-                secret=_secret_of(entry),
-                host=urlsplit(entry.url).hostname if entry.url else None,
-                url=entry.url,
-                username=entry.username,
-                tags=list(entry.tags or []),
-                notes=entry.notes,
-                fields=fields,
-                updated=normalise_time(entry.mtime),
-                source=source.name,
-                history=[
-                    Version(time=normalise_time(old.mtime) or "", secret=_secret_of(old))
-                    for old in entry.history
-                ],
-            )
+        yield Item(
+            id=source.id_prefix + str(entry.uuid),
+            type=_type_of(entry),
+            name=entry.title or str(entry.uuid),
+            secret=_secret_of(entry),
+            host=urlsplit(entry.url).hostname if entry.url else None,
+            url=entry.url,
+            username=entry.username,
+            tags=list(entry.tags or []),
+            notes=entry.notes,
+            fields=fields,
+            updated=normalise_time(entry.mtime),
+            source=source.name,
+            history=[
+                Version(time=normalise_time(old.mtime) or "", secret=_secret_of(old))
+                for old in entry.history
+            ],
         )
-    return items
