@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sealbox.demo import vault  # noqa: E402
-from sealbox.demo.run import _config_text  # noqa: E402
-from sealbox.items import ITEM_TYPES  # noqa: E402
+from sealbox.demo import vault
+from sealbox.demo.run import _config_text
+from sealbox.items import ITEM_TYPES
 
 SEALBOX = [sys.executable, "-m", "sealbox"]
 
