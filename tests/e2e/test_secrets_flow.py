@@ -221,3 +221,32 @@ def test_console_script_entry_point_runs(appliance):
     )
     assert done.returncode == 0, done.stderr
     assert "valid" in done.stdout
+
+
+def test_no_secret_reaches_disk_or_output(appliance, sealbox):
+    """Plaintext never touches disk (outside the vault itself) and never appears in output."""
+    import sqlite3
+
+    with sqlite3.connect(appliance.root / "appliance" / "vault.db") as db:
+        secrets = [
+            r[0] for r in db.execute("SELECT password FROM items WHERE password IS NOT NULL")
+        ]
+        secrets += [
+            r[0] for r in db.execute("SELECT api_secret FROM items WHERE api_secret IS NOT NULL")
+        ]
+    assert len(secrets) > 20
+    outputs = []
+    for args in (["backup", "secrets", "--json"], ["backup", "secrets"], ["keys", "list"]):
+        result = sealbox(*args, "--config", appliance.config)
+        assert result.code == 0
+        outputs.append(result.out + result.err)
+    backup = appliance.backups()[-1]
+    result = sealbox("breakglass", "open", backup, *appliance.share_args(1, 2, 3), "list")
+    outputs.append(result.out + result.err)
+    blob = "\n".join(outputs)
+    assert not [s for s in secrets if s in blob]
+    for path in appliance.root.rglob("*"):
+        if path.is_file() and path.name != "vault.db":
+            data = path.read_bytes()
+            leaked = [s for s in secrets if s.encode() in data]
+            assert not leaked, f"{path} holds a plaintext secret"

@@ -121,3 +121,78 @@ def test_document_search_and_version_check():
         document.parse(orjson.dumps({"format": "sealbox-secrets", "version": 99, "items": []}))
     with pytest.raises(CorruptFileError):
         document.parse(b"{not json")
+
+
+def test_document_vector():
+    """docs/design/format.md, section 4: the exact bytes of a one-item document."""
+    import hashlib
+
+    from sealbox.items import Version
+
+    items = [
+        Item(
+            id="1",
+            type="credential",
+            name="db1 root",
+            secret={"password": "hunter2"},
+            host="db1",
+            username="root",
+            tags=["dba"],
+            updated="2026-01-01T00:00:00Z",
+            source="vault",
+            history=[Version(time="2025-12-01T00:00:00Z", secret={"password": "hunter1"})],
+        )
+    ]
+    keys = [
+        {
+            "id": "6d15-2fa9-c011-05bb",
+            "recipient": "age13aqvttdk3ujkyjh9kg2w5an6dmy5mq5a84a4uxk3hfhnugfc9p0sy5p2wh",
+            "role": "master",
+        }
+    ]
+    data = document.build(
+        items,
+        appliance="pam-01",
+        created="2026-01-02T00:00:00Z",
+        keys=keys,
+        sealbox_version="0.1.0",
+    )
+    assert (
+        hashlib.sha256(data).hexdigest()
+        == "0635e2292fbb6a632ce556b7f32dcf8c65415ba8ce953445b8c1531749ac975e"
+    )
+    doc = document.parse(data)
+    assert doc.find("1")["history"][0]["secret"] == {"password": "hunter1"}
+
+
+def test_reindented_and_empty_documents_still_open():
+    items = [Item(id=str(n), type="secret", name=f"n{n}", secret={"t": "x"}) for n in range(3)]
+    data = document.build(items, appliance="a", created="t", keys=[], sealbox_version="t")
+    pretty = orjson.dumps(orjson.loads(data), option=orjson.OPT_INDENT_2)
+    doc = document.parse(pretty)
+    assert len(doc) == 3 and doc.find("2")["name"] == "n2"
+    empty = document.parse(
+        document.build([], appliance="a", created="t", keys=[], sealbox_version="t")
+    )
+    assert len(empty) == 0 and empty.counts["secret"] == 0
+
+
+def test_document_with_a_missing_item_is_refused():
+    items = [Item(id=str(n), type="secret", name=f"n{n}", secret={}) for n in range(3)]
+    lines = document.build(items, appliance="a", created="t", keys=[], sealbox_version="t").split(
+        b"\n"
+    )
+    del lines[2]
+    with pytest.raises(CorruptFileError):
+        document.parse(b"\n".join(lines))
+
+
+def test_close_wipes_the_plaintext():
+    items = [Item(id="1", type="secret", name="n", secret={"t": "topsecret"})]
+    buffer = bytearray(
+        document.build(items, appliance="a", created="t", keys=[], sealbox_version="t")
+    )
+    doc = document.parse(buffer)
+    assert b"topsecret" in buffer
+    doc.close()
+    assert buffer == bytearray(len(buffer))
