@@ -227,3 +227,30 @@ def test_unknown_item(backed_up, sealbox):
 def test_debug_shows_traceback(sealbox, tmp_path):
     with pytest.raises(Exception, match="not found"):
         sealbox("--debug", "backup", "secrets", "--config", tmp_path / "none.toml")
+
+
+def test_sheet_signer_pins_the_appliance_key(backed_up, sealbox, tmp_path):
+    """The custodians' sheets name the appliance key; a backup signed by another key is refused."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sealbox.crypto import sshsig
+
+    appliance, backup = backed_up
+    other = sshsig.public_key_line(Ed25519PrivateKey.generate().public_key())
+    forged_sheets = []
+    for n in (1, 2, 3):
+        text = appliance.shares[n - 1].read_text()
+        start = text.index("Signer:")
+        end = text.index("\n", start)
+        sheet = tmp_path / f"s{n}.txt"
+        sheet.write_text(text[:start] + f"Signer:     {other}" + text[end:])
+        forged_sheets += ["--share", str(sheet)]
+    _one_line_error(
+        sealbox("breakglass", "open", backup, *forged_sheets, "list"),
+        5,
+        "not by the expected appliance key",
+    )
+    assert (
+        sealbox("breakglass", "open", backup, *forged_sheets, "--ignore-signature", "list").code
+        == 0
+    )

@@ -87,6 +87,8 @@ def ceremony(
                 "threshold": threshold,
                 "shares": total,
                 "files": [str(f) for f in result.files],
+                # Without --out the sheets exist nowhere else: they must be in the output.
+                **({} if out_dir else {"sheets": result.sheets}),
             }
         )
         return

@@ -67,19 +67,20 @@ def run_demo(root: Path, console: Console) -> DemoReport:
     config_path = root / "sealbox.toml"
     report = DemoReport(first_run=not config_path.exists())
 
-    def step(title: str, action: Callable[[], T], detail: Callable[[T], str]) -> T:
+    def step(label: str, title: str, action: Callable[[], T], detail: Callable[[T], str]) -> T:
         console.print(f"[bold cyan]>[/] {title} ...")
         started = time.perf_counter()
         value = action()
         elapsed = time.perf_counter() - started
         text = detail(value)
-        report.steps.append((title, elapsed, text))
+        report.steps.append((label, elapsed, text))
         console.print(f"  {text} [dim]({elapsed:.2f} s)[/]")
         return value
 
     if report.first_run:
         console.print(f"[bold]Building a demo appliance in {root}[/]")
         step(
+            "demo vault",
             "Create the credential vault (SQLite, 6 item types, version history)",
             lambda: vault.create_vault(root / "appliance" / "vault.db"),
             lambda n: f"{n} items in appliance/vault.db",
@@ -89,6 +90,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
     else:
         console.print(f"[bold]Next day on the demo appliance in {root}[/]")
         step(
+            "next day",
             "Rotate passwords (old values go to history)",
             lambda: vault.next_day(root / "appliance" / "vault.db"),
             lambda n: f"{n} passwords rotated",
@@ -97,6 +99,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
     keystore = Keystore(config.appliance.state_dir)
     if keystore.current() is None:
         result = step(
+            "key ceremony",
             "Key ceremony: master key split 3-of-5 for the custodians",
             lambda: keys_ops.ceremony(
                 keystore,
@@ -110,6 +113,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
         console.print(f"  recipient {result.recipient}")
 
     backup = step(
+        "secrets backup",
         "Secrets backup (export, age-encrypt to the master key, sign, store)",
         lambda: secrets_backup.run(config),
         lambda r: f"{r.name}: {r.total} items, {r.size:,} bytes in remote/",
@@ -126,6 +130,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
         )
 
     opened = step(
+        "break the glass",
         "Break the glass: open the newest backup with shares 1, 3 and 5",
         open_it,
         lambda o: f"signature verified, {len(o.document)} items decrypted in memory",
