@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sealbox import __version__
-from sealbox.cli import backup_cmd, breakglass_cmd, config_cmd, demo_cmd, keys_cmd
+from sealbox.cli import backup_cmd, breakglass_cmd, config_cmd, demo_cmd, keys_cmd, repo_cmd
 from sealbox.cli.common import err_console
 from sealbox.errors import SealboxError
 
@@ -31,6 +31,7 @@ cli.add_command(config_cmd.group)
 cli.add_command(keys_cmd.group)
 cli.add_command(backup_cmd.group)
 cli.add_command(breakglass_cmd.group)
+cli.add_command(repo_cmd.group)
 cli.add_command(demo_cmd.command)
 
 

@@ -1,0 +1,55 @@
+"""A rich progress bar on stderr (only on a terminal, never with --json)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from sealbox.cli.common import err_console
+
+__all__ = ["bytes_progress"]
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task: TaskID | None) -> None:
+        self.progress, self.task = progress, task
+        self.files = 0
+
+    def advance(self, nbytes: int, files: int = 0) -> None:
+        self.files += files
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, advance=nbytes, files=self.files)
+
+    def total(self, nbytes: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=nbytes)
+
+
+@contextmanager
+def bytes_progress(title: str, total: int | None, enabled: bool) -> Iterator[_Bar]:
+    if not enabled or not sys.stderr.isatty():
+        yield _Bar(None, None)
+        return
+    progress = Progress(
+        TextColumn(f"{title} [progress.description]{{task.fields[files]}} files"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task("", total=total, files=0)
+        yield _Bar(progress, task)

@@ -1,0 +1,443 @@
+"""``sealbox repo init|backup|snapshots|restore|check|forget``: plumbing on any repository URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sealbox.backends import open_backend
+from sealbox.cli.common import (
+    console,
+    json_option,
+    passphrase_options,
+    passphrase_source,
+    print_json,
+    warn,
+)
+from sealbox.cli.progress import bytes_progress
+from sealbox.config.models import Retention
+from sealbox.errors import IntegrityError, KeyMaterialError
+from sealbox.keymaterial import Unlocked, from_identity_file, from_share_files
+from sealbox.repo.repository import Repository, default_state_dir
+
+repo_argument = click.argument("repo")
+
+
+def key_options(func: Any) -> Any:
+    func = passphrase_options(func)
+    func = click.option(
+        "--share",
+        "shares",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A custodian share sheet (repeat for a quorum).",
+    )(func)
+    return click.option(
+        "--identity",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="An age identity file (e.g. from `sealbox keys combine`).",
+    )(func)
+
+
+def unlock(
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    required: bool = True,
+) -> Unlocked | None:
+    if identity is not None and shares:
+        raise KeyMaterialError("give either --identity or --share, not both")
+    if identity is not None:
+        return from_identity_file(identity)
+    if shares:
+        return from_share_files(list(shares), passphrase_source(passphrase_flag, passphrase_file))
+    if required:
+        raise KeyMaterialError(
+            "this needs the master key: --identity FILE or a quorum of --share FILE"
+        )
+    return None
+
+
+def state_dir(ctx: click.Context) -> Path:
+    value = ctx.find_object(dict)
+    return Path(value["state_dir"]) if value and value.get("state_dir") else default_state_dir()
+
+
+@click.group("repo")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local state: writer keys, files cache (default $SEALBOX_STATE_DIR, else ~/.local/state/sealbox).",
+)
+@click.pass_context
+def group(ctx: click.Context, state_dir: Path | None) -> None:
+    """Plumbing: any paths, any repository URL."""
+    ctx.obj = {"state_dir": state_dir}
+
+
+@group.command("init")
+@repo_argument
+@click.option(
+    "--recipient", "recipients", multiple=True, required=True, help="age1... (repeat for several)."
+)
+@json_option
+@click.pass_context
+def init(ctx: click.Context, repo: str, recipients: tuple[str, ...], as_json: bool) -> None:
+    """Create a repository sealed to the recipients."""
+    repository = Repository.init(open_backend(repo), list(recipients), state_dir(ctx))
+    if as_json:
+        print_json({"id": repository.config.id, "url": repository.backend.display})
+    else:
+        console.print(
+            f"Created repository {repository.config.id} at {repository.backend.display}",
+            markup=False,
+        )
+
+
+@group.command("backup")
+@repo_argument
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--exclude", "excludes", multiple=True, help="Glob of names or paths to leave out (repeatable)."
+)
+@click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@json_option
+@click.pass_context
+def backup(
+    ctx: click.Context,
+    repo: str,
+    paths: tuple[Path, ...],
+    excludes: tuple[str, ...],
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Back up PATHS into a new snapshot."""
+    from sealbox.repo.backup import Progress, run_backup
+
+    repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    with bytes_progress("backup", None, not as_json) as bar:
+        progress = Progress()
+        seen = [0, 0]
+
+        def update(p: Progress) -> None:
+            bar.total(p.total_bytes)
+            bar.advance(p.bytes - seen[0], p.files - seen[1])
+            seen[0], seen[1] = p.bytes, p.files
+
+        progress.on_update = update
+        result = run_backup(
+            repository,
+            list(paths),
+            state_dir=state_dir(ctx),
+            excludes=list(excludes),
+            tags=list(tags),
+            progress=progress,
+        )
+    snap = result.snapshot
+    for message in result.warnings:
+        warn(message)
+    summary = {
+        "snapshot": snap.id,
+        "time": snap.time,
+        "paths": snap.paths,
+        "files": snap.files,
+        "dirs": snap.dirs,
+        "size": snap.size,
+        "files_new": result.files_new,
+        "files_unchanged": result.files_unchanged,
+        "bytes_read": result.bytes_read,
+        "blobs_added": result.blobs_added,
+        "bytes_added": result.bytes_added,
+        "packs": result.packs,
+        "recovered_packs": result.recovered_packs,
+        "warnings": result.warnings,
+        "seconds": round(result.seconds, 3),
+    }
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"snapshot {snap.id[:12]} saved: {snap.files} files, {snap.size:,} bytes"
+        f" ({result.files_new} new or changed, {result.files_unchanged} unchanged);"
+        f" added {result.bytes_added:,} bytes in {result.packs} pack(s), {result.seconds:.2f} s",
+        markup=False,
+    )
+
+
+def snapshot_dict(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "short_id": s.id[:12],
+        "time": s.time,
+        "kind": s.kind,
+        "hostname": s.hostname,
+        "paths": s.paths,
+        "tags": s.tags,
+        "size": s.size,
+        "files": s.files,
+        "extra": s.extra,
+    }
+
+
+@group.command("snapshots")
+@repo_argument
+@json_option
+@click.pass_context
+def snapshots(ctx: click.Context, repo: str, as_json: bool) -> None:
+    """List snapshots (no key needed)."""
+    repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    snaps = repository.snapshots()
+    if as_json:
+        print_json([snapshot_dict(s) for s in snaps])
+        return
+    for s in snaps:
+        console.print(
+            f"{s.id[:12]}  {s.time[:19]}  {s.kind:<10} {s.files:>8} files {s.size:>15,} B  "
+            f"{', '.join(s.paths)}",
+            markup=False,
+        )
+    console.print(f"{len(snaps)} snapshot(s)", markup=False)
+
+
+def open_for_reading(repo: str, unlocked: Unlocked) -> Repository:
+    return Repository.open(open_backend(repo), unlocked.identities)
+
+
+@group.command("restore")
+@repo_argument
+@click.argument("snapshot")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@key_options
+@click.option(
+    "--include", "includes", multiple=True, help="Only paths matching this glob (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--no-verify", is_flag=True, help="Skip reading written files back.")
+@json_option
+def restore(
+    repo: str,
+    snapshot: str,
+    target: Path,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    includes: tuple[str, ...],
+    dry_run: bool,
+    no_verify: bool,
+    as_json: bool,
+) -> None:
+    """Restore SNAPSHOT (an id prefix or "latest") into TARGET."""
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.restore import plan_restore, run_restore
+
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
+    assert unlocked is not None
+    repository = open_for_reading(repo, unlocked)
+    index = repository.load_index()
+    reader = BlobReader(repository, index, unlocked.identities)
+    snap = repository.find_snapshot(snapshot)
+    plan = plan_restore(repository, index, reader, snap, target, list(includes) or None)
+    plan_info = {
+        "snapshot": snap.id,
+        "files": plan.files,
+        "bytes": plan.bytes,
+        "free": plan.free,
+        "target": str(target),
+        "damaged": plan.damaged_trees,
+    }
+    if dry_run:
+        if as_json:
+            print_json(plan_info)
+        else:
+            console.print(
+                f"would restore {plan.files} files, {plan.bytes:,} bytes into {target}"
+                f" ({plan.free:,} bytes free)",
+                markup=False,
+            )
+        return
+    if not as_json:
+        console.print(
+            f"restoring {plan.files} files, {plan.bytes:,} bytes from {snap.id[:12]} into {target}",
+            markup=False,
+        )
+    with bytes_progress("restore", plan.bytes, not as_json) as bar:
+        result = run_restore(
+            repository,
+            index,
+            reader,
+            plan,
+            target,
+            verify=not no_verify,
+            on_bytes=lambda n: bar.advance(n),
+        )
+    for message in result.warnings:
+        warn(message)
+    if as_json:
+        print_json(
+            {
+                **plan_info,
+                "restored_files": result.files,
+                "restored_bytes": result.bytes,
+                "failed": result.failed,
+                "warnings": result.warnings,
+                "seconds": round(result.seconds, 3),
+                "verified": not no_verify,
+            }
+        )
+    else:
+        console.print(
+            f"restored {result.files} files, {result.bytes:,} bytes in {result.seconds:.2f} s"
+            + ("" if no_verify else ", every file read back and verified"),
+            markup=False,
+        )
+    if result.failed:
+        for failure in result.failed:
+            console.print(f"FAILED {failure}", markup=False)
+        raise IntegrityError(
+            f"{len(result.failed)} file(s) could not be restored intact (listed above)"
+        )
+
+
+@group.command("check")
+@repo_argument
+@click.option("--read-data", is_flag=True, help="Decrypt and verify every blob (needs the key).")
+@click.option("--read-data-subset", help="Like --read-data on a random N% of the packs, e.g. 10%.")
+@key_options
+@json_option
+@click.pass_context
+def check(
+    ctx: click.Context,
+    repo: str,
+    read_data: bool,
+    read_data_subset: str | None,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Check the repository's integrity (structure without a key; data with one)."""
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.check import run_check
+    from sealbox.repo.locks import Lock
+
+    subset = None
+    if read_data_subset:
+        try:
+            subset = float(read_data_subset.rstrip("%")) / 100
+        except ValueError:
+            raise click.BadParameter(
+                "use a percentage like 10%", param_hint="--read-data-subset"
+            ) from None
+        read_data = True
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    if unlocked is not None:
+        repository = open_for_reading(repo, unlocked)
+    else:
+        repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    reader = (
+        BlobReader(repository, repository.load_index(), unlocked.identities) if unlocked else None
+    )
+    with Lock(repository.backend, exclusive=False, purpose="check"):
+        report = run_check(repository, reader=reader, read_data=read_data, subset=subset)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for error in report.errors:
+            console.print(f"error: {error}", markup=False)
+        for snap, files in report.affected_snapshots.items():
+            console.print(
+                f"snapshot {snap[:12]} is damaged; affected: "
+                + "; ".join(files[:20])
+                + (f" (+{len(files) - 20} more)" if len(files) > 20 else ""),
+                markup=False,
+            )
+        what = (
+            f"{report.blobs_checked} blobs decrypted and verified"
+            if read_data
+            else "structure only"
+        )
+        console.print(
+            f"{report.snapshots} snapshots, {report.packs} packs checked ({what}): "
+            + ("no errors" if report.ok else f"{len(report.errors)} error(s)"),
+            markup=False,
+        )
+    if not report.ok:
+        raise IntegrityError(f"check found {len(report.errors)} error(s)")
+
+
+@group.command("forget")
+@repo_argument
+@click.option("--keep-last", type=int)
+@click.option("--keep-hourly", type=int)
+@click.option("--keep-daily", type=int)
+@click.option("--keep-weekly", type=int)
+@click.option("--keep-monthly", type=int)
+@click.option("--keep-yearly", type=int)
+@click.option("--keep-within", help="Keep everything younger than this (e.g. 30d, 5y).")
+@click.option("--prune", "do_prune", is_flag=True, help="Then reclaim the space nobody needs.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@json_option
+@click.pass_context
+def forget(
+    ctx: click.Context,
+    repo: str,
+    keep_last: int | None,
+    keep_hourly: int | None,
+    keep_daily: int | None,
+    keep_weekly: int | None,
+    keep_monthly: int | None,
+    keep_yearly: int | None,
+    keep_within: str | None,
+    do_prune: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Apply a retention policy, then optionally prune."""
+    from sealbox.repo.forget import apply_policy, forget_snapshots, prune
+
+    try:
+        policy = Retention(
+            keep_last=keep_last,
+            keep_hourly=keep_hourly,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_yearly=keep_yearly,
+            keep_within=keep_within,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc).splitlines()[-1]) from None
+    if not any(policy.model_dump().values()):
+        raise click.UsageError("give at least one --keep-* option")
+    repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    keep, drop = apply_policy(repository.snapshots(), policy, datetime.now(UTC))
+    if not dry_run:
+        forget_snapshots(repository, drop)
+    pruned = prune(repository, dry_run=dry_run) if do_prune else None
+    if as_json:
+        print_json(
+            {
+                "keep": [s.id for s in keep],
+                "forget": [s.id for s in drop],
+                "dry_run": dry_run,
+                "prune": pruned.__dict__ if pruned else None,
+            }
+        )
+        return
+    verb = "would forget" if dry_run else "forgot"
+    console.print(f"kept {len(keep)} snapshot(s), {verb} {len(drop)}", markup=False)
+    if pruned:
+        console.print(
+            f"prune: {pruned.packs_deleted} pack(s) deleted, {pruned.packs_repacked} repacked,"
+            f" {pruned.bytes_freed:,} bytes freed",
+            markup=False,
+        )
+
+
+__all__ = ["group"]

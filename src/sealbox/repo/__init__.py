@@ -1,0 +1,1 @@
+"""The sealed, deduplicating repository (system and recordings backups); see docs/design/format.md."""

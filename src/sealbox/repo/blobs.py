@@ -1,0 +1,73 @@
+"""Reading blobs back (restore, check --read-data): fetch, decrypt, decompress, verify the id."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import blake3
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sealbox.errors import CorruptFileError
+from sealbox.repo import format as fmt
+from sealbox.repo.repository import Index, Repository, pack_path
+
+__all__ = ["BlobReader"]
+
+
+class BlobReader:
+    def __init__(self, repo: Repository, index: Index, identities: list[Any]) -> None:
+        self.repo, self.index, self.identities = repo, index, identities
+        self._ciphers: dict[bytes, AESGCM] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _cipher(self, key_id: bytes) -> AESGCM:
+        with self._lock:
+            cipher = self._ciphers.get(key_id)
+            if cipher is None:
+                cipher = AESGCM(self.repo.data_key(key_id, self.identities))
+                self._ciphers[key_id] = cipher
+            return cipher
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d: zstandard.ZstdDecompressor | None = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        return d
+
+    def decode(self, entry: fmt.PackEntry, stored: bytes | memoryview, where: str) -> bytes:
+        """Plaintext of a stored blob; CorruptFileError names it if anything does not match."""
+        if len(stored) != entry.length:
+            raise CorruptFileError(f"{where}: blob {entry.blob_id.hex()[:16]} is truncated")
+        nonce = bytes(stored[: fmt.NONCE_LEN])
+        try:
+            payload = self._cipher(entry.key_id).decrypt(
+                nonce, stored[fmt.NONCE_LEN :], fmt.blob_aad(entry.blob_type, entry.blob_id)
+            )
+        except InvalidTag:
+            raise CorruptFileError(
+                f"{where}: blob {entry.blob_id.hex()[:16]} failed authentication (damaged)"
+            ) from None
+        if len(payload) < entry.raw_length:
+            try:
+                payload = self._decompressor().decompress(payload, max_output_size=entry.raw_length)
+            except zstandard.ZstdError as exc:
+                raise CorruptFileError(
+                    f"{where}: blob {entry.blob_id.hex()[:16]} does not decompress"
+                ) from exc
+        if (
+            len(payload) != entry.raw_length
+            or blake3.blake3(payload, key=self.repo.keys.id_key).digest() != entry.blob_id
+        ):
+            raise CorruptFileError(
+                f"{where}: blob {entry.blob_id.hex()[:16]} does not match its id"
+            )
+        return payload
+
+    def read(self, blob_id: bytes) -> bytes:
+        pack, entry = self.index.lookup(blob_id)
+        where = pack_path(pack)
+        return self.decode(entry, self.repo.backend.get(where, entry.offset, entry.length), where)

@@ -1,0 +1,210 @@
+"""Pure encodings of the repository objects (docs/design/format.md, part II). Bytes in, bytes out.
+
+Three kinds of key protect three kinds of object:
+
+- **data keys** (AES-256-GCM, one per backup run, sealed with age to the recipients only): blobs
+  (file chunks and trees). The appliance forgets a data key when its run ends, so it cannot read
+  its own backups back.
+- the **index key** (AES-256-GCM, held by the writer): pack headers, index files, snapshot headers
+  and reference lists, so the appliance can deduplicate, list, prune and check without the
+  private key, while the storage side learns nothing from them.
+- the **id key** (keyed BLAKE3, held by the writer): blob ids, so ids reveal nothing about content.
+
+Every object stored under a content name is named by the unkeyed BLAKE3 of its bytes, so anyone
+can check any object for damage without a key.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import blake3
+import orjson
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from sealbox.errors import CorruptFileError
+
+__all__ = [
+    "BLOB_DATA",
+    "BLOB_TREE",
+    "ID_LEN",
+    "IndexEntry",
+    "PackEntry",
+    "blob_aad",
+    "content_name",
+    "decode_index",
+    "decode_pack_header",
+    "encode_index",
+    "encode_pack_header",
+    "open_sealed",
+    "seal",
+]
+
+ID_LEN = 32
+KEY_ID_LEN = 32
+NONCE_LEN = 12
+TAG_LEN = 16
+BLOB_DATA = 0
+BLOB_TREE = 1
+_MAGIC_OBJECT = b"SBXo"  # AAD prefix of index-key objects
+_MAGIC_BLOB = b"SBXb"  # AAD prefix of blobs
+_MAGIC_PACK = b"SBXp"  # pack header magic (inside its encryption)
+FORMAT_VERSION = 1
+
+
+def content_name(data: bytes | bytearray | memoryview) -> str:
+    """The name of a content-addressed object: hex BLAKE3 of its bytes (no key)."""
+    return blake3.blake3(
+        data, max_threads=blake3.blake3.AUTO if len(data) > 1 << 20 else 1
+    ).hexdigest()
+
+
+def blob_aad(blob_type: int, blob_id: bytes) -> bytes:
+    """Associated data of a blob: binds its ciphertext to its id and type (no swapping)."""
+    return _MAGIC_BLOB + bytes((FORMAT_VERSION, blob_type)) + blob_id
+
+
+def seal(key: bytes, kind: bytes, plaintext: bytes) -> bytes:
+    """An index-key object: ``nonce || AES-256-GCM(plaintext, aad = "SBXo" || version || kind)``.
+
+    ``kind`` (e.g. ``b"index"``) is authenticated, so an object cannot pass for another kind.
+    """
+    nonce = os.urandom(NONCE_LEN)
+    return nonce + AESGCM(key).encrypt(
+        nonce, plaintext, _MAGIC_OBJECT + bytes((FORMAT_VERSION,)) + kind
+    )
+
+
+def open_sealed(key: bytes, kind: bytes, data: bytes, what: str) -> bytes:
+    if len(data) < NONCE_LEN + TAG_LEN:
+        raise CorruptFileError(f"{what}: too short to be a sealed object")
+    try:
+        return AESGCM(key).decrypt(
+            data[:NONCE_LEN], data[NONCE_LEN:], _MAGIC_OBJECT + bytes((FORMAT_VERSION,)) + kind
+        )
+    except InvalidTag:
+        raise CorruptFileError(
+            f"{what}: authentication failed (damaged, or not from this repository)"
+        ) from None
+
+
+# --- packs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackEntry:
+    """One blob inside a pack: where its ciphertext is and which data key sealed it."""
+
+    blob_type: int
+    blob_id: bytes
+    offset: int
+    length: int  # stored bytes: nonce + ciphertext + tag
+    raw_length: int  # plaintext length; stored payload shorter than this means zstd-compressed
+    key_id: bytes
+
+
+_ENTRY = struct.Struct(">B32sQII32s")
+
+
+def encode_pack_header(entries: list[PackEntry], index_key: bytes) -> bytes:
+    """The sealed header appended to a pack, followed by its length as 4 bytes big-endian."""
+    body = bytearray(_MAGIC_PACK + struct.pack(">I", len(entries)))
+    for e in entries:
+        body += _ENTRY.pack(e.blob_type, e.blob_id, e.offset, e.length, e.raw_length, e.key_id)
+    sealed = seal(index_key, b"pack", bytes(body))
+    return sealed + struct.pack(">I", len(sealed))
+
+
+def decode_pack_header(tail: bytes, index_key: bytes, what: str) -> list[PackEntry]:
+    """Entries from a pack's tail (the sealed header and its 4-byte length)."""
+    if len(tail) < 4:
+        raise CorruptFileError(f"{what}: truncated pack")
+    (length,) = struct.unpack(">I", tail[-4:])
+    if length + 4 > len(tail):
+        raise CorruptFileError(f"{what}: pack header length is out of range")
+    body = open_sealed(index_key, b"pack", tail[-4 - length : -4], what)
+    if body[:4] != _MAGIC_PACK or len(body) < 8:
+        raise CorruptFileError(f"{what}: not a pack header")
+    (count,) = struct.unpack(">I", body[4:8])
+    if len(body) != 8 + count * _ENTRY.size:
+        raise CorruptFileError(f"{what}: pack header has a wrong size")
+    return [PackEntry(*_ENTRY.unpack_from(body, 8 + i * _ENTRY.size)) for i in range(count)]
+
+
+def pack_header_size(tail_length_field: bytes) -> int:
+    """Bytes to read from the end of a pack for its header (including the 4-byte length)."""
+    return int(struct.unpack(">I", tail_length_field)[0]) + 4
+
+
+# --- index files --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    pack: str
+    entry: PackEntry
+
+
+def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
+    """An index file: for each pack, its name and entries; zstd-compressed then sealed."""
+    body = bytearray(struct.pack(">I", len(packs)))
+    for name, entries in packs.items():
+        body += bytes.fromhex(name) + struct.pack(">I", len(entries))
+        for e in entries:
+            body += _ENTRY.pack(e.blob_type, e.blob_id, e.offset, e.length, e.raw_length, e.key_id)
+    return seal(index_key, b"index", zstandard.ZstdCompressor(level=3).compress(bytes(body)))
+
+
+def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
+    raw = open_sealed(index_key, b"index", data, what)
+    try:
+        body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 31)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{what}: index does not decompress") from exc
+    try:
+        (count,) = struct.unpack_from(">I", body, 0)
+        pos = 4
+        packs: dict[str, list[PackEntry]] = {}
+        for _ in range(count):
+            name = body[pos : pos + 32].hex()
+            (n,) = struct.unpack_from(">I", body, pos + 32)
+            pos += 36
+            packs[name] = [
+                PackEntry(*_ENTRY.unpack_from(body, pos + i * _ENTRY.size)) for i in range(n)
+            ]
+            pos += n * _ENTRY.size
+    except struct.error as exc:
+        raise CorruptFileError(f"{what}: index is truncated") from exc
+    if pos != len(body):
+        raise CorruptFileError(f"{what}: index has trailing bytes")
+    return packs
+
+
+# --- JSON objects sealed with the index key (snapshots) and reference lists ----------------------
+
+
+def seal_json(index_key: bytes, kind: bytes, value: object) -> bytes:
+    return seal(index_key, kind, orjson.dumps(value))
+
+
+def open_json(index_key: bytes, kind: bytes, data: bytes, what: str) -> object:
+    try:
+        return orjson.loads(open_sealed(index_key, kind, data, what))
+    except orjson.JSONDecodeError as exc:
+        raise CorruptFileError(f"{what}: not valid JSON inside") from exc
+
+
+def encode_refs(ids: set[bytes] | list[bytes], index_key: bytes) -> bytes:
+    """A snapshot's reference list: every blob id it needs, sorted, sealed."""
+    return seal(index_key, b"refs", b"".join(sorted(ids)))
+
+
+def decode_refs(data: bytes, index_key: bytes, what: str) -> list[bytes]:
+    body = open_sealed(index_key, b"refs", data, what)
+    if len(body) % ID_LEN:
+        raise CorruptFileError(f"{what}: reference list has a wrong size")
+    return [body[i : i + ID_LEN] for i in range(0, len(body), ID_LEN)]
