@@ -6,14 +6,16 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 from rich.console import Console
 
-from sealbox.config import Config, load_config, resolve_path
 from sealbox.errors import KeyMaterialError
+
+if TYPE_CHECKING:
+    from sealbox.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,11 +41,15 @@ def json_option(func: F) -> F:
 
 
 def config_path(ctx: click.Context, leaf: Path | None) -> Path:
+    from sealbox.config.load import resolve_path
+
     root = ctx.find_root().params.get("config_path")
     return resolve_path(leaf or root)
 
 
 def load(ctx: click.Context, leaf: Path | None) -> Config:
+    from sealbox.config.load import load_config
+
     return load_config(config_path(ctx, leaf))
 
 

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
 from sealbox import __version__
-from sealbox.cli import backup_cmd, breakglass_cmd, config_cmd, demo_cmd, keys_cmd, repo_cmd
 from sealbox.cli.common import err_console
 from sealbox.errors import SealboxError
 
+# Command name -> module:attribute. Modules load only when their command runs, so a backup does
+# not pay (in start-up time and memory) for the libraries of every other command.
+COMMANDS = {
+    "config": "sealbox.cli.config_cmd:group",
+    "keys": "sealbox.cli.keys_cmd:group",
+    "backup": "sealbox.cli.backup_cmd:group",
+    "breakglass": "sealbox.cli.breakglass_cmd:group",
+    "repo": "sealbox.cli.repo_cmd:group",
+    "demo": "sealbox.cli.demo_cmd:command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--config",
     "config_path",
@@ -25,14 +52,6 @@ from sealbox.errors import SealboxError
 @click.version_option(__version__, prog_name="sealbox")
 def cli(config_path: Path | None, debug: bool) -> None:
     """Sealbox: backups for privileged-access-management appliances."""
-
-
-cli.add_command(config_cmd.group)
-cli.add_command(keys_cmd.group)
-cli.add_command(backup_cmd.group)
-cli.add_command(breakglass_cmd.group)
-cli.add_command(repo_cmd.group)
-cli.add_command(demo_cmd.command)
 
 
 def main(argv: list[str] | None = None) -> int:

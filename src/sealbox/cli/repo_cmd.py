@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,10 +18,11 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.cli.progress import bytes_progress
-from sealbox.config.models import Retention
 from sealbox.errors import IntegrityError, KeyMaterialError
-from sealbox.keymaterial import Unlocked, from_identity_file, from_share_files
 from sealbox.repo.repository import Repository, default_state_dir
+
+if TYPE_CHECKING:
+    from sealbox.keymaterial import Unlocked
 
 repo_argument = click.argument("repo")
 
@@ -49,6 +50,8 @@ def unlock(
     passphrase_file: Path | None,
     required: bool = True,
 ) -> Unlocked | None:
+    from sealbox.keymaterial import from_identity_file, from_share_files
+
     if identity is not None and shares:
         raise KeyMaterialError("give either --identity or --share, not both")
     if identity is not None:
@@ -399,6 +402,7 @@ def forget(
     as_json: bool,
 ) -> None:
     """Apply a retention policy, then optionally prune."""
+    from sealbox.config.models import Retention
     from sealbox.repo.forget import apply_policy, forget_snapshots, prune
 
     try:

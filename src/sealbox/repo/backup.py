@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import zstandard
 from pyfastcdc import FastCDC
 
 from sealbox.errors import NotFoundError, SealboxError
@@ -36,15 +37,18 @@ from sealbox.repo import format as fmt
 from sealbox.repo.filescache import FilesCache
 from sealbox.repo.keys import DataKey
 from sealbox.repo.locks import Lock
-from sealbox.repo.packer import Packer
+from sealbox.repo.packer import Buffer, Packer, alloc, compress_if_worth
 from sealbox.repo.repository import Index, Repository, Snapshot, pack_path
 from sealbox.repo.tree import encode_tree, kind_of, set_node_name
 
 __all__ = ["BackupResult", "Progress", "run_backup"]
 
-SEGMENT = 16 * 1024 * 1024  # per-worker read buffer; at least twice the largest chunk
-WORKERS = max(2, min(4, (os.cpu_count() or 2)))
+SEGMENT = 8 * 1024 * 1024  # per-worker read buffer; at least twice the largest chunk
+WORKERS = int(os.environ.get("SEALBOX_WORKERS", "0")) or max(2, min(4, (os.cpu_count() or 2)))
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
+BATCH_FILES = 256
+BATCH_BYTES = 32 * 1024 * 1024
+UPLOADS_IN_FLIGHT = 1  # packs handed to the uploader and not yet stored (each ~21 MiB)
 
 
 @dataclass
@@ -136,13 +140,19 @@ def _node(name: str, st: os.stat_result, path: str) -> dict[str, Any]:
 class _Engine:
     """State shared by the walker and the workers of one backup run."""
 
-    def __init__(self, repo: Repository, index: Index, progress: Progress) -> None:
+    def __init__(self, repo: Repository, index: Index, progress: Progress, level: int = 1) -> None:
         self.repo, self.index, self.progress = repo, index, progress
         self.lock = threading.Lock()
         self.pending: set[bytes] = set()
         self.local = threading.local()
-        self.packers: list[Packer] = []
         self._data_key: DataKey | None = None
+        self.level = level
+        # Packs are written (and fsynced) in the background while the next ones fill.
+        self.uploader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sealbox-upload")
+        self.uploads: list[Future[None]] = []
+        self.in_flight = threading.Semaphore(UPLOADS_IN_FLIGHT)
+        self.failure: BaseException | None = None
+        self.free_buffers: list[Buffer] = []
         chunker = repo.config.chunker
         self.cdc = FastCDC(
             chunker["avg"],
@@ -153,6 +163,14 @@ class _Engine:
         self.max_chunk = chunker["max"]
         self.id_key = repo.keys.id_key
         self.blobs_added = 0
+        self.packer = Packer(
+            lambda: self.data_key,
+            repo.keys.index_key,
+            repo.config.pack_size,
+            self.max_chunk,
+            self.upload,
+            self.new_buffer,
+        )
 
     @property
     def data_key(self) -> DataKey:
@@ -162,24 +180,49 @@ class _Engine:
                 self._data_key = self.repo.new_data_key()
             return self._data_key
 
-    def upload(self, name: str, data: memoryview) -> None:
-        self.repo.backend.put(pack_path(name), data, exclusive=False)
+    def upload(self, name: str, buffer: Buffer, length: int) -> None:
+        """Hand a full pack to the background uploader; block while too many are in flight."""
+        if self.failure is not None:
+            raise self.failure
+        self.in_flight.acquire()
 
-    def packer(self) -> Packer:
-        packer: Packer | None = getattr(self.local, "packer", None)
-        if packer is None:
-            packer = Packer(
-                self.data_key,
-                self.repo.keys.index_key,
-                self.repo.config.pack_size,
-                self.max_chunk,
-                self.upload,
+        def put() -> None:
+            try:
+                with memoryview(buffer) as view:
+                    self.repo.backend.put(pack_path(name), view[:length], exclusive=False)
+            except BaseException as exc:
+                self.failure = exc
+                raise
+            finally:
+                with self.lock:
+                    self.free_buffers.append(buffer)  # reused: fresh memory is costly here
+                self.in_flight.release()
+
+        self.uploads.append(self.uploader.submit(put))
+
+    def new_buffer(self, size: int) -> Buffer:
+        with self.lock:
+            for i, buffer in enumerate(self.free_buffers):
+                if len(buffer) == size:
+                    return self.free_buffers.pop(i)
+        return alloc(size)
+
+    def finish_uploads(self) -> None:
+        """Wait for every pack to be stored; raise the first failure."""
+        for future in self.uploads:
+            future.result()
+        self.uploader.shutdown()
+
+    def thread_state(self) -> tuple[Buffer, zstandard.ZstdCompressor]:
+        """This worker's read buffer and compressor (made on first use)."""
+        state: tuple[Buffer, zstandard.ZstdCompressor] | None = getattr(self.local, "state", None)
+        if state is None:
+            state = (
+                alloc(max(SEGMENT, 2 * self.max_chunk)),
+                zstandard.ZstdCompressor(level=self.level),
             )
-            self.local.packer = packer
-            self.local.buffer = bytearray(max(SEGMENT, 2 * self.max_chunk))
-            with self.lock:
-                self.packers.append(packer)
-        return packer
+            self.local.state = state
+        return state
 
     def claim(self, blob_id: bytes) -> bool:
         """True if this caller must store the blob (nobody has it or is storing it)."""
@@ -193,14 +236,13 @@ class _Engine:
     def store(self, blob_type: int, data: memoryview | bytes) -> bytes:
         blob_id = blake3.blake3(data, key=self.id_key).digest()
         if self.claim(blob_id):
-            self.packer().add(blob_type, blob_id, data)
+            payload = compress_if_worth(self.thread_state()[1], data)
+            self.packer.add(blob_type, blob_id, payload, len(data))
         return blob_id
 
     def file(self, path: str) -> tuple[list[str], int]:
         """Chunk and store one file; return its blob ids (hex) and the bytes read."""
-        packer = self.packer()
-        del packer
-        buffer: bytearray = self.local.buffer
+        buffer = self.thread_state()[0]
         view = memoryview(buffer)
         ids: list[str] = []
         total = 0
@@ -230,9 +272,19 @@ class _Engine:
         self.progress.add(files=1)
         return ids, total
 
+    def files(self, paths: list[str]) -> list[Any]:
+        """Chunk and store a batch of files; per file, (ids, bytes) or the OSError it raised."""
+        out: list[Any] = []
+        for path in paths:
+            try:
+                out.append(self.file(path))
+            except OSError as exc:
+                out.append(exc)
+        return out
+
     def flush(self) -> None:
-        for packer in self.packers:
-            packer.flush()
+        self.packer.flush()
+        self.finish_uploads()
 
 
 def _open(path: str) -> int:
@@ -308,11 +360,10 @@ def run_backup(
         tree_id, size, files, dirs = walker.finish_tree(root_node)
         engine.flush()
         packs: dict[str, list[fmt.PackEntry]] = dict(recovered)
-        for packer in engine.packers:
-            for flushed in packer.flushed:
-                packs[flushed.name] = flushed.entries
-                result.packs += 1
-                result.bytes_added += sum(e.length for e in flushed.entries)
+        for flushed in engine.packer.flushed:
+            packs[flushed.name] = flushed.entries
+            result.packs += 1
+            result.bytes_added += sum(e.length for e in flushed.entries)
         if packs:
             repo.save_index(packs)
         refs_name = repo.save_refs(walker.refs)
@@ -350,10 +401,25 @@ class _Walker:
     ) -> None:
         self.engine, self.cache, self.excludes, self.result = engine, cache, excludes, result
         self.pool: ThreadPoolExecutor | None = None
+        # Small files go to the workers in batches: one future per file costs more than reading it.
         self.jobs: list[
-            tuple[dict[str, Any], str, os.stat_result, Future[tuple[list[str], int]]]
+            tuple[list[tuple[dict[str, Any], str, os.stat_result]], Future[list[Any]]]
         ] = []
+        self.batch: list[tuple[dict[str, Any], str, os.stat_result]] = []
+        self.batch_bytes = 0
         self.refs: set[bytes] = set()
+
+    def submit(self, node: dict[str, Any], path: str, st: os.stat_result) -> None:
+        self.batch.append((node, path, st))
+        self.batch_bytes += st.st_size
+        if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
+            self.flush_batch()
+
+    def flush_batch(self) -> None:
+        if self.batch:
+            assert self.pool is not None
+            batch, self.batch, self.batch_bytes = self.batch, [], 0
+            self.jobs.append((batch, self.pool.submit(self.engine.files, [p for _, p, _ in batch])))
 
     def warn(self, message: str) -> None:
         self.result.warnings.append(message)
@@ -413,7 +479,7 @@ class _Walker:
                 self.engine.progress.add(files=1, nbytes=st.st_size)
             else:
                 assert self.pool is not None
-                self.jobs.append((node, path, st, self.pool.submit(self.engine.file, path)))
+                self.submit(node, path, st)
         elif stat.S_ISLNK(st.st_mode):
             try:
                 node["target"] = os.readlink(path)
@@ -423,21 +489,27 @@ class _Walker:
         return node
 
     def wait(self) -> None:
-        for node, path, st, future in self.jobs:
-            try:
-                ids, read = future.result()
-            except FileNotFoundError:
-                self.warn(f"{path}: vanished during the backup")
-                node["drop"] = True
-                continue
-            except OSError as exc:
-                self.warn(f"{path}: cannot read: {exc.strerror}")
-                node["drop"] = True
-                continue
-            node["content"], node["size"] = ids, read
-            self.cache.remember(path, st, ids)
-            self.result.files_new += 1
-            self.result.bytes_read += read
+        self.flush_batch()
+        for batch, future in self.jobs:
+            for (node, path, st), outcome in zip(batch, future.result(), strict=True):
+                if isinstance(outcome, FileNotFoundError):
+                    self.warn(f"{path}: vanished during the backup")
+                    node["drop"] = True
+                    continue
+                if isinstance(outcome, OSError):
+                    self.warn(f"{path}: cannot read: {outcome.strerror}")
+                    node["drop"] = True
+                    continue
+                self.record(node, path, st, outcome)
+
+    def record(
+        self, node: dict[str, Any], path: str, st: os.stat_result, outcome: tuple[list[str], int]
+    ) -> None:
+        ids, read = outcome
+        node["content"], node["size"] = ids, read
+        self.cache.remember(path, st, ids)
+        self.result.files_new += 1
+        self.result.bytes_read += read
 
     def finish_tree(self, node: dict[str, Any]) -> tuple[str, int, int, int]:
         """Store the tree blobs bottom-up; return (root id, bytes, files, dirs)."""

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_CHUNKER", "Index", "RepoConfig", "Repository", "Snapshot", "
 
 # Chunk sizes: see docs/design/format.md ("Chunking") for the measurement behind them.
 DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}
-PACK_SIZE = 16 * 1024 * 1024
+PACK_SIZE = 8 * 1024 * 1024
 
 
 def default_state_dir() -> Path:
