@@ -9,7 +9,7 @@ from sealbox.errors import ConfigError
 
 __all__ = ["check_url", "open_backend", "redact_url"]
 
-SUPPORTED = ("file",)
+SUPPORTED = ("file", "memory")
 
 
 def _scheme(url: str) -> str:
@@ -49,6 +49,10 @@ def open_backend(url: str) -> Backend:
         check_url(url)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    if _scheme(url) == "memory":
+        from sealbox.backends.memory import MemoryBackend
+
+        return MemoryBackend.from_url(url)
     from sealbox.backends.local import LocalBackend
 
     return LocalBackend.from_url(url)

@@ -28,6 +28,7 @@ class CheckReport:
     packs: int = 0
     blobs_checked: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     damaged_packs: set[str] = field(default_factory=set)
     damaged_blobs: set[bytes] = field(default_factory=set)
     affected_snapshots: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> files
@@ -42,6 +43,7 @@ class CheckReport:
             "snapshots": self.snapshots,
             "packs": self.packs,
             "blobs_checked": self.blobs_checked,
+            "notes": self.notes,
             "errors": self.errors,
             "damaged_packs": sorted(self.damaged_packs),
             "affected_snapshots": {k: v for k, v in sorted(self.affected_snapshots.items())},
@@ -85,8 +87,8 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
             report.damaged_packs.add(pack)
             continue
         if pack not in index.packs:
-            report.errors.append(
-                f"{where}: not in any index (left by an interrupted run; the next backup reuses it)"
+            report.notes.append(
+                f"{where}: not in any index yet (left by an interrupted run; the next backup reuses it)"
             )
             continue
         try:

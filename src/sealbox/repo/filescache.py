@@ -8,6 +8,7 @@ still in the index (a prune may have removed them).
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -16,6 +17,15 @@ from typing import Any
 import orjson
 
 __all__ = ["FilesCache"]
+
+
+def _key(path: str) -> str:
+    """A JSON-safe key: the path itself, or base64 of its bytes when it is not valid UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0" + base64.b64encode(os.fsencode(path)).decode()
+    return path
 
 
 class FilesCache:
@@ -34,14 +44,14 @@ class FilesCache:
         return self
 
     def lookup(self, path: str, st: os.stat_result) -> list[str] | None:
-        entry = self.old.get(path)
+        entry = self.old.get(_key(path))
         if entry and entry[:4] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]:
             ids: list[str] = entry[4]
             return ids
         return None
 
     def remember(self, path: str, st: os.stat_result, ids: list[str]) -> None:
-        self.new[path] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids]
+        self.new[_key(path)] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, ids]
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -128,7 +128,7 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
         new_packs = _repack(repo, repack)
         result.packs_written = len(new_packs)
         keep_packs.update(new_packs)
-        old_index = list(index.files)
+        old_index = [info.name for info in repo.backend.list("index/")]  # damaged ones too
         new_index = repo.save_index(keep_packs) if keep_packs else None
         for name in old_index:
             if name != new_index:

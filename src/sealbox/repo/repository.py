@@ -96,6 +96,7 @@ class Index:
         self.blobs: dict[bytes, tuple[str, fmt.PackEntry]] = {}
         self.packs: dict[str, list[fmt.PackEntry]] = {}
         self.files: list[str] = []  # the index objects it was read from
+        self.damaged: list[str] = []  # index files (or packs) that could not be read
 
     def add_pack(self, pack: str, entries: list[fmt.PackEntry]) -> None:
         self.packs[pack] = entries
@@ -201,12 +202,26 @@ class Repository:
 
     # -- index -----------------------------------------------------------------------------------
     def load_index(self) -> Index:
+        """The index; a damaged index file is skipped and its packs re-read from their headers."""
         index = Index()
         for info in self.backend.list("index/"):
-            data = self.backend.get(info.name)
-            for pack, entries in fmt.decode_index(data, self.keys.index_key, info.name).items():
+            try:
+                packs = fmt.decode_index(
+                    self.backend.get(info.name), self.keys.index_key, info.name
+                )
+            except CorruptFileError as exc:
+                index.damaged.append(str(exc))
+                continue
+            for pack, entries in packs.items():
                 index.add_pack(pack, entries)
             index.files.append(info.name)
+        if index.damaged:
+            for pack, size in self.list_packs():
+                if pack not in index.packs:
+                    try:
+                        index.add_pack(pack, self.read_pack_header(pack, size))
+                    except CorruptFileError as exc:
+                        index.damaged.append(str(exc))
         return index
 
     def list_packs(self) -> Iterator[tuple[str, int]]:

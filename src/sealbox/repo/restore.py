@@ -261,6 +261,7 @@ def run_restore(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             os.link(first, path)
+            result.files += 1
     for entry in sorted(plan.entries, key=lambda e: e.path.count("/"), reverse=True):
         path = writer.path(entry)
         if os.path.lexists(path):

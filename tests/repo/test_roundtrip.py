@@ -1,0 +1,147 @@
+"""Back up, restore, compare: contents and metadata come back exactly."""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sealbox.errors import KeyMaterialError, OutputError, PolicyError
+from sealbox.repo.backup import run_backup
+from sealbox.repo.restore import plan_restore, run_restore
+from tests.repo.conftest import make_tree
+
+
+def _restore(env, target, includes=None, snapshot=None):
+    repo, reader = env.reader()
+    snap = snapshot or repo.snapshots()[-1]
+    plan = plan_restore(repo, reader.index, reader, snap, target, includes)
+    return run_restore(repo, reader.index, reader, plan, target)
+
+
+def _same(a: Path, b: Path) -> None:
+    cmp = filecmp.dircmp(a, b)
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, (
+        cmp.left_only,
+        cmp.right_only,
+        cmp.diff_files,
+    )
+    for sub in cmp.common_dirs:
+        _same(a / sub, b / sub)
+
+
+def test_restore_is_identical_with_metadata(env, tmp_path):
+    src = make_tree(tmp_path / "src")
+    result = run_backup(env.writer(), [src], state_dir=env.state)
+    assert result.snapshot.files == 7 and not result.warnings
+    out = tmp_path / "out"
+    restored = _restore(env, out)
+    assert not restored.failed
+    copy = out / str(src).lstrip("/")
+    _same(src, copy)
+    assert os.readlink(copy / "etc" / "pam" / "link") == "app.conf"
+    a, b = os.stat(copy / "etc" / "pam" / "app.conf"), os.stat(copy / "etc" / "hardlink.conf")
+    assert a.st_ino == b.st_ino and a.st_nlink == 2
+    assert a.st_mtime_ns == 1_600_000_000_123_456_789
+    assert stat.S_IMODE(os.stat(copy / "etc" / "secret.key").st_mode) == 0o600
+    assert (copy / "etc" / "emptydir").is_dir()
+    assert os.path.exists(os.fsencode(str(copy / "etc")) + b"/caf\xe9-latin1")
+    with contextlib.suppress(OSError):
+        assert os.getxattr(copy / "etc" / "pam" / "app.conf", "user.sealbox") == b"tagged"
+
+
+def test_second_backup_adds_nothing_and_a_change_adds_little(env, tmp_path):
+    src = make_tree(tmp_path / "src", big=6_000_000)
+    first = run_backup(env.writer(), [src], state_dir=env.state)
+    second = run_backup(env.writer(), [src], state_dir=env.state)
+    assert second.blobs_added == 0 and second.files_unchanged == first.snapshot.files
+    with open(src / "var" / "rec.bin", "r+b") as handle:  # change 10 bytes in the middle
+        handle.seek(3_000_000)
+        handle.write(b"0123456789")
+    third = run_backup(env.writer(), [src], state_dir=env.state)
+    assert third.files_new == 1
+    assert third.bytes_added < 3_000_000, "only the changed chunks are stored again"
+
+
+def test_files_cache_miss_still_deduplicates(env, tmp_path):
+    src = make_tree(tmp_path / "src")
+    run_backup(env.writer(), [src], state_dir=env.state)
+    for cache in (env.state / "repos").rglob("files-*.json"):
+        cache.unlink()
+    again = run_backup(env.writer(), [src], state_dir=env.state)
+    assert again.files_new == 7 and again.blobs_added == 0
+
+
+def test_excludes(env, tmp_path):
+    src = make_tree(tmp_path / "src")
+    result = run_backup(env.writer(), [src], state_dir=env.state, excludes=["*.log", "*/pam"])
+    out = tmp_path / "out"
+    _restore(env, out)
+    copy = out / str(src).lstrip("/")
+    assert not (copy / "var" / "log" / "audit.log").exists()
+    assert not (copy / "etc" / "pam").exists()
+    assert (copy / "etc" / "secret.key").exists()
+    assert result.snapshot.files == 5
+
+
+def test_include_restores_a_single_file(env, tmp_path):
+    src = make_tree(tmp_path / "src")
+    run_backup(env.writer(), [src], state_dir=env.state)
+    out = tmp_path / "out"
+    result = _restore(env, out, includes=["*/audit.log"])
+    assert result.files == 1
+    assert (
+        (out / str(src).lstrip("/") / "var" / "log" / "audit.log").read_text().startswith("event 0")
+    )
+
+
+def test_the_appliance_cannot_read_its_own_backups(env, tmp_path):
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.keys import load_writer_identity
+    from sealbox.repo.repository import Repository
+
+    src = make_tree(tmp_path / "src")
+    snap = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    writer = env.writer()
+    assert [s.id for s in writer.snapshots()] == [snap.id]  # it can list and deduplicate ...
+    identities = load_writer_identity(Repository.writer_path(env.state, writer.config.id))
+    reader = BlobReader(writer, writer.load_index(), identities)
+    with pytest.raises(KeyMaterialError):
+        reader.read(bytes.fromhex(snap.tree))  # ... but not decrypt a single blob
+
+
+def test_restore_refuses_to_follow_a_symlink_out_of_the_target(env, tmp_path):
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "passwd").write_text("restored")
+    run_backup(env.writer(), [src], state_dir=env.state)
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    parent = out / str(src).lstrip("/")
+    parent.mkdir(parents=True)
+    (parent / "etc").symlink_to(outside)
+    with pytest.raises(PolicyError, match="outside the target"):
+        _restore(env, out)
+    assert not (outside / "passwd").exists()
+
+
+def test_restore_checks_free_space_first(env, tmp_path):
+    src = make_tree(tmp_path / "src")
+    run_backup(env.writer(), [src], state_dir=env.state)
+    repo, reader = env.reader()
+    plan = plan_restore(repo, reader.index, reader, repo.snapshots()[-1], tmp_path / "out")
+    plan.free = plan.bytes - 1
+    with pytest.raises(OutputError, match=r"needs .* bytes, .* are free"):
+        run_restore(repo, reader.index, reader, plan, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_vanished_path_is_an_error(env, tmp_path):
+    from sealbox.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        run_backup(env.writer(), [tmp_path / "missing"], state_dir=env.state)
