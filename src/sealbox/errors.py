@@ -17,6 +17,7 @@ line and exits with the class's ``exit_code``; a traceback is shown only with ``
     │   └── CorruptFileError (5)
     ├── SourceError (6)
     ├── DestinationError (7)
+    │   └── LockedError (7)
     ├── NotFoundError (8)
     ├── PolicyError (9)
     └── OutputError (10)
@@ -34,6 +35,7 @@ __all__ = [
     "IntegrityError",
     "KeyMaterialError",
     "KeyNotSetError",
+    "LockedError",
     "NotFoundError",
     "OutputError",
     "PolicyError",
@@ -99,6 +101,12 @@ class SourceError(SealboxError):
 class DestinationError(SealboxError):
     exit_code = 7
     summary = "A backup destination is unreachable, unwritable or misbehaving."
+
+
+class LockedError(DestinationError):
+    summary = (
+        "The repository is locked by another run (a lock not refreshed for 30 min is taken over)."
+    )
 
 
 class NotFoundError(SealboxError):

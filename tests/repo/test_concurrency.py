@@ -93,9 +93,11 @@ def test_backup_during_prune_loses_nothing(env, tmp_path):
 
 def test_exclusive_lock_excludes_and_stale_locks_are_taken_over(env):
     backend = open_backend(env.url)
-    with Lock(backend, exclusive=True, purpose="prune"):
-        with pytest.raises(LockedError, match="locked by prune"):
-            Lock(backend, exclusive=False, purpose="backup").acquire(wait=0.3)
+    with (
+        Lock(backend, exclusive=True, purpose="prune"),
+        pytest.raises(LockedError, match="locked by prune"),
+    ):
+        Lock(backend, exclusive=False, purpose="backup").acquire(wait=0.3)
     dead = orjson.dumps(
         {
             "host": socket.gethostname(),

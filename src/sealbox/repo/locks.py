@@ -22,16 +22,12 @@ from typing import Any
 import orjson
 
 from sealbox.backends.base import Backend
-from sealbox.errors import DestinationError, NotFoundError
+from sealbox.errors import DestinationError, LockedError, NotFoundError
 
 __all__ = ["STALE_AFTER", "Lock", "LockedError"]
 
 STALE_AFTER = 30 * 60
 REFRESH_EVERY = 5 * 60
-
-
-class LockedError(DestinationError):
-    summary = "The repository is locked by another run."
 
 
 def _alive(pid: int) -> bool:
