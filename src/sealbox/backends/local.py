@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -19,6 +20,8 @@ from sealbox.errors import DestinationError, NotFoundError
 __all__ = ["LocalBackend"]
 
 _TMP_PREFIX = ".tmp-"
+_IMMUTABLE = "data/"  # pack objects: named by their content, never rewritten
+_MAX_FDS = 32
 
 
 def _fsync_dir(path: Path) -> None:
@@ -32,6 +35,8 @@ def _fsync_dir(path: Path) -> None:
 class LocalBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> LocalBackend:
@@ -77,6 +82,8 @@ class LocalBackend:
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
+            if length is not None and name.startswith(_IMMUTABLE):
+                return self._pread(name, offset, length)
             with open(self._path(name), "rb") as handle:
                 handle.seek(offset)
                 return handle.read() if length is None else handle.read(length)
@@ -84,6 +91,19 @@ class LocalBackend:
             raise NotFoundError(f"{self.display}: no object {name!r}") from None
         except OSError as exc:
             raise self._fail(f"read {name}", exc) from exc
+
+    def _pread(self, name: str, offset: int, length: int) -> bytes:
+        """Range reads of packs through a few cached descriptors: a restore reads thousands of
+        blobs from the same packs. Only content-named objects are cached (they never change)."""
+        with self._fd_lock:
+            fd = self._fds.pop(name, None)
+            if fd is None:
+                fd = os.open(self._path(name), os.O_RDONLY)
+                if len(self._fds) >= _MAX_FDS:
+                    os.close(self._fds.pop(next(iter(self._fds))))
+            self._fds[name] = fd  # most recently used last
+        data = os.pread(fd, length, offset)
+        return data
 
     def put(
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
@@ -127,4 +147,7 @@ class LocalBackend:
         return Capacity(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
 
     def close(self) -> None:
-        return None
+        with self._fd_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fnmatch
 import os
 import shutil
@@ -33,7 +34,9 @@ from sealbox.repo.tree import decode_tree, node_name
 
 __all__ = ["RestorePlan", "RestoreResult", "plan_restore", "run_restore"]
 
-WORKERS = 4
+WORKERS = int(os.environ.get("SEALBOX_RESTORE_WORKERS", "0")) or 3
+LARGE_FILE = 4 * 1024 * 1024
+BATCH_FILES = 512
 
 
 @dataclass
@@ -124,6 +127,7 @@ def plan_restore(
 
 
 def _inside(target_real: str, path: str) -> None:
+    """Refuse ``path`` unless its directory's real path lies inside the target."""
     real = os.path.realpath(os.path.dirname(path))
     if real != target_real and not real.startswith(target_real + os.sep):
         raise PolicyError(f"refusing to write {path}: its directory leads outside the target")
@@ -142,18 +146,35 @@ class _Writer:
         self.target_real = os.path.realpath(target)
         self.on_bytes = on_bytes
         self.hardlinks: dict[tuple[int, int], str] = {}
+        self.is_root = os.geteuid() == 0
 
     def path(self, entry: Entry) -> str:
         return os.path.join(self.target, *entry.path.split("/"))
 
+    def files(self, batch: list[Entry]) -> list[str]:
+        """Write a batch of files; return the ones that failed an integrity check."""
+        failed = []
+        for entry in batch:
+            try:
+                self.file(entry)
+            except CorruptFileError as exc:
+                failed.append(f"{entry.path}: {exc}")
+        return failed
+
     def file(self, entry: Entry) -> None:
+        # The parent was created (and checked to lie inside the target) before any file; O_NOFOLLOW
+        # refuses a symlink in place of the file itself, which is then replaced, never followed.
         path = self.path(entry)
-        _inside(self.target_real, path)
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                os.unlink(path)  # never write through a symlink left in the target
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(path, flags, 0o600)
+        except (FileExistsError, OSError) as exc:
+            if isinstance(exc, FileExistsError) or exc.errno == errno.ELOOP:
+                os.unlink(path)
+                fd = os.open(path, flags, 0o600)
+            else:
+                raise
         digest = blake3.blake3()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
             for blob_hex in entry.node.get("content", ()):
                 data = self.reader.read(bytes.fromhex(blob_hex))
@@ -163,6 +184,7 @@ class _Writer:
                 digest.update(data)
                 if self.on_bytes:
                     self.on_bytes(len(data))
+            _metadata(fd, entry.node, self.is_root, self.result, path)
         finally:
             os.close(fd)
         if self.verify:
@@ -178,20 +200,45 @@ class _Writer:
         self.result.files += 1
 
 
-def _metadata(path: str, node: dict[str, Any], is_root: bool, result: RestoreResult) -> None:
+def _metadata(
+    target: str | int, node: dict[str, Any], is_root: bool, result: RestoreResult, shown: str
+) -> None:
+    """Owner, mode, extended attributes and times of a path (or of an open file descriptor)."""
     kind = node.get("type")
+    by_fd = isinstance(target, int)
+    follow = {} if by_fd else {"follow_symlinks": False}
     try:
         if is_root:
-            os.chown(path, int(node.get("uid", 0)), int(node.get("gid", 0)), follow_symlinks=False)
+            os.chown(target, int(node.get("uid", 0)), int(node.get("gid", 0)), **follow)
         if kind != "symlink":
-            os.chmod(path, int(node.get("mode", 0o644)))
+            os.chmod(target, int(node.get("mode", 0o644)))
         for name, value in (node.get("xattrs") or {}).items():
             with contextlib.suppress(OSError):
-                os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
+                os.setxattr(target, name, base64.b64decode(value), **follow)
         mtime = int(node.get("mtime_ns", 0))
-        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+        if by_fd:
+            os.utime(target, ns=(mtime, mtime))
+        else:
+            os.utime(target, ns=(mtime, mtime), follow_symlinks=False)
     except OSError as exc:
-        result.warnings.append(f"{path}: metadata not restored ({exc.strerror})")
+        result.warnings.append(f"{shown}: metadata not restored ({exc.strerror})")
+
+
+def _batches(files: list[Entry]) -> list[list[Entry]]:
+    """Small files grouped by directory (threads creating files in one directory contend for its
+    lock in the kernel), large files alone (their chunks decode in parallel)."""
+    batches: list[list[Entry]] = []
+    by_dir: dict[str, list[Entry]] = {}
+    for entry in files:
+        if int(entry.node.get("size", 0)) >= LARGE_FILE:
+            batches.append([entry])
+            continue
+        group = by_dir.setdefault(entry.path.rpartition("/")[0], [])
+        group.append(entry)
+        if len(group) >= BATCH_FILES:
+            batches.append(by_dir.pop(entry.path.rpartition("/")[0]))
+    batches.extend(by_dir.values())
+    return batches
 
 
 def run_restore(
@@ -218,8 +265,10 @@ def run_restore(
         path = writer.path(entry)
         kind = entry.node.get("type")
         if kind == "dir":
-            _inside(writer.target_real, path)
             os.makedirs(path, mode=0o700, exist_ok=True)
+            # The directory itself must resolve inside the target (a symlink planted in its place
+            # would send every file below it elsewhere); files then rely on their checked parent.
+            _inside(writer.target_real, os.path.join(path, "."))
             result.dirs += 1
         elif kind == "file":
             key = (entry.node.get("device"), entry.node.get("inode"))
@@ -246,12 +295,9 @@ def run_restore(
                 continue
             result.links += 1
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-restore") as pool:
-        futures = [(e, pool.submit(writer.file, e)) for e in files]
-        for entry, future in futures:
-            try:
-                future.result()
-            except CorruptFileError as exc:
-                result.failed.append(f"{entry.path}: {exc}")
+        futures = [pool.submit(writer.files, batch) for batch in _batches(files)]
+        for future in futures:
+            result.failed += future.result()
     for entry in plan.entries:  # hard links, then metadata (directories last, deepest first)
         node = entry.node
         key = (node.get("device"), node.get("inode"))
@@ -263,9 +309,11 @@ def run_restore(
             os.link(first, path)
             result.files += 1
     for entry in sorted(plan.entries, key=lambda e: e.path.count("/"), reverse=True):
+        if entry.node.get("type") == "file":
+            continue  # done by the writer, on the open file
         path = writer.path(entry)
         if os.path.lexists(path):
-            _metadata(path, entry.node, is_root, result)
+            _metadata(path, entry.node, is_root, result, path)
     result.seconds = time.perf_counter() - started
 
     return result
