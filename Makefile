@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs bench clean
+.PHONY: demo test lint typecheck unit tools docs bench bench-repo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ docs: $(VENV)/.installed
 
 bench: $(VENV)/.installed-dev tools
 	$(BIN)/python bench/secrets_bench.py
+
+bench-repo: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
+	$(BIN)/python bench/repo_bench.py
 
 clean:
 	rm -rf $(VENV) sealbox-demo .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,10 @@ set -euo pipefail
 need=()
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+if [ "${1:-}" = "--bench" ]; then
+    command -v restic >/dev/null 2>&1 || need+=(restic)
+    command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]} (Debian packages)"
