@@ -13,6 +13,7 @@ the next backup finds, indexes and reuses.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import grp
 import os
 import pwd
@@ -350,7 +351,9 @@ def run_backup(
         index = repo.load_index()
         recovered = _recover_orphans(repo, index)
         engine = _Engine(repo, index, progress)
-        cache = FilesCache(state_dir / "repos" / repo.config.id / f"files-{kind}.json").load()
+        # One cache per set of paths, so alternating backups of different trees keep theirs.
+        key = hashlib.sha256("\0".join(sorted(map(str, roots))).encode()).hexdigest()[:16]
+        cache = FilesCache(state_dir / "repos" / repo.config.id / f"files-{kind}-{key}.json").load()
         result = BackupResult(snapshot=None)  # type: ignore[arg-type]
         walker = _Walker(engine, cache, excludes, result)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-backup") as pool:

@@ -85,9 +85,13 @@ class PruneResult:
 
 
 def forget_snapshots(repo: Repository, snapshots: list[Snapshot]) -> None:
-    for snapshot in snapshots:
-        repo.backend.delete(f"snapshots/{snapshot.id}")  # the snapshot first: then it is gone
-        repo.backend.delete(f"refs/{snapshot.refs}")
+    """Delete snapshots (under a shared lock, so never while a prune is reading them)."""
+    if not snapshots:
+        return
+    with Lock(repo.backend, exclusive=False, purpose="forget"):
+        for snapshot in snapshots:
+            repo.backend.delete(f"snapshots/{snapshot.id}")  # the snapshot first: then it is gone
+            repo.backend.delete(f"refs/{snapshot.refs}")
 
 
 def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = None) -> PruneResult:
