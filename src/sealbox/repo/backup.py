@@ -13,8 +13,8 @@ the next backup finds, indexes and reuses.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import grp
+import hashlib
 import os
 import pwd
 import socket
