@@ -1,4 +1,4 @@
-"""``sealbox backup secrets`` (system and recordings come with the repository engine)."""
+"""``sealbox backup secrets | system``."""
 
 from __future__ import annotations
 
@@ -52,3 +52,57 @@ def secrets(
     )
     if result.deleted:
         console.print(f"  retention removed {len(result.deleted)} older backup(s)", markup=False)
+
+
+@group.command("system")
+@click.option("--destination", help="Destination name (default: [system] destination).")
+@config_option
+@json_option
+@click.pass_context
+def system(
+    ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Back up settings, software, audit records and live database dumps."""
+    from sealbox import system_backup
+    from sealbox.cli.progress import bytes_progress
+    from sealbox.repo.backup import Progress
+
+    config = load(ctx, config_path)
+    with bytes_progress("system backup", None, not as_json) as bar:
+        progress = Progress()
+        seen = [0, 0]
+
+        def update(p: Progress) -> None:
+            bar.total(p.total_bytes)
+            bar.advance(p.bytes - seen[0], p.files - seen[1])
+            seen[0], seen[1] = p.bytes, p.files
+
+        progress.on_update = update
+        result = system_backup.run(config, destination=destination, progress=progress)
+    for message in result.warnings:
+        warn(message)
+    snap = result.backup.snapshot
+    if as_json:
+        print_json(
+            {
+                "snapshot": snap.id,
+                "time": snap.time,
+                "kind": snap.kind,
+                "paths": snap.paths,
+                "size": snap.size,
+                "files": snap.files,
+                "files_new": result.backup.files_new,
+                "bytes_added": result.backup.bytes_added,
+                "databases": result.databases,
+                "destination": result.destination,
+                "warnings": result.warnings,
+                "seconds": round(result.backup.seconds, 3),
+            }
+        )
+        return
+    console.print(
+        f"System snapshot {snap.id[:12]}: {snap.files:,} files, {snap.size:,} bytes,"
+        f" {len(result.databases)} database dump(s); added {result.backup.bytes_added:,} bytes"
+        f" at {result.destination} in {result.backup.seconds:.2f} s",
+        markup=False,
+    )

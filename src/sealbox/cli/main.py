@@ -20,6 +20,9 @@ COMMANDS = {
     "backup": "sealbox.cli.backup_cmd:group",
     "breakglass": "sealbox.cli.breakglass_cmd:group",
     "repo": "sealbox.cli.repo_cmd:group",
+    "restore": "sealbox.cli.restore_cmd:group",
+    "snapshots": "sealbox.cli.snapshots_cmd:command",
+    "forget": "sealbox.cli.forget_cmd:command",
     "demo": "sealbox.cli.demo_cmd:command",
 }
 

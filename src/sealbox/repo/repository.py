@@ -122,6 +122,9 @@ def pack_path(name: str) -> str:
 class Repository:
     def __init__(self, backend: Backend, config: RepoConfig, keys: WriterSecrets) -> None:
         self.backend, self.config, self.keys = backend, config, keys
+        # Who new data keys are sealed to: the repository's recipients, or (for the product's
+        # repositories) the current master key and operator keys, which a new ceremony changes.
+        self.data_recipients: list[str] = list(config.recipients)
 
     # -- opening ---------------------------------------------------------------------------------
     @staticmethod
@@ -169,6 +172,26 @@ class Repository:
             "config", config.encode(), exclusive=True
         )  # last: a repo exists once config does
         return cls(backend, config, keys)
+
+    def seal_keys_to(self, recipients: list[str], state_dir: Path) -> bool:
+        """Make sure the writer secrets are also sealed to ``recipients`` (after a new key
+        ceremony, so the new master key can restore new backups). Returns True if it added a
+        key object. Remembers what it sealed to in ``state_dir``; old key objects stay."""
+        record = state_dir / "repos" / self.config.id / "sealed-to.json"
+        wanted = sorted(set(recipients))
+        try:
+            done: list[list[str]] = orjson.loads(record.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            done = [sorted(set(self.config.recipients))]
+        if wanted in done:
+            return False
+        writer = load_writer_identity(self.writer_path(state_dir, self.config.id))
+        sealed = self.keys.seal([*wanted, str(writer[0].to_public())])
+        self.backend.put(f"keys/{fmt.content_name(sealed)}", sealed, exclusive=False)
+        done.append(wanted)
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_bytes(orjson.dumps(done))
+        return True
 
     @staticmethod
     def writer_path(state_dir: Path, repo_id: str) -> Path:
@@ -248,7 +271,7 @@ class Repository:
     # -- data keys -------------------------------------------------------------------------------
     def new_data_key(self) -> DataKey:
         key = os.urandom(32)
-        sealed = bytes(agekeys.encrypt(key, self.config.recipients))
+        sealed = bytes(agekeys.encrypt(key, self.data_recipients))
         name = fmt.content_name(sealed)
         self.backend.put(f"datakeys/{name}", sealed, exclusive=False)
         return DataKey(bytes.fromhex(name), key)

@@ -1,0 +1,85 @@
+"""``sealbox forget [--dry-run]``: each kind's retention policy, then prune."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json
+
+
+@click.command("forget")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@config_option
+@json_option
+@click.pass_context
+def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json: bool) -> None:
+    """Apply the retention of secrets, system and recordings backups; reclaim space."""
+    from sealbox import secrets_backup
+    from sealbox.backends import open_backend
+    from sealbox.errors import NotFoundError
+    from sealbox.product_repo import open_product_repo
+    from sealbox.repo.forget import apply_policy, forget_snapshots, prune
+
+    config = load(ctx, config_path)
+    report: dict[str, object] = {"dry_run": dry_run}
+    now = datetime.now(UTC)
+    if config.secrets is not None:
+        backend = open_backend(config.destinations[config.secrets.destination].url)
+        if dry_run:
+            names = secrets_backup.list_backups(backend, config.appliance.name)
+            report["secrets"] = {"kept": len(names), "forgotten": []}
+        else:
+            newest = (secrets_backup.list_backups(backend, config.appliance.name) or [""])[0]
+            deleted = secrets_backup.apply_retention(
+                backend,
+                config.appliance.name,
+                config.secrets.keep_last,
+                config.secrets.keep_within,
+                now,
+                protect=newest,
+            )
+            report["secrets"] = {"forgotten": deleted}
+    by_destination: dict[str, list[tuple[str, object]]] = {}
+    for kind in ("system", "recordings"):
+        part = getattr(config, kind)
+        if part is not None:
+            by_destination.setdefault(part.destination, []).append((kind, part.retention))
+    for name, kinds in by_destination.items():
+        try:
+            repo, _ = open_product_repo(config, name, [], create=False)
+        except NotFoundError:
+            continue
+        snapshots = repo.snapshots()
+        for kind, policy in kinds:
+            keep, drop = apply_policy([s for s in snapshots if s.kind == kind], policy, now)  # type: ignore[arg-type]
+            if not dry_run:
+                forget_snapshots(repo, drop)
+            report[kind] = {"kept": [s.id for s in keep], "forgotten": [s.id for s in drop]}
+        pruned = prune(repo, dry_run=dry_run)
+        report[f"prune:{name}"] = pruned.__dict__
+    if as_json:
+        print_json(report)
+        return
+    for key, value in report.items():
+        if key == "dry_run":
+            continue
+        if isinstance(value, dict) and "forgotten" in value:
+            kept = value.get("kept")
+            kept_text = (
+                f"kept {len(kept) if isinstance(kept, list) else kept}, "
+                if kept is not None
+                else ""
+            )
+            console.print(
+                f"{key}: {kept_text}{'would forget' if dry_run else 'forgot'} {len(value['forgotten'])}",
+                markup=False,
+            )
+        elif isinstance(value, dict):
+            console.print(
+                f"{key}: {value['packs_deleted']} pack(s) deleted, {value['packs_repacked']} repacked,"
+                f" {value['bytes_freed']:,} bytes {'to free' if dry_run else 'freed'}",
+                markup=False,
+            )

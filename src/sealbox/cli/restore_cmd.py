@@ -1,0 +1,142 @@
+"""``sealbox restore system SNAPSHOT --target DIR ...``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+from sealbox.cli.progress import bytes_progress
+from sealbox.cli.repo_cmd import key_options, unlock
+from sealbox.errors import IntegrityError, OutputError
+
+
+@click.group("restore")
+def group() -> None:
+    """Restore from the product's backups."""
+
+
+@group.command("system")
+@click.argument("snapshot")
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to rebuild the files into.",
+)
+@click.option(
+    "--include", "includes", multiple=True, help="Only paths matching this glob (repeatable)."
+)
+@click.option("--databases", is_flag=True, help="Load the dumps back into the configured servers.")
+@click.option(
+    "--database-files", is_flag=True, help="Write the dumps as files into TARGET/.sealbox/."
+)
+@click.option(
+    "--database",
+    "only",
+    multiple=True,
+    help="Only this database (name, file or label; repeatable).",
+)
+@click.option("--replace", is_flag=True, help="Overwrite databases that exist.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--destination", help="Destination name (default: [system] destination).")
+@key_options
+@config_option
+@json_option
+@click.pass_context
+def system(
+    ctx: click.Context,
+    snapshot: str,
+    target: Path,
+    includes: tuple[str, ...],
+    databases: bool,
+    database_files: bool,
+    only: tuple[str, ...],
+    replace: bool,
+    dry_run: bool,
+    destination: str | None,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Rebuild files and databases from a system snapshot (an id prefix, or "latest")."""
+    from sealbox import system_restore
+
+    config = load(ctx, config_path)
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
+    assert unlocked is not None
+    restore = system_restore.plan(
+        config,
+        snapshot,
+        target,
+        unlocked,
+        includes=list(includes) or None,
+        databases=databases,
+        database_files=database_files or bool(only and not databases),
+        only=list(only) or None,
+        replace=replace,
+        destination=destination,
+    )
+    info = restore.describe()
+    if not as_json:
+        console.print(
+            f"Plan: snapshot {info['snapshot'][:12]} ({info['time'][:19]}) into {target}",
+            markup=False,
+        )
+        console.print(f"  files      {info['files']:,} ({info['bytes']:,} bytes)", markup=False)
+        for db in info["databases"]:
+            console.print(
+                f"  database   {db['label']} ({db['bytes']:,} bytes): {db['action']}", markup=False
+            )
+        console.print(
+            f"  space      {info['bytes']:,} bytes needed, {info['free']:,} free", markup=False
+        )
+        inv = info["inventory"]
+        if inv:
+            console.print(
+                f"  made on    {inv.get('os', '?')}, {inv.get('packages', 0)} Debian packages,"
+                f" sealbox {inv.get('sealbox_version', '?')}",
+                markup=False,
+            )
+    if info["bytes"] > info["free"]:
+        raise OutputError(
+            f"not enough space in {target}: the restore needs {info['bytes']:,} bytes,"
+            f" {info['free']:,} are free"
+        )
+    if dry_run:
+        if as_json:
+            print_json({**info, "dry_run": True})
+        return
+    total = info["bytes"] + sum(db["bytes"] for db in info["databases"])
+    with bytes_progress("restore", total, not as_json) as bar:
+        result = system_restore.run(restore, on_bytes=lambda n: bar.advance(n))
+    for message in result.warnings:
+        warn(message)
+    if as_json:
+        print_json(
+            {
+                **info,
+                "restored_files": result.files,
+                "restored_bytes": result.bytes,
+                "failed": result.failed,
+                "verified": True,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    else:
+        loaded = sum(1 for db in info["databases"] if db["action"] == "load")
+        console.print(
+            f"Restored {result.files:,} files ({result.bytes:,} bytes), every file read back and verified"
+            + (f"; loaded {loaded} database(s)" if loaded else ""),
+            markup=False,
+        )
+    if result.failed:
+        for failure in result.failed:
+            console.print(f"FAILED {failure}", markup=False)
+        raise IntegrityError(
+            f"{len(result.failed)} file(s) could not be restored intact (listed above)"
+        )

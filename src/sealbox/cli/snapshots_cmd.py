@@ -1,0 +1,60 @@
+"""``sealbox snapshots [--kind system|recordings] [--destination NAME]``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.cli.repo_cmd import snapshot_dict
+
+
+@click.command("snapshots")
+@click.option("--kind", type=click.Choice(["system", "recordings"]), help="Only this kind.")
+@click.option("--destination", help="Only this destination.")
+@config_option
+@json_option
+@click.pass_context
+def command(
+    ctx: click.Context,
+    kind: str | None,
+    destination: str | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """List the snapshots of the product's backups (no key needed)."""
+    from sealbox.errors import NotFoundError
+    from sealbox.product_repo import open_product_repo
+
+    config = load(ctx, config_path)
+    names = (
+        [destination]
+        if destination
+        else sorted(
+            {part.destination for part in (config.system, config.recordings) if part is not None}
+        )
+    )
+    rows = []
+    for name in names:
+        if name not in config.destinations:
+            raise click.BadParameter(f"no destination named {name!r}", param_hint="--destination")
+        try:
+            repo, _ = open_product_repo(config, name, [], create=False)
+        except NotFoundError:
+            continue  # nothing backed up there yet
+        rows += [
+            {**snapshot_dict(s), "destination": name}
+            for s in repo.snapshots()
+            if not kind or s.kind == kind
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        console.print(
+            f"{row['short_id']}  {row['time'][:19]}  {row['kind']:<10} {row['files']:>8} files"
+            f" {row['size']:>15,} B  {row['destination']}",
+            markup=False,
+        )
+    console.print(f"{len(rows)} snapshot(s)", markup=False)

@@ -1,0 +1,188 @@
+"""What every database kind provides, and the subprocess plumbing they share.
+
+A dump is streamed: the dump tool's stdout is read by the backup pipeline (chunked, encrypted,
+packed) while the tool runs, so no plaintext dump ever touches the disk. A load feeds the restored
+bytes to the client tool's stdin. Passwords go to the tools through their environment variables
+(``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from sealbox.config.models import DatabaseConfig
+from sealbox.errors import ConfigError, SourceError
+from sealbox.repo.backup import Stream
+from sealbox.sources.secretfile import read_secret_file
+
+__all__ = ["Database", "ServerUrl", "parse_server_url", "run_feed", "start_dump", "tool"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+
+
+class Database(Protocol):
+    config: DatabaseConfig
+    position: int
+
+    @property
+    def label(self) -> str:
+        """How people see it: kind, database and server, no password."""
+        ...
+
+    @property
+    def file_name(self) -> str:
+        """The dump's file name in the snapshot (under ``.sealbox/``)."""
+        ...
+
+    def check(self) -> None:
+        """Fail early (SourceError) if the tool is missing or the server refuses us."""
+        ...
+
+    def dump(self) -> Stream: ...
+
+    def exists(self) -> bool: ...
+
+    def load(self, data: Iterable[bytes], replace: bool) -> None: ...
+
+
+class ServerUrl:
+    def __init__(
+        self, kind: str, host: str, port: int, user: str, database: str, password: str | None
+    ) -> None:
+        self.kind, self.host, self.port, self.user, self.database = kind, host, port, user, database
+        self.password = password
+
+    def shown(self) -> str:
+        return f"{self.kind}://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def parse_server_url(
+    config: DatabaseConfig, schemes: tuple[str, ...], default_port: int, default_user: str
+) -> ServerUrl:
+    parts = urlsplit(config.url)
+    if parts.scheme.split("+")[0] not in schemes:
+        raise ConfigError(
+            f"database url {config.url!r}: expected {' or '.join(s + '://' for s in schemes)}"
+        )
+    database = unquote(parts.path.lstrip("/"))
+    if not _NAME.match(database):
+        raise ConfigError(
+            f"database url {parts.scheme}://...: {database!r} is not a plain database name"
+        )
+    password = parts.password
+    if config.password_file is not None:
+        password = read_secret_file(config.password_file, f"database {database}")
+    return ServerUrl(
+        parts.scheme.split("+")[0],
+        parts.hostname or "127.0.0.1",
+        parts.port or default_port,
+        unquote(parts.username or default_user),
+        database,
+        password,
+    )
+
+
+def tool(names: tuple[str, ...], package: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise SourceError(f"{names[0]} not found: install the Debian package {package}")
+
+
+class _Stderr:
+    """Collects a child's stderr (bounded) so its first line can explain a failure."""
+
+    def __init__(self, stream: Any) -> None:
+        self.data = b""
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            if len(self.data) < 65536:
+                self.data += line
+
+    def first_line(self) -> str:
+        self.thread.join(timeout=5)
+        lines = [line for line in self.data.decode(errors="replace").splitlines() if line.strip()]
+        return lines[0][:300] if lines else "no message"
+
+
+def start_dump(argv: list[str], env: dict[str, str], what: str) -> Stream:
+    """A Stream running ``argv`` and reading its stdout."""
+
+    def open_() -> tuple[int, Callable[..., None]]:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **env},
+            )
+        except OSError as exc:
+            raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
+        assert proc.stdout is not None
+        stderr = _Stderr(proc.stderr)
+        fd = os.dup(proc.stdout.fileno())
+        proc.stdout.close()
+
+        def finish(failed: bool = False) -> None:
+            if failed:
+                proc.kill()
+            code = proc.wait()
+            if code != 0 and not failed:
+                raise SourceError(f"{what}: dump failed ({stderr.first_line()})")
+
+        return fd, finish
+
+    return Stream(name="", open=open_)
+
+
+def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: str) -> None:
+    """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+        )
+    except OSError as exc:
+        raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
+    assert proc.stdin is not None
+    stderr = _Stderr(proc.stderr)
+    try:
+        for chunk in data:
+            proc.stdin.write(chunk)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # the tool stopped reading: its exit status and message say why
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.wait() != 0:
+        raise SourceError(f"{what}: load failed ({stderr.first_line()})")
+
+
+def run_query(argv: list[str], env: dict[str, str], what: str) -> str:
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, env={**os.environ, **env}, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"{what}: {argv[0]} did not answer ({exc})") from exc
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise SourceError(f"{what}: {lines[0][:300] if lines else 'failed'}")
+    return done.stdout.decode(errors="replace")

@@ -1,0 +1,90 @@
+"""MariaDB / MySQL: ``mariadb-dump --single-transaction`` (a consistent InnoDB snapshot while the
+appliance keeps writing), loaded back with the ``mariadb`` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace as dc_replace
+
+from sealbox.config.models import DatabaseConfig
+from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
+from sealbox.repo.backup import Stream
+
+__all__ = ["MariaDB"]
+
+
+class MariaDB:
+    def __init__(self, config: DatabaseConfig, position: int) -> None:
+        self.config, self.position = config, position
+        self.url = parse_server_url(config, ("mysql", "mariadb"), 3306, "root")
+
+    @property
+    def label(self) -> str:
+        return f"mariadb {self.url.shown()}"
+
+    @property
+    def file_name(self) -> str:
+        return f"db-{self.position:02d}-mariadb-{self.url.database}.sql"
+
+    def _env(self) -> dict[str, str]:
+        return {"MYSQL_PWD": self.url.password} if self.url.password else {}
+
+    def _conn(self) -> list[str]:
+        return [
+            "--protocol=TCP",
+            f"--host={self.url.host}",
+            f"--port={self.url.port}",
+            f"--user={self.url.user}",
+        ]
+
+    def check(self) -> None:
+        tool(("mariadb-dump", "mysqldump"), "mariadb-client")
+        self.exists()
+
+    def dump(self) -> Stream:
+        argv = [
+            tool(("mariadb-dump", "mysqldump"), "mariadb-client"),
+            *self._conn(),
+            "--single-transaction",
+            "--quick",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+            "--databases",
+            self.url.database,
+        ]
+        return dc_replace(start_dump(argv, self._env(), self.label), name=self.file_name)
+
+    def _client(self) -> str:
+        return tool(("mariadb", "mysql"), "mariadb-client")
+
+    def exists(self) -> bool:
+        out = run_query(
+            [
+                self._client(),
+                *self._conn(),
+                "--batch",
+                "--skip-column-names",
+                "-e",
+                f"SHOW DATABASES LIKE '{self.url.database}'",
+            ],
+            self._env(),
+            self.label,
+        )
+        return self.url.database in out.split()
+
+    def load(self, data: Iterable[bytes], replace: bool) -> None:
+        if replace:
+            run_query(
+                [
+                    self._client(),
+                    *self._conn(),
+                    "-e",
+                    f"DROP DATABASE IF EXISTS `{self.url.database}`",
+                ],
+                self._env(),
+                self.label,
+            )
+        run_feed([self._client(), *self._conn()], self._env(), data, self.label)

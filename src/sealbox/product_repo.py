@@ -1,0 +1,59 @@
+"""The product's repositories: one per destination, at ``<destination>/repo``, sealed to the
+master key (keystore) and the operator keys (config), created on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sealbox.backends import open_backend
+from sealbox.config.models import Config
+from sealbox.errors import ConfigError, NotFoundError
+from sealbox.keystore import Keystore
+from sealbox.placement import check_destination
+from sealbox.repo.repository import Repository
+
+__all__ = ["destination_of", "open_product_repo", "repo_url"]
+
+
+def repo_url(destination_url: str) -> str:
+    return destination_url.rstrip("/") + "/repo"
+
+
+def destination_of(config: Config, section: str, override: str | None) -> str:
+    part = getattr(config, section)
+    if part is None:
+        raise ConfigError(f"no [{section}] section in the config")
+    name: str = override or part.destination
+    if name not in config.destinations:
+        raise ConfigError(f"no destination named {name!r} in the config")
+    return name
+
+
+def open_product_repo(
+    config: Config, destination: str, appliance_paths: list[Path], create: bool = True
+) -> tuple[Repository, list[str]]:
+    """The repository at a destination (created if missing), and the off-appliance warnings."""
+    from sealbox.secrets_backup import recipients_for
+
+    dest = config.destinations[destination]
+    warnings = check_destination(
+        destination,
+        dest.url,
+        dest.allow_on_appliance,
+        [config.appliance.state_dir, config.appliance.var_dir, *appliance_paths],
+    )
+    state = config.appliance.state_dir
+    backend = open_backend(repo_url(dest.url))
+    try:
+        Repository.read_config(backend)
+    except NotFoundError:
+        if not create:
+            raise
+        recipients = [k["recipient"] for k in recipients_for(config, Keystore(state))]
+        Repository.init(backend, recipients, state)
+    repo = Repository.open_writer(backend, state)
+    if create:
+        recipients = [k["recipient"] for k in recipients_for(config, Keystore(state))]
+        repo.seal_keys_to(recipients, state)
+        repo.data_recipients = recipients
+    return repo, warnings

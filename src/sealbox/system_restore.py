@@ -1,0 +1,201 @@
+"""Use case: reconstruct an appliance from a system snapshot (``sealbox restore system``).
+
+Plan first (files, bytes, databases, free space needed against available: refuse early with the
+numbers), then files with progress, then databases in their configured order (refusing to
+overwrite one that exists unless ``replace``), each verified on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sealbox.config.models import Config
+from sealbox.databases import Database, database_for
+from sealbox.errors import ConfigError, NotFoundError, OutputError
+from sealbox.keymaterial import Unlocked
+from sealbox.product_repo import destination_of, repo_url
+from sealbox.repo.backup import STREAM_DIR
+from sealbox.system_backup import INVENTORY
+from sealbox.repo.blobs import BlobReader
+from sealbox.repo.repository import Index, Repository
+from sealbox.repo.restore import Entry, RestorePlan, RestoreResult, plan_restore, run_restore
+
+__all__ = ["SystemRestore", "plan", "run"]
+
+
+@dataclass
+class SystemRestore:
+    repo: Repository
+    index: Index
+    reader: BlobReader
+    files: RestorePlan
+    databases: list[tuple[dict[str, Any], Entry, Database | None]]
+    load_databases: bool
+    replace: bool
+    target: Path
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def needed(self) -> int:
+        return self.files.bytes
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.files.snapshot.id,
+            "time": self.files.snapshot.time,
+            "target": str(self.target),
+            "files": self.files.files,
+            "bytes": self.files.bytes,
+            "free": self.files.free,
+            "databases": [
+                {
+                    "label": meta["label"],
+                    "file": meta["file"],
+                    "bytes": int(entry.node.get("size", 0)),
+                    "action": "load" if self.load_databases else "file",
+                }
+                for meta, entry, _ in self.databases
+            ],
+            "inventory": self.files.snapshot.extra.get("inventory", {}),
+        }
+
+
+def _open_repo(config: Config, destination: str | None, unlocked: Unlocked) -> Repository:
+    from sealbox.backends import open_backend
+
+    dest = destination_of(config, "system", destination)
+    return Repository.open(
+        open_backend(repo_url(config.destinations[dest].url)), unlocked.identities
+    )
+
+
+def _select(meta: list[dict[str, Any]], wanted: list[str] | None) -> list[dict[str, Any]]:
+    if not wanted:
+        return meta
+    chosen = [
+        m
+        for m in meta
+        if any(w == m["file"] or w in m["label"].split("/")[-1:] or w in m["label"] for w in wanted)
+    ]
+    if not chosen:
+        raise NotFoundError(f"no database matching {', '.join(wanted)} in this snapshot")
+    return chosen
+
+
+def plan(
+    config: Config,
+    snapshot: str,
+    target: Path,
+    unlocked: Unlocked,
+    *,
+    includes: list[str] | None = None,
+    databases: bool = False,
+    database_files: bool = False,
+    only: list[str] | None = None,
+    replace: bool = False,
+    destination: str | None = None,
+) -> SystemRestore:
+    if databases and database_files:
+        raise ConfigError(
+            "choose --databases (load into the servers) or --database-files, not both"
+        )
+    repo = _open_repo(config, destination, unlocked)
+    index = repo.load_index()
+    reader = BlobReader(repo, index, unlocked.identities)
+    snap = repo.find_snapshot(snapshot) if snapshot != "latest" else _latest(repo)
+    files_plan = plan_restore(repo, index, reader, snap, target, includes)
+    dumps = {
+        e.path.rsplit("/", 1)[-1]: e
+        for e in files_plan.entries
+        if e.path.startswith(STREAM_DIR + "/")
+    }
+    if includes:  # a pattern selects files; the dumps are chosen with --database
+        everything = plan_restore(repo, index, reader, snap, target, None)
+        dumps = {
+            e.path.rsplit("/", 1)[-1]: e
+            for e in everything.entries
+            if e.path.startswith(STREAM_DIR + "/")
+        }
+    meta = (
+        _select(list(snap.extra.get("databases", [])), only)
+        if (databases or database_files or only)
+        else []
+    )
+    selected: list[tuple[dict[str, Any], Entry, Database | None]] = []
+    for item in sorted(meta, key=lambda m: m["position"]):
+        entry = dumps.get(item["file"])
+        if entry is None:
+            raise NotFoundError(f"snapshot {snap.id[:12]} has no dump {item['file']}")
+        handler = _handler(config, item) if databases else None
+        selected.append((item, entry, handler))
+    # Files to write: the selected paths, minus Sealbox's own entries unless dumps go to files.
+    keep_dumps = {e.path for _, e, _ in selected} if database_files else set()
+    files_plan.entries = [
+        e
+        for e in files_plan.entries
+        if not e.path.startswith(STREAM_DIR) or e.path in keep_dumps or e.path == STREAM_DIR
+    ]
+    if not database_files:
+        files_plan.entries = [e for e in files_plan.entries if e.path != STREAM_DIR]
+    files = [e for e in files_plan.entries if e.node.get("type") == "file"]
+    files_plan.files, files_plan.bytes = len(files), sum(int(e.node.get("size", 0)) for e in files)
+    return SystemRestore(repo, index, reader, files_plan, selected, databases, replace, target)
+
+
+def _latest(repo: Repository) -> Any:
+    snaps = [s for s in repo.snapshots() if s.kind == "system"]
+    if not snaps:
+        raise NotFoundError("no system snapshot at this destination yet")
+    return snaps[-1]
+
+
+def _handler(config: Config, meta: dict[str, Any]) -> Database:
+    """The configured database the dump goes back into (same kind and position in the config)."""
+    section = config.system
+    position = int(meta["position"])
+    if (
+        section is None
+        or position > len(section.databases)
+        or section.databases[position - 1].type != meta["type"]
+    ):
+        raise ConfigError(
+            f"{meta['label']}: no matching [[system.databases]] entry #{position} in the config"
+            " (restore it with --database-files instead)"
+        )
+    return database_for(section.databases[position - 1], position)
+
+
+def _blobs(
+    restore: SystemRestore, entry: Entry, on_bytes: Callable[[int], None] | None
+) -> Iterator[bytes]:
+    for blob in entry.node.get("content", ()):
+        data = restore.reader.read(bytes.fromhex(blob))
+        if on_bytes:
+            on_bytes(len(data))
+        yield data
+
+
+def run(restore: SystemRestore, on_bytes: Callable[[int], None] | None = None) -> RestoreResult:
+    if restore.load_databases:
+        for meta, _, handler in restore.databases:  # refuse before writing anything
+            assert handler is not None
+            if handler.exists() and not restore.replace:
+                raise OutputError(
+                    f"{meta['label']} exists: refusing to overwrite it (add --replace)"
+                )
+    result = run_restore(
+        restore.repo,
+        restore.index,
+        restore.reader,
+        restore.files,
+        restore.target,
+        on_bytes=on_bytes,
+    )
+    if restore.load_databases:
+        for _, entry, handler in restore.databases:
+            assert handler is not None
+            handler.load(_blobs(restore, entry, on_bytes), restore.replace)
+    return result
