@@ -131,15 +131,13 @@ def plan(
             raise NotFoundError(f"snapshot {snap.id[:12]} has no dump {item['file']}")
         handler = _handler(config, item) if databases else None
         selected.append((item, entry, handler))
-    # Files to write: the selected paths, minus Sealbox's own entries unless dumps go to files.
-    keep_dumps = {e.path for _, e, _ in selected} if database_files else set()
+    # Files to write: the selected paths and the inventory (it says what software to install
+    # first); the dumps only when they go to files.
+    keep = {STREAM_DIR, f"{STREAM_DIR}/{INVENTORY}"}
+    keep |= {e.path for _, e, _ in selected} if database_files else set()
     files_plan.entries = [
-        e
-        for e in files_plan.entries
-        if not e.path.startswith(STREAM_DIR) or e.path in keep_dumps or e.path == STREAM_DIR
+        e for e in files_plan.entries if not e.path.startswith(STREAM_DIR) or e.path in keep
     ]
-    if not database_files:
-        files_plan.entries = [e for e in files_plan.entries if e.path != STREAM_DIR]
     files = [e for e in files_plan.entries if e.node.get("type") == "file"]
     files_plan.files, files_plan.bytes = len(files), sum(int(e.node.get("size", 0)) for e in files)
     return SystemRestore(repo, index, reader, files_plan, selected, databases, replace, target)
