@@ -18,10 +18,10 @@ from sealbox.errors import ConfigError, NotFoundError, OutputError
 from sealbox.keymaterial import Unlocked
 from sealbox.product_repo import destination_of, repo_url
 from sealbox.repo.backup import STREAM_DIR
-from sealbox.system_backup import INVENTORY
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Index, Repository
 from sealbox.repo.restore import Entry, RestorePlan, RestoreResult, plan_restore, run_restore
+from sealbox.system_backup import INVENTORY
 
 __all__ = ["SystemRestore", "plan", "run"]
 

@@ -159,6 +159,8 @@ class _Writer:
                 self.file(entry)
             except CorruptFileError as exc:
                 failed.append(f"{entry.path}: {exc}")
+            except OSError as exc:  # a full disk, a read-only target: stop with the reason
+                raise OutputError(f"cannot write {self.path(entry)}: {exc.strerror}") from exc
         return failed
 
     def file(self, entry: Entry) -> None:
