@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.repo.conftest import make_tree
+from tests.conftest import make_tree
 
 
 @pytest.fixture

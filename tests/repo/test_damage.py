@@ -11,7 +11,7 @@ from sealbox.errors import SealboxError
 from sealbox.repo.backup import run_backup
 from sealbox.repo.check import run_check
 from sealbox.repo.restore import plan_restore, run_restore
-from tests.repo.conftest import make_tree
+from tests.conftest import make_tree
 
 
 def _flip(path: Path, rng: random.Random) -> int:

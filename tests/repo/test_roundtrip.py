@@ -13,7 +13,7 @@ import pytest
 from sealbox.errors import KeyMaterialError, OutputError, PolicyError
 from sealbox.repo.backup import run_backup
 from sealbox.repo.restore import plan_restore, run_restore
-from tests.repo.conftest import make_tree
+from tests.conftest import make_tree
 
 
 def _restore(env, target, includes=None, snapshot=None):
