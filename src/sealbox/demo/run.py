@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -18,11 +18,80 @@ from rich.table import Table
 from sealbox import keys_ops, secrets_backup
 from sealbox.breakglass import opener
 from sealbox.config import load_config
-from sealbox.demo import vault
+from sealbox.demo import appliance, vault
 from sealbox.keymaterial import from_share_files
 from sealbox.keystore import Keystore
 
 __all__ = ["DemoReport", "run_demo"]
+
+
+def _next_day(root: Path) -> int:
+    appliance.next_day_system(root)
+    return vault.next_day(root / "appliance" / "vault.db")
+
+
+def _system_steps(
+    root: Path, config: Any, step: Callable[..., Any], shares: list[Path], console: Console
+) -> None:
+    """System backup, then a full reconstruction into ``restore/`` and its verification."""
+    import shutil
+
+    from sealbox import system_backup, system_restore
+    from sealbox.keymaterial import from_share_files as unlock
+
+    result = step(
+        "system backup",
+        "System backup (settings, software, audit logs, live SQLite dumps, inventory)",
+        lambda: system_backup.run(config),
+        lambda r: (
+            f"snapshot {r.backup.snapshot.id[:12]}: {r.backup.snapshot.files:,} files,"
+            f" {r.backup.snapshot.size:,} bytes, {len(r.databases)} database(s); stored"
+            f" {r.backup.bytes_added:,} new bytes ({r.backup.files_unchanged:,} files unchanged)"
+        ),
+    )
+    target = root / "restore"
+    shutil.rmtree(target, ignore_errors=True)
+
+    def restore() -> Any:
+        plan = system_restore.plan(
+            config, result.backup.snapshot.id, target, unlock(shares, None), database_files=True
+        )
+        return system_restore.run(plan)
+
+    restored = step(
+        "system restore",
+        "Reconstruct the appliance into restore/ (plan, free space, verify)",
+        restore,
+        lambda r: f"{r.files:,} files, {r.bytes:,} bytes written and read back",
+    )
+    step(
+        "verify",
+        "Compare the reconstruction with the appliance",
+        lambda: _compare(root, target, restored),
+        lambda n: f"{n:,} files identical, databases open and complete",
+    )
+
+
+def _compare(root: Path, target: Path, restored: Any) -> int:
+    import filecmp
+    import sqlite3
+
+    from sealbox.errors import IntegrityError
+
+    count = 0
+    for source in appliance.system_paths(root):
+        copy = target / str(source).lstrip("/")
+        for path in source.rglob("*"):
+            if path.is_file():
+                if not filecmp.cmp(path, copy / path.relative_to(source), shallow=False):
+                    raise IntegrityError(f"{path}: the restored copy differs")
+                count += 1
+    for dump in (target / ".sealbox").glob("db-*"):
+        with sqlite3.connect(f"file:{dump}?mode=ro", uri=True) as db:
+            if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise IntegrityError(f"{dump}: restored database is damaged")
+    return count
+
 
 T = TypeVar("T")
 OPENING_SHARES = (1, 3, 5)
@@ -59,6 +128,20 @@ url = "sqlite:///{root / "appliance" / "vault.db"}"
 query = "{vault.QUERY}"
 history_query = "{vault.HISTORY_QUERY}"
 columns = {{ updated = "updated_at", url = "url", tags = "tags", notes = "notes", secrets = [{cols}] }}
+
+[system]
+destination = "remote"
+paths = [{", ".join(f'"{p}"' for p in appliance.system_paths(root))}]
+exclude = ["*.tmp"]
+retention = {{ keep_last = 7 }}
+
+[[system.databases]]
+type = "sqlite"
+url = "sqlite:///{root / "appliance" / "var" / "lib" / "pam" / "app.db"}"
+
+[[system.databases]]
+type = "sqlite"
+url = "sqlite:///{root / "appliance" / "vault.db"}"
 """
 
 
@@ -85,15 +168,24 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             lambda: vault.create_vault(root / "appliance" / "vault.db"),
             lambda n: f"{n} items in appliance/vault.db",
         )
+        step(
+            "demo system",
+            "Add settings, software, audit logs and an application database",
+            lambda: appliance.create_system(root),
+            lambda counts: (
+                ", ".join(f"{n} {what} files" for what, n in counts.items())
+                + ", var/lib/pam/app.db"
+            ),
+        )
         (root / "remote").mkdir(parents=True, exist_ok=True)
         config_path.write_text(_config_text(root), encoding="utf-8")
     else:
         console.print(f"[bold]Next day on the demo appliance in {root}[/]")
         step(
             "next day",
-            "Rotate passwords (old values go to history)",
-            lambda: vault.next_day(root / "appliance" / "vault.db"),
-            lambda n: f"{n} passwords rotated",
+            "A day of activity: passwords rotate, logs grow, a policy changes",
+            lambda: _next_day(root),
+            lambda n: f"{n} passwords rotated, logs and sessions added",
         )
     config = load_config(config_path)
     keystore = Keystore(config.appliance.state_dir)
@@ -144,6 +236,8 @@ def run_demo(root: Path, console: Console) -> DemoReport:
     table.add_row("history", f"{len(item.get('history') or [])} earlier version(s)")
     console.print(table)
     opened.document.close()
+    if config.system is not None:
+        _system_steps(root, config, step, shares, console)
 
     summary = Table(title="Sealbox demo summary")
     summary.add_column("step")
@@ -158,6 +252,9 @@ def run_demo(root: Path, console: Console) -> DemoReport:
         f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} search admin\n"
         "Or with the standard age tool:\n"
         f"  sealbox keys combine --share {shares[0]} --share {shares[1]} --share {shares[2]} --out identity.txt\n"
-        f"  age -d -i identity.txt {root / 'remote' / backup.name} > secrets.json"
+        f"  age -d -i identity.txt {root / 'remote' / backup.name} > secrets.json\n"
+        "Rebuild the appliance from its newest system backup:\n"
+        f"  sealbox restore system latest --config {config_path} --target /tmp/rebuild \\\n"
+        f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} --database-files"
     )
     return report
