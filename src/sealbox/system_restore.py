@@ -106,24 +106,23 @@ def plan(
     index = repo.load_index()
     reader = BlobReader(repo, index, unlocked.identities)
     snap = repo.find_snapshot(snapshot) if snapshot != "latest" else _latest(repo)
+    meta = (
+        _select(list(snap.extra.get("databases", [])), only)
+        if (databases or database_files or only)
+        else []
+    )
+    if includes:  # patterns select files; the inventory and the chosen dumps come along
+        includes = [
+            *includes,
+            f"/{STREAM_DIR}/{INVENTORY}",
+            *(f"/{STREAM_DIR}/{m['file']}" for m in meta),
+        ]
     files_plan = plan_restore(repo, index, reader, snap, target, includes)
     dumps = {
         e.path.rsplit("/", 1)[-1]: e
         for e in files_plan.entries
         if e.path.startswith(STREAM_DIR + "/")
     }
-    if includes:  # a pattern selects files; the dumps are chosen with --database
-        everything = plan_restore(repo, index, reader, snap, target, None)
-        dumps = {
-            e.path.rsplit("/", 1)[-1]: e
-            for e in everything.entries
-            if e.path.startswith(STREAM_DIR + "/")
-        }
-    meta = (
-        _select(list(snap.extra.get("databases", [])), only)
-        if (databases or database_files or only)
-        else []
-    )
     selected: list[tuple[dict[str, Any], Entry, Database | None]] = []
     for item in sorted(meta, key=lambda m: m["position"]):
         entry = dumps.get(item["file"])

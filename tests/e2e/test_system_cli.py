@@ -1,0 +1,188 @@
+"""`sealbox backup system`, `snapshots`, `restore system`, `forget` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+
+import pytest
+
+from sealbox.demo import appliance as demo_appliance
+from tests.conftest import IN_CI
+
+
+@pytest.fixture
+def system(appliance):
+    demo_appliance.create_system(appliance.root)
+    return appliance
+
+
+def _backup(sealbox, system):
+    result = sealbox("backup", "system", "--config", system.config, "--json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_backup_list_restore_one_file_and_one_database(system, sealbox, tmp_path):
+    summary = _backup(sealbox, system)
+    assert summary["kind"] == "system" and len(summary["databases"]) == 2 and summary["files"] > 160
+    snaps = json.loads(
+        sealbox("snapshots", "--kind", "system", "--config", system.config, "--json").out
+    )
+    assert len(snaps) == 1 and {"id", "time", "kind", "paths", "size"} <= set(snaps[0])
+    assert snaps[0]["extra"]["inventory"]["packages"] > 0
+
+    target = tmp_path / "one"
+    policy = "*/policies/policy-003.yaml"
+    result = sealbox(
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        target,
+        "--include",
+        policy,
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+        "--json",
+    )
+    assert result.code == 0, result.err
+    restored = [p for p in target.rglob("*") if p.is_file()]
+    assert sorted(p.name for p in restored) == ["inventory.json", "policy-003.yaml"]
+
+    only_db = sealbox(
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        tmp_path / "db",
+        "--database",
+        "app.db",
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+    )
+    assert only_db.code == 0, only_db.err
+    dump = next((tmp_path / "db" / ".sealbox").glob("db-*-app.db"))
+    with sqlite3.connect(dump) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 5000
+
+
+def test_databases_are_never_overwritten_without_replace(system, sealbox, tmp_path):
+    _backup(sealbox, system)
+    app_db = system.root / "appliance" / "var" / "lib" / "pam" / "app.db"
+    with sqlite3.connect(app_db) as db:
+        db.execute("DELETE FROM sessions")
+    args = [
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        tmp_path / "t",
+        "--databases",
+        "--database",
+        "app.db",
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+    ]
+    refused = sealbox(*args)
+    assert refused.code == 10 and "refusing to overwrite" in refused.err
+    with sqlite3.connect(app_db) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+    replaced = sealbox(*args, "--replace")
+    assert replaced.code == 0, replaced.err
+    with sqlite3.connect(app_db) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 5000
+
+
+def test_dry_run_plans_and_writes_nothing(system, sealbox, tmp_path):
+    _backup(sealbox, system)
+    result = sealbox(
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        tmp_path / "plan",
+        "--dry-run",
+        "--database-files",
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+        "--json",
+    )
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    assert plan["bytes"] > 0 and plan["free"] > plan["bytes"] and len(plan["databases"]) == 2
+    assert not (tmp_path / "plan").exists()
+
+
+def test_refuses_early_when_the_target_is_too_small(system, sealbox, tmp_path):
+    _backup(sealbox, system)
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a small tmpfs under CI: {mounted.stderr.decode()}")
+        pytest.skip("needs root to mount a 1 MiB tmpfs")
+    try:
+        result = sealbox(
+            "restore",
+            "system",
+            "latest",
+            "--target",
+            small,
+            *system.share_args(1, 2, 3),
+            "--config",
+            system.config,
+        )
+        assert result.code == 10 and "not enough space" in result.err and "are free" in result.err
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_unreachable_database_publishes_no_snapshot(system, sealbox):
+    _backup(sealbox, system)
+    text = (
+        system.config.read_text()
+        + '\n[[system.databases]]\ntype = "postgresql"\nurl = "postgresql://postgres@127.0.0.1:1/none"\n'
+    )
+    system.config.write_text(text)
+    failed = sealbox("backup", "system", "--config", system.config)
+    assert failed.code == 6 and "postgresql" in failed.err and "Traceback" not in failed.err
+    snaps = json.loads(sealbox("snapshots", "--config", system.config, "--json").out)
+    assert len(snaps) == 1
+
+
+def test_forget_applies_each_kinds_policy(system, sealbox):
+    text = system.config.read_text().replace(
+        "retention = { keep_last = 7 }", "retention = { keep_last = 2 }"
+    )
+    system.config.write_text(text)
+    for _ in range(4):
+        _backup(sealbox, system)
+    dry = json.loads(sealbox("forget", "--dry-run", "--config", system.config, "--json").out)
+    assert len(dry["system"]["forgotten"]) == 2
+    assert len(json.loads(sealbox("snapshots", "--config", system.config, "--json").out)) == 4
+    done = sealbox("forget", "--config", system.config, "--json")
+    assert done.code == 0, done.err
+    assert len(json.loads(sealbox("snapshots", "--config", system.config, "--json").out)) == 2
+    check = sealbox(
+        "repo",
+        "--state-dir",
+        system.root / "appliance" / "state",
+        "check",
+        f"file://{system.remote}/repo",
+        "--read-data",
+        *system.share_args(1, 2, 3),
+    )
+    assert check.code == 0, check.out + check.err
