@@ -20,8 +20,9 @@ from sealbox.databases.sqlite import SQLite
 from sealbox.errors import ConfigError
 from sealbox.product_repo import destination_of, open_product_repo
 from sealbox.repo.backup import BackupResult, Progress, Stream, bytes_stream, run_backup
+from sealbox.repo.repository import Repository
 
-__all__ = ["INVENTORY", "SystemBackupResult", "inventory", "run"]
+__all__ = ["INVENTORY", "SystemBackupResult", "inventory", "reusable_keys", "run"]
 
 INVENTORY = "inventory.json"
 
@@ -74,6 +75,19 @@ def inventory(config: Config) -> dict[str, Any]:
     }
 
 
+def reusable_keys(repo: Repository) -> set[bytes]:
+    """Data keys of snapshots made for today's recipients: the only data new snapshots may
+    share. After a key ceremony the first backup stores everything again, under the new key, so
+    the new key alone opens every new snapshot."""
+    current = sorted(repo.data_recipients)
+    keys: set[bytes] = set()
+    for snapshot in repo.snapshots():
+        made_for = snapshot.extra.get("recipients") or sorted(repo.config.recipients)
+        if sorted(made_for) == current:
+            keys.update(bytes.fromhex(k) for k in snapshot.data_keys)
+    return keys
+
+
 def run(
     config: Config, destination: str | None = None, progress: Progress | None = None
 ) -> SystemBackupResult:
@@ -104,6 +118,7 @@ def run(
             "sealbox_version": __version__,
             "config_sha256": info["config_sha256"],
         },
+        "recipients": sorted(repo.data_recipients),
     }
     result = run_backup(
         repo,
@@ -115,5 +130,6 @@ def run(
         progress=progress,
         streams=streams,
         level=section.compression_level,
+        reusable_keys=reusable_keys(repo),
     )
     return SystemBackupResult(result, repo.backend.display, db_meta, warnings + result.warnings)

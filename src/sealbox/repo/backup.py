@@ -192,8 +192,19 @@ def _node(name: str, st: os.stat_result, path: str) -> dict[str, Any]:
 class _Engine:
     """State shared by the walker and the workers of one backup run."""
 
-    def __init__(self, repo: Repository, index: Index, progress: Progress, level: int = 1) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        index: Index,
+        progress: Progress,
+        level: int = 1,
+        reusable_keys: set[bytes] | None = None,
+    ) -> None:
         self.repo, self.index, self.progress = repo, index, progress
+        # With reusable_keys, only blobs sealed under those data keys are deduplicated against:
+        # after a key ceremony, new snapshots must not depend on data only the old key opens.
+        self.reusable_keys = reusable_keys or set()
+        self.reusable = index.ids_sealed_with(reusable_keys) if reusable_keys is not None else None
         self.lock = threading.Lock()
         self.pending: set[bytes] = set()
         self.local = threading.local()
@@ -276,10 +287,30 @@ class _Engine:
             self.local.state = state
         return state
 
+    def keys_needed(self, refs: set[bytes]) -> set[bytes]:
+        """The data keys that open every blob of a snapshot (the copies this run built on)."""
+        keys: set[bytes] = set()
+        run_key = self._data_key.key_id if self._data_key else None
+        for blob_id in refs:
+            if blob_id in self.pending and run_key is not None:
+                keys.add(run_key)
+                continue
+            for _, entry in self.index.locations(blob_id):
+                if self.reusable is None or entry.key_id in self.reusable_keys:
+                    keys.add(entry.key_id)
+                    break
+        return keys
+
+    def known(self, blob_id: bytes) -> bool:
+        """Stored already, under a data key this run may build on."""
+        return (
+            blob_id in self.reusable if self.reusable is not None else blob_id in self.index.blobs
+        )
+
     def claim(self, blob_id: bytes) -> bool:
         """True if this caller must store the blob (nobody has it or is storing it)."""
         with self.lock:
-            if blob_id in self.index.blobs or blob_id in self.pending:
+            if self.known(blob_id) or blob_id in self.pending:
                 return False
             self.pending.add(blob_id)
             self.blobs_added += 1
@@ -482,6 +513,7 @@ def run_backup(
     progress: Progress | None = None,
     streams: list[Stream] | None = None,
     level: int = 1,
+    reusable_keys: set[bytes] | None = None,
 ) -> BackupResult:
     started = time.perf_counter()
     progress = progress or Progress()
@@ -495,7 +527,7 @@ def run_backup(
     with Lock(repo.backend, exclusive=False, purpose="backup"):
         index = repo.load_index()
         recovered = _recover_orphans(repo, index)
-        engine = _Engine(repo, index, progress, level)
+        engine = _Engine(repo, index, progress, level, reusable_keys)
         # One cache per set of paths, so alternating backups of different trees keep theirs.
         key = hashlib.sha256("\0".join(sorted(map(str, roots))).encode()).hexdigest()[:16]
         cache = FilesCache(state_dir / "repos" / repo.config.id / f"files-{kind}-{key}.json").load()
@@ -532,7 +564,7 @@ def run_backup(
             size=size,
             files=files,
             dirs=dirs,
-            data_keys=[engine._data_key.key_id.hex()] if engine._data_key else [],
+            data_keys=sorted(k.hex() for k in engine.keys_needed(walker.refs)),
             extra=dict(extra or {}),
         )
         if result.warnings:
@@ -655,9 +687,7 @@ class _Walker:
             self.engine.progress.total_files += 1
             self.engine.progress.total_bytes += st.st_size
             cached = self.cache.lookup(path, st)
-            if cached is not None and all(
-                bytes.fromhex(i) in self.engine.index.blobs for i in cached
-            ):
+            if cached is not None and all(self.engine.known(bytes.fromhex(i)) for i in cached):
                 node["content"], node["size"] = cached, st.st_size
                 self.cache.remember(path, st, cached)
                 self.result.files_unchanged += 1

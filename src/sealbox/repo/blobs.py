@@ -10,7 +10,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sealbox.errors import CorruptFileError
+from sealbox.errors import CorruptFileError, KeyMaterialError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.repository import Index, Repository, pack_path
 
@@ -68,6 +68,16 @@ class BlobReader:
         return payload
 
     def read(self, blob_id: bytes) -> bytes:
-        pack, entry = self.index.lookup(blob_id)
-        where = pack_path(pack)
-        return self.decode(entry, self.repo.backend.get(where, entry.offset, entry.length), where)
+        """The blob's plaintext, from the first copy whose data key we can open (after a key
+        change a blob may be stored twice, under an old and a new key)."""
+        failure: SealboxError | None = None
+        for pack, entry in self.index.locations(blob_id):
+            where = pack_path(pack)
+            try:
+                return self.decode(
+                    entry, self.repo.backend.get(where, entry.offset, entry.length), where
+                )
+            except (KeyMaterialError, CorruptFileError) as exc:
+                failure = failure or exc
+        assert failure is not None
+        raise failure

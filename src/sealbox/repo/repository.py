@@ -94,6 +94,7 @@ class Index:
 
     def __init__(self) -> None:
         self.blobs: dict[bytes, tuple[str, fmt.PackEntry]] = {}
+        self.copies: dict[bytes, list[tuple[str, fmt.PackEntry]]] = {}
         self.packs: dict[str, list[fmt.PackEntry]] = {}
         self.files: list[str] = []  # the index objects it was read from
         self.damaged: list[str] = []  # index files (or packs) that could not be read
@@ -101,7 +102,17 @@ class Index:
     def add_pack(self, pack: str, entries: list[fmt.PackEntry]) -> None:
         self.packs[pack] = entries
         for entry in entries:
-            self.blobs.setdefault(entry.blob_id, (pack, entry))
+            first = self.blobs.setdefault(entry.blob_id, (pack, entry))
+            if first[1] is not entry:  # the same blob stored again (another run, another key)
+                self.copies.setdefault(entry.blob_id, []).append((pack, entry))
+
+    def locations(self, blob_id: bytes) -> list[tuple[str, fmt.PackEntry]]:
+        """Every stored copy of a blob, first-indexed first."""
+        return [self.lookup(blob_id), *self.copies.get(blob_id, [])]
+
+    def ids_sealed_with(self, keys: set[bytes]) -> set[bytes]:
+        """Blob ids with a copy under one of these data keys."""
+        return {e.blob_id for entries in self.packs.values() for e in entries if e.key_id in keys}
 
     def __contains__(self, blob_id: bytes) -> bool:
         return blob_id in self.blobs
