@@ -26,29 +26,41 @@ DB = "sealbox_bench"
 
 
 def mysql(sql: str) -> str:
-    done = subprocess.run(["mariadb", "--protocol=TCP", "-h127.0.0.1", "-uroot", "-N", "-B", "-e", sql],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["mariadb", "--protocol=TCP", "-h127.0.0.1", "-uroot", "-N", "-B", "-e", sql],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip()
 
 
 def ensure_database(rows: int) -> int:
     """Create the benchmark database once; return its data size in bytes."""
-    size = mysql(f"SELECT COALESCE(SUM(data_length), 0) FROM information_schema.tables WHERE table_schema = '{DB}'")
+    size = mysql(
+        f"SELECT COALESCE(SUM(data_length), 0) FROM information_schema.tables WHERE table_schema = '{DB}'"
+    )
     if int(size or 0) > 0:
         return int(size)
     print(f"building a {rows:,}-row MariaDB database once (about 1 GB) ...", flush=True)
     mysql(f"CREATE DATABASE IF NOT EXISTS {DB}")
-    mysql(f"CREATE TABLE {DB}.audit (id BIGINT PRIMARY KEY, at DATETIME, user VARCHAR(32), target VARCHAR(64),"
-          " action VARCHAR(16), detail VARCHAR(255)) ENGINE=InnoDB")
+    mysql(
+        f"CREATE TABLE {DB}.audit (id BIGINT PRIMARY KEY, at DATETIME, user VARCHAR(32), target VARCHAR(64),"
+        " action VARCHAR(16), detail VARCHAR(255)) ENGINE=InnoDB"
+    )
     step = 500_000
     for start in range(1, rows + 1, step):
         end = min(rows, start + step - 1)
-        mysql(f"INSERT INTO {DB}.audit SELECT seq, NOW() - INTERVAL seq SECOND, CONCAT('user', seq % 997),"
-              f" CONCAT('srv-', seq % 4001, '.corp.example'), ELT(1 + seq % 5, 'login', 'logout', 'checkout',"
-              f" 'checkin', 'approve'), CONCAT(MD5(seq), ' ', SHA1(seq), ' ', MD5(seq * 7), ' session ', seq)"
-              f" FROM {DB}.seq_{start}_to_{end}")
+        mysql(
+            f"INSERT INTO {DB}.audit SELECT seq, NOW() - INTERVAL seq SECOND, CONCAT('user', seq % 997),"
+            f" CONCAT('srv-', seq % 4001, '.corp.example'), ELT(1 + seq % 5, 'login', 'logout', 'checkout',"
+            f" 'checkin', 'approve'), CONCAT(MD5(seq), ' ', SHA1(seq), ' ', MD5(seq * 7), ' session ', seq)"
+            f" FROM {DB}.seq_{start}_to_{end}"
+        )
     mysql(f"ANALYZE TABLE {DB}.audit")
-    return int(mysql(f"SELECT SUM(data_length) FROM information_schema.tables WHERE table_schema = '{DB}'"))
+    return int(
+        mysql(f"SELECT SUM(data_length) FROM information_schema.tables WHERE table_schema = '{DB}'")
+    )
 
 
 def timed(argv: list[str], **kw: object) -> float:
@@ -58,11 +70,17 @@ def timed(argv: list[str], **kw: object) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=4_000_000)
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "results" / "system")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "bench" / "results" / "repo" / "pristine-1024-1",
-                        help="the 1 GiB dataset (made by bench/repo_bench.py)")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=ROOT / "bench" / "results" / "repo" / "pristine-1024-1",
+        help="the 1 GiB dataset (made by bench/repo_bench.py)",
+    )
     args = parser.parse_args()
     data_size = ensure_database(args.rows)
     work = args.workdir.absolute()
@@ -80,12 +98,12 @@ def main() -> None:
         path.write_text(f"""
 [appliance]
 name = "bench"
-state_dir = "{work / 'state'}"
+state_dir = "{work / "state"}"
 var_dir = "{work}"
 [keys]
 recipients = ["{recipient}"]
 [destinations.remote]
-url = "file://{work / 'remote' / name}"
+url = "file://{work / "remote" / name}"
 allow_on_appliance = true
 [system]
 destination = "remote"
@@ -98,9 +116,24 @@ url = "mysql://root@127.0.0.1/{DB}"
 
     dump_file = work / "plain.sql"
     with open(dump_file, "wb") as out:
-        plain = timed(["mariadb-dump", "--protocol=TCP", "-h127.0.0.1", "-uroot", "--single-transaction", "--quick",
-                       "--routines", "--triggers", "--events", "--hex-blob", "--default-character-set=utf8mb4",
-                       "--databases", DB], stdout=out)
+        plain = timed(
+            [
+                "mariadb-dump",
+                "--protocol=TCP",
+                "-h127.0.0.1",
+                "-uroot",
+                "--single-transaction",
+                "--quick",
+                "--routines",
+                "--triggers",
+                "--events",
+                "--hex-blob",
+                "--default-character-set=utf8mb4",
+                "--databases",
+                DB,
+            ],
+            stdout=out,
+        )
         out.flush()
         os.fsync(out.fileno())
     dump_size = dump_file.stat().st_size
@@ -115,11 +148,15 @@ url = "mysql://root@127.0.0.1/{DB}"
         subprocess.run(["sync"], check=True)
         full = timed([*sealbox, str(config([args.dataset], "full"))], stdout=subprocess.DEVNULL)
         rows.append(("sealbox backup system (1 GiB dataset + database)", full))
-    print(f"\nSystem backup benchmark: MariaDB data {data_size / 2**20:,.0f} MiB, dump {dump_size / 2**20:,.0f} MiB")
+    print(
+        f"\nSystem backup benchmark: MariaDB data {data_size / 2**20:,.0f} MiB, dump {dump_size / 2**20:,.0f} MiB"
+    )
     for name, seconds in rows:
         print(f"{name:<50} {seconds:7.2f} s  {dump_size / 2**20 / seconds:7.1f} MiB/s of dump")
     ratio = db_only / plain
-    print(f"ratio sealbox / plain dump: {ratio:.2f} (goal <= 1.3) {'ok' if ratio <= 1.3 else 'MISSED'}")
+    print(
+        f"ratio sealbox / plain dump: {ratio:.2f} (goal <= 1.3) {'ok' if ratio <= 1.3 else 'MISSED'}"
+    )
     shutil.rmtree(work)
 
 

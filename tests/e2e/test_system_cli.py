@@ -190,15 +190,32 @@ def test_forget_applies_each_kinds_policy(system, sealbox):
 
 def test_a_new_ceremony_seals_new_backups_to_the_new_key(system, sealbox, tmp_path):
     first = _backup(sealbox, system)
-    result = sealbox("keys", "ceremony", "--shares", "3", "--threshold", "2", "--out", tmp_path / "new",
-                     "--config", system.config)
+    result = sealbox(
+        "keys",
+        "ceremony",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "--out",
+        tmp_path / "new",
+        "--config",
+        system.config,
+    )
     assert result.code == 0, result.err
     second = _backup(sealbox, system)
-    new_shares = ["--share", str(tmp_path / "new" / "share-01.txt"), "--share", str(tmp_path / "new" / "share-02.txt")]
+    new_shares = [
+        "--share",
+        str(tmp_path / "new" / "share-01.txt"),
+        "--share",
+        str(tmp_path / "new" / "share-02.txt"),
+    ]
     restore = ["restore", "system", "--config", system.config, "--include", "*/pam.conf"]
     ok_new = sealbox(*restore, second["snapshot"][:12], "--target", tmp_path / "n", *new_shares)
     assert ok_new.code == 0, ok_new.err
-    ok_old = sealbox(*restore, first["snapshot"][:12], "--target", tmp_path / "o", *system.share_args(1, 2, 3))
+    ok_old = sealbox(
+        *restore, first["snapshot"][:12], "--target", tmp_path / "o", *system.share_args(1, 2, 3)
+    )
     assert ok_old.code == 0, ok_old.err
     refused = sealbox(*restore, first["snapshot"][:12], "--target", tmp_path / "x", *new_shares)
     assert refused.code == 4 and "does not open this backup" in refused.err
