@@ -106,3 +106,47 @@ def system(
         f" at {result.destination} in {result.backup.seconds:.2f} s",
         markup=False,
     )
+
+
+@group.command("recordings")
+@click.option("--destination", help="Destination name (default: [recordings] destination).")
+@config_option
+@json_option
+@click.pass_context
+def recordings(
+    ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Store new, finished session recordings and extend the signed manifest chain."""
+    from sealbox.recordings import store
+
+    config = load(ctx, config_path)
+    result = store.run(config, destination=destination)
+    for message in result.warnings:
+        warn(message)
+    for path in result.changed:
+        warn(
+            f"{path}: a recording already stored has changed at the source; stored again as a new entry"
+        )
+    if as_json:
+        print_json(
+            {
+                "stored": result.stored,
+                "bytes": result.bytes,
+                "seen": result.seen,
+                "waiting": result.waiting,
+                "changed": result.changed,
+                "last_seq": result.last_seq,
+                "head": result.head,
+                "snapshot": result.backup.snapshot.id if result.backup else None,
+                "warnings": result.warnings,
+                "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+            }
+        )
+        return
+    console.print(
+        f"Recordings: {result.stored} new stored ({result.bytes:,} bytes), {result.seen:,} seen,"
+        f" {len(result.waiting)} still being written; manifest at #{result.last_seq}",
+        markup=False,
+    )
+    for reason in result.waiting[:10]:
+        console.print(f"  later: {reason}", markup=False)

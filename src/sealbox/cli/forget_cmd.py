@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from sealbox.config.models import Config
+    from sealbox.repo.repository import Repository
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 
@@ -57,6 +62,8 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
             keep, drop = apply_policy([s for s in snapshots if s.kind == kind], policy, now)  # type: ignore[arg-type]
             if not dry_run:
                 forget_snapshots(repo, drop)
+                if kind == "recordings" and drop:
+                    _note_retention(config, repo, {s.id for s in drop})
             report[kind] = {"kept": [s.id for s in keep], "forgotten": [s.id for s in drop]}
         pruned = prune(repo, dry_run=dry_run)
         report[f"prune:{name}"] = pruned.__dict__
@@ -83,3 +90,13 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
                 f" {value['bytes_freed']:,} bytes {'to free' if dry_run else 'freed'}",
                 markup=False,
             )
+
+
+def _note_retention(config: Config, repo: Repository, dropped: set[str]) -> None:
+    """Sign which recordings the policy removed, so `recordings verify` tells them from tampering."""
+    from sealbox.keystore import Keystore
+    from sealbox.recordings.manifest import GENESIS
+    from sealbox.recordings.verify import entries_of, retention_record
+
+    removed = [int(e["seq"]) for e in entries_of(repo) if e.get("snapshot") in dropped]
+    retention_record(repo, removed, GENESIS, Keystore(config.appliance.state_dir).signing_key())

@@ -20,6 +20,7 @@ COMMANDS = {
     "backup": "sealbox.cli.backup_cmd:group",
     "breakglass": "sealbox.cli.breakglass_cmd:group",
     "repo": "sealbox.cli.repo_cmd:group",
+    "recordings": "sealbox.cli.recordings_cmd:group",
     "restore": "sealbox.cli.restore_cmd:group",
     "snapshots": "sealbox.cli.snapshots_cmd:command",
     "forget": "sealbox.cli.forget_cmd:command",

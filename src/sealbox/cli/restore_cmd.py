@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -140,3 +141,72 @@ def system(
         raise IntegrityError(
             f"{len(result.failed)} file(s) could not be restored intact (listed above)"
         )
+
+
+@group.command("recordings")
+@click.option("--session", help="The session id of one recording.")
+@click.option(
+    "--since", type=click.DateTime(), help="Recordings that ended at or after this time (UTC)."
+)
+@click.option(
+    "--until", type=click.DateTime(), help="Recordings that ended at or before this time (UTC)."
+)
+@click.option("--target", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--destination", help="Destination name (default: [recordings] destination).")
+@key_options
+@config_option
+@json_option
+@click.pass_context
+def recordings(
+    ctx: click.Context,
+    session: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    target: Path,
+    destination: str | None,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Restore recordings by session or time range; each is checked against its recorded digest."""
+    from sealbox.backends import open_backend
+    from sealbox.product_repo import destination_of, repo_url
+    from sealbox.recordings.restore import restore, select
+    from sealbox.recordings.verify import entries_of
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.repository import Repository
+
+    if session is None and since is None and until is None:
+        raise click.UsageError("choose recordings with --session ID or --since/--until")
+    config = load(ctx, config_path)
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
+    assert unlocked is not None
+    name = destination_of(config, "recordings", destination)
+    repo = Repository.open(
+        open_backend(repo_url(config.destinations[name].url)), unlocked.identities
+    )
+    utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
+    chosen = select(entries_of(repo), session, utc[0], utc[1])
+    result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)
+    if as_json:
+        print_json(
+            {
+                "restored": result.files,
+                "bytes": result.bytes,
+                "failed": result.failed,
+                "recordings": [e["path"] for e in chosen],
+            }
+        )
+    else:
+        console.print(
+            f"Restored {result.files} recording(s), {result.bytes:,} bytes, into {target};"
+            " each matched its recorded digest",
+            markup=False,
+        )
+        for failure in result.failed:
+            console.print(f"FAILED {failure}", markup=False)
+    if result.failed:
+        raise IntegrityError(f"{len(result.failed)} recording(s) could not be restored intact")

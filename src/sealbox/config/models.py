@@ -351,11 +351,44 @@ class RecordingsConfig(_Model):
     )
     retention: Retention = Field(
         default_factory=Retention,
-        description="How long recordings are kept.",
+        description="How long recordings are kept (by keep_within; a younger one is never pruned).",
         examples=[{"keep_within": "5y"}],
+    )
+    settle_seconds: int = Field(
+        default=60,
+        ge=0,
+        description=(
+            "A recording is taken only when no process has it open and its size and mtime have"
+            " not changed for this many seconds."
+        ),
+        examples=[60],
+    )
+    name_pattern: str = Field(
+        default=r"(?P<session>[A-Za-z0-9-]{6,})",
+        description=(
+            "Regular expression on the file name; named groups session, user and target become"
+            " the recording's metadata (a sidecar FILE.json overrides them)."
+        ),
+        examples=[r"(?P<user>[^_]+)_(?P<target>[^_]+)_(?P<session>[^.]+)\.rec"],
+    )
+    exclude: list[str] = Field(
+        default_factory=lambda: ["*.json", "*.tmp", "*.part"],
+        description="Glob patterns that are not recordings (sidecars, partial files).",
+        examples=[["*.json", "*.tmp", "*.part"]],
     )
 
     _cron = field_validator("schedule")(_check_cron)
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
 
 
 class DaemonConfig(_Model):

@@ -132,6 +132,10 @@ class BackupResult:
     recovered_packs: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    digests: dict[str, str] = field(default_factory=dict)
+    contents: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # with only_files: path -> blob ids
 
 
 @cache
@@ -204,6 +208,7 @@ class _Engine:
         # With reusable_keys, only blobs sealed under those data keys are deduplicated against:
         # after a key ceremony, new snapshots must not depend on data only the old key opens.
         self.reusable_keys = reusable_keys or set()
+        self.digests: dict[str, str] | None = None  # path -> BLAKE3 of the content, when asked
         self.reusable = index.ids_sealed_with(reusable_keys) if reusable_keys is not None else None
         self.lock = threading.Lock()
         self.pending: set[bytes] = set()
@@ -327,7 +332,12 @@ class _Engine:
         """Chunk and store one file; return its blob ids (hex) and the bytes read."""
         fd = _open(path)
         try:
-            return self.chunk_fd(fd)
+            if self.digests is None:
+                return self.chunk_fd(fd)
+            hasher = blake3.blake3()
+            out = self.chunk_fd(fd, hasher=hasher)
+            self.digests[path] = hasher.hexdigest()
+            return out
         finally:
             os.close(fd)
 
@@ -348,7 +358,10 @@ class _Engine:
         return out
 
     def chunk_fd(
-        self, fd: int, fill: Callable[[int, memoryview, int], int] | None = None
+        self,
+        fd: int,
+        fill: Callable[[int, memoryview, int], int] | None = None,
+        hasher: Any = None,
     ) -> tuple[list[str], int]:
         _fill = fill or _fill_file
         buffer = self.thread_state()[0]
@@ -365,6 +378,8 @@ class _Engine:
                     pieces = [(c.offset, c.length) for c in self.cdc.cut_buf(view[:filled])]
                 keep = len(pieces) if eof else len(pieces) - 1
                 for offset, length in pieces[:keep]:
+                    if hasher is not None:
+                        hasher.update(view[offset : offset + length])
                     ids.append(self.store(fmt.BLOB_DATA, view[offset : offset + length]).hex())
                     total += length
                     self.progress.add(nbytes=length)
@@ -514,7 +529,10 @@ def run_backup(
     streams: list[Stream] | None = None,
     level: int = 1,
     reusable_keys: set[bytes] | None = None,
+    only_files: list[Path] | None = None,
 ) -> BackupResult:
+    """Back up ``paths`` (or, with ``only_files``, just those files) into a new snapshot. With
+    ``only_files``, ``result.digests`` maps each file to the BLAKE3 of its content."""
     started = time.perf_counter()
     progress = progress or Progress()
     excludes = excludes or []
@@ -538,7 +556,11 @@ def run_backup(
             stream_jobs = walker.add_streams(
                 root_node := {"type": "dir", "children": {}}, streams or []
             )
-            walker.build_root(roots, root_node)
+            if only_files is None:
+                walker.build_root(roots, root_node)
+            else:
+                engine.digests = {}
+                walker.build_files([Path(os.path.abspath(f)) for f in only_files], root_node)
             walker.wait()
             for node, future in stream_jobs:
                 node["content"], node["size"] = future.result()
@@ -572,6 +594,7 @@ def run_backup(
         repo.save_snapshot(snapshot)
         cache.save()
     result.snapshot = snapshot
+    result.digests = engine.digests or {}
     result.blobs_added = engine.blobs_added
     result.recovered_packs = len(recovered)
     result.seconds = time.perf_counter() - started
@@ -642,6 +665,22 @@ class _Walker:
             jobs.append((node, self.pool.submit(self.engine.stream, stream)))
         return jobs
 
+    def build_files(self, files: list[Path], root: dict[str, Any]) -> None:
+        """Only the given files, each under its full parent chain (the recordings' batches)."""
+        for path in files:
+            parent = root
+            for depth in range(1, len(path.parts) - 1):
+                name = path.parts[depth]
+                if name not in parent["children"]:
+                    ancestor = Path(*path.parts[: depth + 1])
+                    node = _node(name, os.lstat(ancestor), str(ancestor))
+                    node["children"] = {}
+                    parent["children"][name] = node
+                parent = parent["children"][name]
+            leaf = self.scan(path.name, str(path))
+            if leaf is not None:
+                parent["children"][path.name] = leaf
+
     def build_root(self, roots: list[Path], root: dict[str, Any]) -> dict[str, Any]:
         """Each path under its full parent chain in the synthetic root directory."""
         for path in roots:
@@ -686,7 +725,8 @@ class _Walker:
         elif stat.S_ISREG(st.st_mode):
             self.engine.progress.total_files += 1
             self.engine.progress.total_bytes += st.st_size
-            cached = self.cache.lookup(path, st)
+            # With only_files (recordings) every file is read: its digest goes into the manifest.
+            cached = self.cache.lookup(path, st) if self.engine.digests is None else None
             if cached is not None and all(self.engine.known(bytes.fromhex(i)) for i in cached):
                 node["content"], node["size"] = cached, st.st_size
                 self.cache.remember(path, st, cached)
@@ -722,6 +762,8 @@ class _Walker:
     ) -> None:
         ids, read = outcome
         node["content"], node["size"] = ids, read
+        if self.engine.digests is not None:
+            self.result.contents[path] = ids
         self.cache.remember(path, st, ids)
         self.result.files_new += 1
         self.result.bytes_read += read

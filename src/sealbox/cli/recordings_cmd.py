@@ -1,0 +1,84 @@
+"""``sealbox recordings verify``: the chain of recordings intact at the destination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.cli.repo_cmd import key_options, unlock
+
+
+@click.group("recordings")
+def group() -> None:
+    """Session recordings: verify the chain at the destination."""
+
+
+@group.command("verify")
+@click.option("--destination", help="Destination name (default: [recordings] destination).")
+@click.option(
+    "--read-data",
+    is_flag=True,
+    help="Also decrypt every recording and compare digests (needs the key).",
+)
+@key_options
+@config_option
+@json_option
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    destination: str | None,
+    read_data: bool,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
+    from sealbox.backends import open_backend
+    from sealbox.errors import IntegrityError
+    from sealbox.keystore import Keystore
+    from sealbox.product_repo import destination_of, open_product_repo, repo_url
+    from sealbox.recordings.store import catalog_for
+    from sealbox.recordings.verify import verify as run_verify
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.repository import Repository
+
+    config = load(ctx, config_path)
+    name = destination_of(config, "recordings", destination)
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    if unlocked is not None:
+        repo = Repository.open(
+            open_backend(repo_url(config.destinations[name].url)), unlocked.identities
+        )
+    else:
+        repo, _ = open_product_repo(config, name, [], create=False)
+    keystore = Keystore(config.appliance.state_dir)
+    signer = (
+        keystore.signing_key().public_key() if (keystore.dir / "signing_key").exists() else None
+    )
+    reader = (
+        BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked and read_data else None
+    )
+    catalog = catalog_for(config, repo)
+    try:
+        report = run_verify(repo, signer=signer, catalog=catalog, reader=reader)
+    finally:
+        catalog.close()
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for error in report.errors:
+            console.print(f"error: {error}", markup=False)
+        what = "content decrypted and compared" if reader else "chain, signatures and stored data"
+        console.print(
+            f"{report.recordings:,} recordings in {report.batches} batches ({what}):"
+            f" {'intact' if report.ok else f'{len(report.errors)} problem(s)'};"
+            f" manifest at #{report.last_seq}",
+            markup=False,
+        )
+    if not report.ok:
+        raise IntegrityError(f"recordings verify found {len(report.errors)} problem(s)")

@@ -1,0 +1,159 @@
+"""Use case: ``sealbox backup recordings`` — store new finished recordings and extend the chain."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sealbox.config.models import Config
+from sealbox.errors import ConfigError
+from sealbox.keystore import Keystore
+from sealbox.product_repo import destination_of, open_product_repo
+from sealbox.recordings import manifest
+from sealbox.recordings.catalog import Catalog
+from sealbox.recordings.scan import scan
+from sealbox.repo.backup import BackupResult, Progress, run_backup
+from sealbox.repo.repository import Repository
+from sealbox.system_backup import reusable_keys
+
+__all__ = ["RecordingsResult", "catalog_for", "run"]
+
+BATCH_PREFIX = "recordings/batch-"
+
+
+@dataclass
+class RecordingsResult:
+    stored: int = 0
+    bytes: int = 0
+    seen: int = 0
+    waiting: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    head: str = manifest.GENESIS
+    last_seq: int = 0
+    backup: BackupResult | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def catalog_for(config: Config, repo: Repository) -> Catalog:
+    return Catalog(config.appliance.state_dir / "recordings" / repo.config.id / "catalog.sqlite")
+
+
+def metadata(path: Path, pattern: re.Pattern[str]) -> dict[str, Any]:
+    """session/user/target from the file name, overridden by a sidecar FILE.json."""
+    found: dict[str, Any] = {}
+    match = pattern.search(path.name)
+    if match:
+        found.update({k: v for k, v in match.groupdict().items() if v})
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        doc: Any = orjson.loads(sidecar.read_bytes())
+        if isinstance(doc, dict):
+            found.update(
+                {
+                    k: str(doc[k])
+                    for k in ("session", "user", "target", "started", "ended")
+                    if doc.get(k)
+                }
+            )
+    except (OSError, orjson.JSONDecodeError):
+        pass
+    return found
+
+
+def run(
+    config: Config, destination: str | None = None, progress: Progress | None = None
+) -> RecordingsResult:
+    import time
+
+    if config.recordings is None:
+        raise ConfigError("no [recordings] section in the config: nothing to back up")
+    section = config.recordings
+    started = time.perf_counter()
+    root = section.path.absolute()
+    if not root.is_dir():
+        raise ConfigError(f"recordings.path: {root} is not a directory")
+    dest = destination_of(config, "recordings", destination)
+    repo, warnings = open_product_repo(config, dest, [root])
+    catalog = catalog_for(config, repo)
+    try:
+        result = RecordingsResult(warnings=warnings)
+        found = scan(root, catalog.known(), section.settle_seconds, list(section.exclude))
+        result.seen, result.waiting, result.changed = found.total, found.waiting, found.changed
+        result.last_seq, result.head = catalog.head()
+        result.seconds["scan"] = time.perf_counter() - started
+        if not found.ready:
+            return result
+        files = [root / c.path for c in found.ready]
+        backup = run_backup(
+            repo,
+            [root],
+            state_dir=config.appliance.state_dir,
+            kind="recordings",
+            only_files=files,
+            progress=progress,
+            level=1,
+            reusable_keys=reusable_keys(repo),
+            extra={"recipients": sorted(repo.data_recipients)},
+        )
+        result.backup = backup
+        contents = _contents(backup)
+        pattern = re.compile(section.name_pattern)
+        entries: list[dict[str, Any]] = []
+        seq = result.last_seq
+        for candidate in found.ready:
+            full = str(root / candidate.path)
+            if full not in backup.digests:
+                result.warnings.append(f"{candidate.path}: vanished before it was read")
+                continue
+            seq += 1
+            info = metadata(root / candidate.path, pattern)
+            entries.append(
+                {
+                    "seq": seq,
+                    "path": candidate.path,
+                    "size": candidate.size,
+                    "mtime_ns": candidate.mtime_ns,
+                    "digest": backup.digests[full],
+                    "blobs": contents.get(full, []),
+                    "session": info.get("session"),
+                    "user": info.get("user"),
+                    "target": info.get("target"),
+                    "started": info.get("started"),
+                    "ended": info.get("ended")
+                    or datetime.fromtimestamp(candidate.mtime_ns / 1e9, UTC).isoformat(),
+                    "snapshot": backup.snapshot.id,
+                }
+            )
+        head = manifest.chain(result.head, entries)
+        batch = manifest.Batch(
+            repo=repo.config.id,
+            first_seq=result.last_seq + 1,
+            last_seq=seq,
+            prev_head=result.head,
+            head=head,
+            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            entries=entries,
+        )
+        batch.sign(Keystore(config.appliance.state_dir).signing_key())
+        repo.backend.put(
+            f"{BATCH_PREFIX}{batch.first_seq:012d}",
+            manifest.encode_batch(batch, repo.keys.index_key),
+            exclusive=True,
+        )
+        catalog.add([(e["path"], e["size"], e["mtime_ns"], e["seq"]) for e in entries], seq, head)
+        result.stored, result.bytes = len(entries), sum(e["size"] for e in entries)
+        result.last_seq, result.head = seq, head
+        result.seconds["total"] = time.perf_counter() - started
+        return result
+    finally:
+        catalog.close()
+
+
+def _contents(backup: BackupResult) -> dict[str, list[str]]:
+    return dict(backup.contents)
