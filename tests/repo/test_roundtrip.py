@@ -145,3 +145,22 @@ def test_vanished_path_is_an_error(env, tmp_path):
 
     with pytest.raises(NotFoundError):
         run_backup(env.writer(), [tmp_path / "missing"], state_dir=env.state)
+
+
+def test_many_index_files_are_merged(env, tmp_path, monkeypatch):
+    from sealbox.repo import backup as backup_module
+
+    monkeypatch.setattr(backup_module, "COMPACT_AFTER", 3)
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(5):
+        (src / f"f{n}").write_bytes(os.urandom(1000))
+        run_backup(env.writer(), [src], state_dir=env.state)
+    repo = env.writer()
+    assert len(list(repo.backend.list("index/"))) <= 3
+    repo, reader = env.reader()
+    from sealbox.repo.check import run_check
+
+    assert run_check(repo, reader=reader, read_data=True).ok
+    _restore(env, tmp_path / "out")
+    assert (tmp_path / "out" / str(src).lstrip("/") / "f4").exists()

@@ -501,6 +501,22 @@ def _excluded(path: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
 
 
+COMPACT_AFTER = 32  # index files; each run writes one
+
+
+def _compact_index(repo: Repository, index: Index) -> None:
+    """Merge the index files into one once there are many (a run reads them all). Only the
+    files this run read are deleted, after the merged one is stored, so a concurrent backup's
+    new index file is never lost."""
+    if len(index.files) < COMPACT_AFTER or index.damaged:
+        return
+    merged = repo.save_index(index.packs)
+    for name in index.files:
+        if name != merged:
+            repo.backend.delete(name)
+    index.files = [merged]
+
+
 def _recover_orphans(repo: Repository, index: Index) -> dict[str, list[fmt.PackEntry]]:
     """Packs uploaded by an interrupted run (no index names them): index them to reuse their blobs."""
     recovered = {}
@@ -544,6 +560,7 @@ def run_backup(
         roots.append(absolute)
     with Lock(repo.backend, exclusive=False, purpose="backup"):
         index = repo.load_index()
+        _compact_index(repo, index)
         recovered = _recover_orphans(repo, index)
         engine = _Engine(repo, index, progress, level, reusable_keys)
         # One cache per set of paths, so alternating backups of different trees keep theirs.

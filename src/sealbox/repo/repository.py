@@ -136,6 +136,7 @@ class Repository:
         # Who new data keys are sealed to: the repository's recipients, or (for the product's
         # repositories) the current master key and operator keys, which a new ceremony changes.
         self.data_recipients: list[str] = list(config.recipients)
+        self.cache_dir: Path | None = None  # set for the appliance's own (writer) repositories
 
     # -- opening ---------------------------------------------------------------------------------
     @staticmethod
@@ -232,23 +233,54 @@ class Repository:
     @classmethod
     def open_writer(cls, backend: Backend, state_dir: Path) -> Repository:
         config = cls.read_config(backend)
-        return cls.open(backend, load_writer_identity(cls.writer_path(state_dir, config.id)))
+        repo = cls.open(backend, load_writer_identity(cls.writer_path(state_dir, config.id)))
+        repo.cache_dir = state_dir / "repos" / config.id / "cache"
+        return repo
+
+    def _immutable(self, name: str) -> bytes:
+        """A content-named object (index file, snapshot header), through the local cache: a
+        run then fetches only what is new, not every index and snapshot ever written."""
+        if self.cache_dir is None:
+            return self.backend.get(name)
+        local = self.cache_dir / name
+        try:
+            data = local.read_bytes()
+            if fmt.content_name(data) == name.rsplit("/", 1)[-1]:
+                return data
+        except OSError:
+            pass
+        data = self.backend.get(name)
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(f".{local.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, local)
+        except OSError:
+            pass  # a cache that cannot be written only costs speed
+        return data
+
+    def _prune_cache(self, prefix: str, live: set[str]) -> None:
+        if self.cache_dir is None or not (self.cache_dir / prefix).is_dir():
+            return
+        for path in (self.cache_dir / prefix).iterdir():
+            if f"{prefix}/{path.name}" not in live:
+                path.unlink(missing_ok=True)
 
     # -- index -----------------------------------------------------------------------------------
     def load_index(self) -> Index:
         """The index; a damaged index file is skipped and its packs re-read from their headers."""
         index = Index()
-        for info in self.backend.list("index/"):
+        names = [info.name for info in self.backend.list("index/")]
+        self._prune_cache("index", set(names))
+        for name in names:
             try:
-                packs = fmt.decode_index(
-                    self.backend.get(info.name), self.keys.index_key, info.name
-                )
+                packs = fmt.decode_index(self._immutable(name), self.keys.index_key, name)
             except CorruptFileError as exc:
                 index.damaged.append(str(exc))
                 continue
             for pack, entries in packs.items():
                 index.add_pack(pack, entries)
-            index.files.append(info.name)
+            index.files.append(name)
         if index.damaged:
             for pack, size in self.list_packs():
                 if pack not in index.packs:
@@ -303,14 +335,14 @@ class Repository:
 
     # -- snapshots -------------------------------------------------------------------------------
     def snapshots(self) -> list[Snapshot]:
-        out = []
-        for info in self.backend.list("snapshots/"):
-            out.append(self.load_snapshot(info.name.rsplit("/", 1)[-1]))
+        names = [info.name for info in self.backend.list("snapshots/")]
+        self._prune_cache("snapshots", set(names))
+        out = [self.load_snapshot(name.rsplit("/", 1)[-1]) for name in names]
         return sorted(out, key=lambda s: (s.time, s.id))
 
     def load_snapshot(self, name: str) -> Snapshot:
         where = f"snapshots/{name}"
-        data = self.backend.get(where)
+        data = self._immutable(where)
         if fmt.content_name(data) != name:
             raise CorruptFileError(f"{where}: damaged (its content does not match its name)")
         doc: Any = fmt.open_json(self.keys.index_key, b"snapshot", data, where)
