@@ -208,7 +208,9 @@ def run(
             ):
                 backend.put(name + part, data, exclusive=True)
                 written.append(name + part)
+            backend.flush()
             backend.put(name, sealed.ciphertext, exclusive=True)
+            backend.flush()
         except BaseException:
             # Only what this run wrote: an exclusive put that failed may have met another run's file.
             for leftover in written:

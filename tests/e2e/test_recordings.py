@@ -198,3 +198,14 @@ def test_recordings_removed_by_policy_are_not_reported_as_tampering(rec, sealbox
     result = _verify(sealbox, rec, "--json")
     assert result.code == 0, result.out
     assert json.loads(result.out)["removed_by_policy"] == 6
+
+
+def test_a_lost_catalog_is_rebuilt_from_the_next_batches(rec, sealbox):
+    _backup(sealbox, rec)
+    for catalog in (rec.root / "appliance" / "state" / "recordings").rglob("catalog.sqlite*"):
+        catalog.unlink()  # as if the run died after storing its batch, before its catalog update
+    again = _backup(sealbox, rec)
+    assert again["stored"] == 0 and again["last_seq"] == 6
+    _record(rec.recordings / "later", 400)
+    assert _backup(sealbox, rec)["last_seq"] == 7
+    assert _verify(sealbox, rec).code == 0

@@ -2,7 +2,9 @@
 
 Object names are relative, ``/``-separated paths (see :func:`validate_name`). Contract:
 
-- ``put`` is atomic: a reader sees the whole object or nothing, never a prefix. With
+- ``put`` is atomic: a reader sees the whole object or nothing, never a prefix. It is durable
+  (survives a crash of the machine) once ``flush`` has returned: callers flush before writing an
+  object that refers to earlier ones (an index naming packs, a snapshot naming an index). With
   ``exclusive=True`` it fails with :class:`~sealbox.errors.DestinationError` if the name exists,
   and never replaces it.
 - ``get`` of a missing object and ``stat`` of a missing object raise
@@ -74,6 +76,8 @@ class Backend(Protocol):
     def put(
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
     ) -> None: ...
+
+    def flush(self) -> None: ...
 
     def delete(self, name: str) -> None: ...
 

@@ -1,7 +1,8 @@
 """``file://`` backend: a directory, typically a mounted CIFS or NFS share.
 
-Writes are atomic and durable: data goes to a hidden temporary file in the target directory, is
-fsynced, then renamed (or hard-linked, for exclusive puts) into place, and the directory is fsynced.
+Writes are atomic: data goes to a hidden temporary file in the target directory, is fsynced, then
+renamed (or hard-linked, for exclusive puts) into place. The directories are fsynced by
+``flush()`` (once each, however many objects landed there), which makes the names durable.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class LocalBackend:
         self.root = root
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
+        self._dirty: set[Path] = set()
+        self._dirty_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> LocalBackend:
@@ -126,12 +129,23 @@ class LocalBackend:
                 os.unlink(tmp)
             else:
                 os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            with self._dirty_lock:
+                self._dirty.add(final.parent)  # its fsync waits for flush(): one per directory
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno == errno.EEXIST:
                 raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
             raise self._fail(f"write {name}", exc) from exc
+
+    def flush(self) -> None:
+        """Make the renames of every put so far durable (fsync their directories, once each)."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        try:
+            for directory in dirty:
+                _fsync_dir(directory)
+        except OSError as exc:
+            raise self._fail("sync", exc) from exc
 
     def delete(self, name: str) -> None:
         try:
@@ -147,6 +161,7 @@ class LocalBackend:
         return Capacity(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
 
     def close(self) -> None:
+        self.flush()
         with self._fd_lock:
             for fd in self._fds.values():
                 os.close(fd)

@@ -68,6 +68,9 @@ class MemoryBackend:
                 raise DestinationError(f"{self.display}: object {name!r} exists already")
             self.objects[name] = (bytes(data), time.time())
 
+    def flush(self) -> None:
+        return None
+
     def delete(self, name: str) -> None:
         with _LOCK:
             self.objects.pop(validate_name(name), None)

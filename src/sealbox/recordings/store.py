@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from sealbox.config.models import Config
-from sealbox.errors import ConfigError
+from sealbox.errors import ConfigError, IntegrityError, NotFoundError
 from sealbox.keystore import Keystore
 from sealbox.product_repo import destination_of, open_product_repo
 from sealbox.recordings import manifest
@@ -85,7 +85,7 @@ def run(
         result = RecordingsResult(warnings=warnings)
         found = scan(root, catalog.known(), section.settle_seconds, list(section.exclude))
         result.seen, result.waiting, result.changed = found.total, found.waiting, found.changed
-        result.last_seq, result.head = catalog.head()
+        result.last_seq, result.head = _catch_up(repo, catalog, config)
         result.seconds["scan"] = time.perf_counter() - started
         if not found.ready:
             return result
@@ -141,11 +141,13 @@ def run(
             entries=entries,
         )
         batch.sign(Keystore(config.appliance.state_dir).signing_key())
+        repo.backend.flush()
         repo.backend.put(
             f"{BATCH_PREFIX}{batch.first_seq:012d}",
             manifest.encode_batch(batch, repo.keys.index_key),
             exclusive=True,
         )
+        repo.backend.flush()
         catalog.add([(e["path"], e["size"], e["mtime_ns"], e["seq"]) for e in entries], seq, head)
         result.stored, result.bytes = len(entries), sum(e["size"] for e in entries)
         result.last_seq, result.head = seq, head
@@ -153,6 +155,30 @@ def run(
         return result
     finally:
         catalog.close()
+
+
+def _catch_up(repo: Repository, catalog: Catalog, config: Config) -> tuple[int, str]:
+    """A run that stored its batch but died before updating the catalog left the destination
+    ahead: adopt those batches (ours, by signature) so sequence numbers never collide. This
+    looks at the next expected batch name only, not at the whole destination."""
+    last_seq, head = catalog.head()
+    signer = Keystore(config.appliance.state_dir).signing_key().public_key()
+    while True:
+        name = f"{BATCH_PREFIX}{last_seq + 1:012d}"
+        try:
+            data = repo.backend.get(name)
+        except NotFoundError:
+            return last_seq, head
+        batch = manifest.decode_batch(data, repo.keys.index_key, name)
+        batch.verify_signature(signer)
+        if batch.prev_head != head:
+            raise IntegrityError(
+                f"{name} does not follow this appliance's manifest head (run recordings verify)"
+            )
+        last_seq, head = batch.last_seq, batch.head
+        catalog.add(
+            [(e["path"], e["size"], e["mtime_ns"], e["seq"]) for e in batch.entries], last_seq, head
+        )
 
 
 def _contents(backup: BackupResult) -> dict[str, list[str]]:

@@ -134,6 +134,7 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
         keep_packs.update(new_packs)
         old_index = [info.name for info in repo.backend.list("index/")]  # damaged ones too
         new_index = repo.save_index(keep_packs) if keep_packs else None
+        repo.backend.flush()  # the new index is durable before anything it replaces goes
         for name in old_index:
             if name != new_index:
                 repo.backend.delete(name)

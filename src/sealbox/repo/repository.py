@@ -306,6 +306,7 @@ class Repository:
         )
 
     def save_index(self, packs: dict[str, list[fmt.PackEntry]]) -> str:
+        self.backend.flush()  # the packs (and data keys) it names are durable first
         data = fmt.encode_index(packs, self.keys.index_key)
         name = f"index/{fmt.content_name(data)}"
         self.backend.put(name, data, exclusive=False)
@@ -367,7 +368,9 @@ class Repository:
     def save_snapshot(self, snapshot: Snapshot) -> str:
         data = fmt.seal_json(self.keys.index_key, b"snapshot", snapshot.to_dict())
         name = fmt.content_name(data)
+        self.backend.flush()  # its index and reference list first
         self.backend.put(f"snapshots/{name}", data, exclusive=False)
+        self.backend.flush()
         snapshot.id = name
         return name
 
