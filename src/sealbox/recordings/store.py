@@ -83,9 +83,9 @@ def run(
     catalog = catalog_for(config, repo)
     try:
         result = RecordingsResult(warnings=warnings)
+        result.last_seq, result.head = _catch_up(repo, catalog, config)
         found = scan(root, catalog.known(), section.settle_seconds, list(section.exclude))
         result.seen, result.waiting, result.changed = found.total, found.waiting, found.changed
-        result.last_seq, result.head = _catch_up(repo, catalog, config)
         result.seconds["scan"] = time.perf_counter() - started
         if not found.ready:
             return result
