@@ -87,9 +87,18 @@ def main() -> None:
     recipient = agekeys.recipient_of(agekeys.identity_from_secret(agekeys.new_secret()))
     sealbox = [sys.executable, "-m", "sealbox", "backup", "recordings", "--config"]
     env = {**os.environ, "RESTIC_PASSWORD": "bench"}
-    subprocess.run(["restic", "init", "-q", "-r", str(work / "restic")], check=True, env=env)
-    ours = timed([*sealbox, str(config(work, data, "big", recipient))])
-    theirs = timed(["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env)
+    # Disk writeback on this VM makes single runs noisy: each tool runs twice, alternating, into
+    # fresh repositories, and the better run of each counts.
+    ours_runs, theirs_runs = [], []
+    for attempt in range(2):
+        for stale in ("remote", "state", "restic"):
+            shutil.rmtree(work / stale, ignore_errors=True)
+        subprocess.run(["sync"], check=True)
+        ours_runs.append(timed([*sealbox, str(config(work, data, f"big{attempt}", recipient))]))
+        subprocess.run(["restic", "init", "-q", "-r", str(work / "restic")], check=True, env=env)
+        subprocess.run(["sync"], check=True)
+        theirs_runs.append(timed(["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env))
+    ours, theirs = min(ours_runs), min(theirs_runs)
 
     many_config = config(work, many, "many", recipient)
     initial = timed([*sealbox, str(many_config)])
@@ -98,8 +107,10 @@ def main() -> None:
 
     size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     print(f"\nRecordings benchmark: {size / 2**30:.2f} GiB in {args.big_mb // 32 + args.small:,} recordings")
-    print(f"{'sealbox backup recordings':<44} {ours:7.2f} s  {size / 2**20 / ours:7.0f} MiB/s")
-    print(f"{'restic backup (same files)':<44} {theirs:7.2f} s  {size / 2**20 / theirs:7.0f} MiB/s")
+    print(f"{'sealbox backup recordings (best of 2)':<44} {ours:7.2f} s  {size / 2**20 / ours:7.0f} MiB/s"
+          f"  runs: {', '.join(f'{t:.2f}' for t in ours_runs)}")
+    print(f"{'restic backup, same files (best of 2)':<44} {theirs:7.2f} s  {size / 2**20 / theirs:7.0f} MiB/s"
+          f"  runs: {', '.join(f'{t:.2f}' for t in theirs_runs)}")
     ratio = ours / theirs
     print(f"ratio sealbox / restic: {ratio:.2f} (goal <= 0.6) {'ok' if ratio <= 0.6 else 'MISSED'}")
     print(f"{args.stored:,} recordings, first run: {initial:.2f} s")

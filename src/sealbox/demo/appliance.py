@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-__all__ = ["create_system", "next_day_system", "system_paths"]
+__all__ = [
+    "create_recordings",
+    "create_system",
+    "live_recording",
+    "next_day_recordings",
+    "next_day_system",
+    "system_paths",
+]
 
 _EVENTS = [
     "login",
@@ -105,3 +113,50 @@ def next_day_system(root: Path) -> None:
                 for _ in range(150)
             ],
         )
+
+
+def create_recordings(root: Path, count: int = 24, seed: int = 5) -> Path:
+    """Finished session recordings, by date, with a sidecar for some; returns the directory."""
+    rng = random.Random(seed)
+    base = root / "appliance" / "recordings"
+    start = datetime.now(UTC) - timedelta(days=3)
+    for n in range(count):
+        when = start + timedelta(hours=3 * n)
+        _recording(base, when, rng, n)
+    return base
+
+
+def _recording(base: Path, when: datetime, rng: random.Random, n: int) -> Path:
+    directory = base / f"{when:%Y}" / f"{when:%m}" / f"{when:%d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    user, target = rng.choice(_USERS), f"srv-{rng.randrange(400):03d}"
+    path = directory / f"{user}_{target}_sess-{when:%Y%m%d%H%M}-{n:03d}.rec"
+    path.write_bytes(rng.randbytes(rng.randrange(100_000, 400_000)))
+    if n % 4 == 0:
+        sidecar = path.with_name(path.name + ".json")
+        sidecar.write_text(
+            f'{{"user": "{user}", "target": "{target}.corp.example", "ended": "{when:%Y-%m-%dT%H:%M:%SZ}"}}'
+        )
+    stamp = when.timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def live_recording(root: Path) -> tuple[Path, object]:
+    """A recording still being written: returns its path and the open handle (close it to finish)."""
+    now = datetime.now(UTC)
+    directory = root / "appliance" / "recordings" / f"{now:%Y}" / f"{now:%m}" / f"{now:%d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"alice_srv-042_sess-live-{now:%H%M%S}.rec"
+    handle = open(path, "ab")  # noqa: SIM115 - held open on purpose, as a recorder would
+    handle.write(b"\0" * 65536)
+    handle.flush()
+    return path, handle
+
+
+def next_day_recordings(root: Path, count: int = 6) -> None:
+    rng = random.Random()
+    base = root / "appliance" / "recordings"
+    now = datetime.now(UTC) - timedelta(hours=2)
+    for n in range(count):
+        _recording(base, now + timedelta(minutes=10 * n), rng, 500 + rng.randrange(10_000))
