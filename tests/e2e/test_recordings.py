@@ -31,7 +31,8 @@ def rec(appliance):
     sidecar.write_text(
         json.dumps({"session": "sess-00000", "user": "alice", "target": "db-primary"})
     )
-    text = appliance.config.read_text() + (
+    base = appliance.config.read_text().split("\n[recordings]")[0]  # the test's own section instead
+    text = base + (
         f'\n[recordings]\ndestination = "remote"\npath = "{root}"\nsettle_seconds = 60\n'
         f"name_pattern = '{PATTERN}'\nretention = {{ keep_within = \"5y\" }}\n"
     )
