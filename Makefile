@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs bench bench-repo bench-system clean
+.PHONY: demo test lint typecheck unit tools docs bench bench-repo bench-system bench-recordings clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ docs: $(VENV)/.installed
 
 bench: $(VENV)/.installed-dev tools
 	$(BIN)/python bench/secrets_bench.py
+
+bench-recordings: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
+	$(BIN)/python bench/recordings_bench.py
 
 bench-system: $(VENV)/.installed-dev
 	$(BIN)/python bench/system_bench.py
