@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-__all__ = ["CronSpec", "parse_cron", "parse_duration"]
+__all__ = ["CronSpec", "interval", "next_run", "parse_cron", "parse_duration"]
 
 _FIELDS = (
     ("minute", 0, 59),
@@ -108,3 +108,42 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"not a duration: {text!r} (use e.g. 12h, 30d, 2w, 5y)")
     seconds = sum(int(n) * _UNIT[u] for n, u in _DURATION.findall(compact))
     return timedelta(seconds=seconds)
+
+
+def _day_matches(spec: CronSpec, when: datetime) -> bool:
+    dom = when.day in spec.days
+    dow = (when.isoweekday() % 7) in spec.weekdays
+    if spec.day_restricted and spec.weekday_restricted:
+        return dom or dow  # cron's rule: either restricted field may match
+    return dom and dow
+
+
+def next_run(expression: str, after: datetime) -> datetime:
+    """The first time strictly after ``after`` (to the minute) that the cron expression fires."""
+    spec = parse_cron(expression)
+    when = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    limit = when + timedelta(days=366 * 5)
+    while when < limit:
+        if when.month not in spec.months:
+            month = when.month + 1
+            when = when.replace(
+                year=when.year + (month > 12), month=(month - 1) % 12 + 1, day=1, hour=0, minute=0
+            )
+            continue
+        if not _day_matches(spec, when):
+            when = (when + timedelta(days=1)).replace(hour=0, minute=0)
+            continue
+        if when.hour not in spec.hours:
+            when = (when + timedelta(hours=1)).replace(minute=0)
+            continue
+        if when.minute not in spec.minutes:
+            when += timedelta(minutes=1)
+            continue
+        return when
+    raise ValueError(f"cron expression {expression!r} never fires")
+
+
+def interval(expression: str, around: datetime) -> timedelta:
+    """The gap between two consecutive runs near ``around`` (what "overdue" is measured in)."""
+    first = next_run(expression, around)
+    return next_run(expression, first) - first

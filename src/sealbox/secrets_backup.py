@@ -23,6 +23,7 @@ from sealbox.errors import ConfigError, CorruptFileError, KeyNotSetError, NotFou
 from sealbox.keystore import Keystore
 from sealbox.placement import check_destination
 from sealbox.schedule import parse_duration
+from sealbox.sizing import record_sample
 from sealbox.sources import collect
 
 __all__ = [
@@ -219,6 +220,7 @@ def run(
             raise
         timings["store"] = time.perf_counter() - mark
 
+        record_sample(config.appliance.state_dir, dest_name, backend)
         deleted = apply_retention(
             backend, config.appliance.name, section.keep_last, section.keep_within, now, name
         )

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from sealbox import __version__
+from sealbox.backends import open_backend
 from sealbox.config.models import Config
 from sealbox.databases import database_for
 from sealbox.databases.sqlite import SQLite
@@ -21,6 +22,7 @@ from sealbox.errors import ConfigError
 from sealbox.product_repo import destination_of, open_product_repo
 from sealbox.repo.backup import BackupResult, Progress, Stream, bytes_stream, run_backup
 from sealbox.repo.repository import Repository
+from sealbox.sizing import measure, record_sample
 
 __all__ = ["INVENTORY", "SystemBackupResult", "inventory", "reusable_keys", "run"]
 
@@ -132,4 +134,13 @@ def run(
         level=section.compression_level,
         reusable_keys=reusable_keys(repo),
     )
+    record_sample(config.appliance.state_dir, dest, repo.backend)
+    sizing = measure(
+        config.appliance.state_dir,
+        config.appliance.var_dir,
+        dest,
+        open_backend(config.destinations[dest].url),
+    )
+    if sizing.warning():
+        warnings.append(str(sizing.warning()))
     return SystemBackupResult(result, repo.backend.display, db_meta, warnings + result.warnings)

@@ -24,6 +24,7 @@ COMMANDS = {
     "restore": "sealbox.cli.restore_cmd:group",
     "snapshots": "sealbox.cli.snapshots_cmd:command",
     "forget": "sealbox.cli.forget_cmd:command",
+    "status": "sealbox.cli.status_cmd:command",
     "demo": "sealbox.cli.demo_cmd:command",
 }
 

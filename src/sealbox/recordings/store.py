@@ -19,6 +19,7 @@ from sealbox.recordings.catalog import Catalog
 from sealbox.recordings.scan import scan
 from sealbox.repo.backup import BackupResult, Progress, run_backup
 from sealbox.repo.repository import Repository
+from sealbox.sizing import record_sample
 from sealbox.system_backup import reusable_keys
 
 __all__ = ["RecordingsResult", "catalog_for", "run"]
@@ -152,6 +153,7 @@ def run(
         result.stored, result.bytes = len(entries), sum(e["size"] for e in entries)
         result.last_seq, result.head = seq, head
         result.seconds["total"] = time.perf_counter() - started
+        record_sample(config.appliance.state_dir, dest, repo.backend)
         return result
     finally:
         catalog.close()

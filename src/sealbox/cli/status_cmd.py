@@ -1,0 +1,58 @@
+"""``sealbox status [--json]``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+
+
+def _size(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return "-"
+
+
+@click.command("status")
+@config_option
+@json_option
+@click.pass_context
+def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
+    """Every kind's last success, next run, size; destination health and sizing; warnings."""
+    from sealbox.status import collect
+
+    report = collect(load(ctx, config_path))
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"{report['appliance']}  master key {report['master_key'] or 'NOT SET'}"
+        f"  (last drill {report['last_drill'] or 'never'})",
+        markup=False,
+    )
+    for k in report["kinds"]:
+        console.print(
+            f"  {k['kind']:<11} {k['state']:<10} last {k['last_success'] or '-':<21}"
+            f" next {k['next_run']}  {_size(k['size']):>10}  -> {k['destination']}",
+            markup=False,
+        )
+    for s in report["sizing"]:
+        days = (
+            f"{s['days_to_full']:.0f} days to full"
+            if s["days_to_full"] is not None
+            else "no growth trend yet"
+        )
+        console.print(
+            f"  sizing {s['destination']}: {_size(s['available_bytes'])} available for"
+            f" {_size(s['target_bytes'])} needed (150% of {s['var_dir']}: {_size(s['var_bytes'])});"
+            f" {days}",
+            markup=False,
+        )
+    for message in report["warnings"]:
+        warn(message)

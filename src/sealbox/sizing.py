@@ -1,0 +1,168 @@
+"""The 150% rule: the destination should hold at least 1.5 times the size of ``var_dir``.
+
+Measured: the size of ``var_dir`` (like ``du -sx``: blocks, one filesystem, hard links once;
+cached for a day, since it walks the whole tree), the destination's capacity (free bytes plus what
+Sealbox already uses there) and, from the free space seen after each backup, the growth per day
+and the days until the destination is full.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sealbox.backends.base import Backend
+
+__all__ = ["RULE", "SizingReport", "forecast", "measure", "record_sample", "tree_size"]
+
+RULE = 1.5
+VAR_CACHE_SECONDS = 24 * 3600
+MAX_SAMPLES = 500
+
+
+def tree_size(root: Path) -> int:
+    """Bytes allocated below ``root`` on its own filesystem (hard links counted once)."""
+    try:
+        device = os.lstat(root).st_dev
+    except OSError:
+        return 0
+    total, seen, stack = 0, set(), [str(root)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_dev != device:
+                continue
+            if st.st_nlink > 1 and not entry.is_dir(follow_symlinks=False):
+                if (st.st_ino, st.st_dev) in seen:
+                    continue
+                seen.add((st.st_ino, st.st_dev))
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return total
+
+
+def _state(state_dir: Path) -> dict[str, Any]:
+    try:
+        doc: Any = orjson.loads((state_dir / "sizing.json").read_bytes())
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
+def _save(state_dir: Path, doc: dict[str, Any]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / ".sizing.json.tmp"
+    tmp.write_bytes(orjson.dumps(doc))
+    os.replace(tmp, state_dir / "sizing.json")
+
+
+def var_size(state_dir: Path, var_dir: Path, fresh: bool = False) -> int:
+    doc = _state(state_dir)
+    cached = doc.get("var", {})
+    if (
+        not fresh
+        and cached.get("path") == str(var_dir)
+        and time.time() - cached.get("at", 0) < VAR_CACHE_SECONDS
+    ):
+        return int(cached["bytes"])
+    size = tree_size(var_dir)
+    doc["var"] = {"path": str(var_dir), "bytes": size, "at": time.time()}
+    _save(state_dir, doc)
+    return size
+
+
+def record_sample(state_dir: Path, destination: str, backend: Backend) -> None:
+    """Remember the destination's free space now (one statvfs; called after each backup)."""
+    try:
+        free = backend.capacity().free
+    except Exception:
+        return
+    if free is None:
+        return
+    doc = _state(state_dir)
+    samples = doc.setdefault("samples", {}).setdefault(destination, [])
+    samples.append([time.time(), free])
+    del samples[:-MAX_SAMPLES]
+    _save(state_dir, doc)
+
+
+def forecast(
+    samples: list[list[float]], now: float | None = None
+) -> tuple[float | None, float | None]:
+    """(bytes per day the free space shrinks by, days until it is gone) from the last 30 days."""
+    now = now or time.time()
+    recent = [(t, f) for t, f in samples if now - t <= 30 * 86400]
+    if len(recent) < 2 or recent[-1][0] - recent[0][0] < 3600:
+        return None, None
+    n = len(recent)
+    mean_t = sum(t for t, _ in recent) / n
+    mean_f = sum(f for _, f in recent) / n
+    var = sum((t - mean_t) ** 2 for t, _ in recent)
+    slope = sum((t - mean_t) * (f - mean_f) for t, f in recent) / var  # bytes per second
+    growth = -slope * 86400
+    if growth <= 0:
+        return growth, None
+    return growth, recent[-1][1] / growth
+
+
+@dataclass
+class SizingReport:
+    destination: str
+    var_dir: str
+    var_bytes: int
+    target_bytes: int
+    free_bytes: int | None
+    used_bytes: int
+    available_bytes: int | None
+    ok: bool | None
+    growth_per_day: float | None
+    days_to_full: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def warning(self) -> str | None:
+        if self.ok is False:
+            return (
+                f"destination {self.destination!r} can hold {self.available_bytes:,} bytes, below the"
+                f" {RULE:.0%} of {self.var_dir} ({self.target_bytes:,} bytes) the sizing rule asks for"
+            )
+        if self.days_to_full is not None and self.days_to_full < 30:
+            return f"destination {self.destination!r} is forecast to be full in {self.days_to_full:.0f} days"
+        return None
+
+
+def measure(
+    state_dir: Path, var_dir: Path, destination: str, backend: Backend, fresh: bool = False
+) -> SizingReport:
+    var_bytes = var_size(state_dir, var_dir, fresh)
+    used = sum(info.size for info in backend.list(""))
+    free = backend.capacity().free
+    available = None if free is None else free + used
+    growth, days = forecast(_state(state_dir).get("samples", {}).get(destination, []))
+    target = int(var_bytes * RULE)
+    return SizingReport(
+        destination,
+        str(var_dir),
+        var_bytes,
+        target,
+        free,
+        used,
+        available,
+        None if available is None else available >= target,
+        growth,
+        days,
+    )

@@ -1,0 +1,154 @@
+"""Use case: ``sealbox status`` — every kind's last success, next run, size and destination
+health, the sizing rule and its forecast, and what deserves a warning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sealbox.backends import open_backend
+from sealbox.breakglass.package import parse_backup_name
+from sealbox.config.models import Config
+from sealbox.errors import NotFoundError, SealboxError
+from sealbox.keystore import Keystore
+from sealbox.product_repo import open_product_repo
+from sealbox.schedule import interval, next_run
+from sealbox.secrets_backup import list_backups
+from sealbox.sizing import measure
+
+__all__ = ["collect"]
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+
+
+def _kind(
+    kind: str,
+    schedule: str,
+    destination: str,
+    last: datetime | None,
+    size: int | None,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    overdue = last is None or now - last > 2 * interval(schedule, now)
+    return {
+        "kind": kind,
+        "destination": destination,
+        "schedule": schedule,
+        "last_success": _iso(last),
+        "next_run": _iso(next_run(schedule, now)),
+        "size": size,
+        "state": "never run" if last is None else ("overdue" if overdue else "ok"),
+        **(extra or {}),
+    }
+
+
+def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    state = config.appliance.state_dir
+    warnings: list[str] = []
+    kinds: list[dict[str, Any]] = []
+    keystore = Keystore(state)
+    key = keystore.current()
+    if key is None and not config.keys.recipients:
+        warnings.append("master key not set: run `sealbox keys ceremony`")
+    for name, dest in config.destinations.items():
+        if dest.allow_on_appliance:
+            warnings.append(
+                f"destination {name!r} allows a location on the appliance (allow_on_appliance)"
+            )
+    health: dict[str, str] = {}
+    if config.secrets is not None:
+        name = config.secrets.destination
+        try:
+            backend = open_backend(config.destinations[name].url)
+            newest = list_backups(backend, config.appliance.name)
+            last = size = None
+            if newest:
+                parsed = parse_backup_name(newest[0])
+                last = (
+                    datetime.strptime(parsed[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+                    if parsed
+                    else None
+                )
+                size = backend.stat(newest[0]).size
+            kinds.append(
+                _kind(
+                    "secrets",
+                    config.secrets.schedule,
+                    name,
+                    last,
+                    size,
+                    now,
+                    {"retained": len(newest)},
+                )
+            )
+            health.setdefault(name, "ok")
+        except SealboxError as exc:
+            health[name] = str(exc)
+            kinds.append(
+                _kind(
+                    "secrets", config.secrets.schedule, name, None, None, now, {"error": str(exc)}
+                )
+            )
+    for section in ("system", "recordings"):
+        part = getattr(config, section)
+        if part is None:
+            continue
+        name = part.destination
+        try:
+            repo, _ = open_product_repo(config, name, [], create=False)
+            snaps = [s for s in repo.snapshots() if s.kind == section]
+            last_snap = snaps[-1] if snaps else None
+            extra: dict[str, Any] = {"snapshots": len(snaps)}
+            if section == "recordings":
+                from sealbox.recordings.store import catalog_for
+
+                catalog = catalog_for(config, repo)
+                extra["recordings_stored"], extra["manifest_head"] = catalog.head()
+                catalog.close()
+            kinds.append(
+                _kind(
+                    section,
+                    part.schedule,
+                    name,
+                    last_snap.datetime if last_snap else None,
+                    last_snap.size if last_snap else None,
+                    now,
+                    extra,
+                )
+            )
+            health.setdefault(name, "ok")
+        except NotFoundError:
+            kinds.append(_kind(section, part.schedule, name, None, None, now))
+        except SealboxError as exc:
+            health[name] = str(exc)
+            kinds.append(_kind(section, part.schedule, name, None, None, now, {"error": str(exc)}))
+    for item in kinds:
+        if item["state"] == "overdue":
+            warnings.append(
+                f"{item['kind']} backup is overdue (last success {item['last_success']})"
+            )
+    sizing = []
+    for name in sorted({k["destination"] for k in kinds}):
+        if health.get(name) != "ok":
+            warnings.append(f"destination {name!r} unreachable: {health.get(name)}")
+            continue
+        report = measure(
+            state, config.appliance.var_dir, name, open_backend(config.destinations[name].url)
+        )
+        sizing.append(report.to_dict())
+        if report.warning():
+            warnings.append(str(report.warning()))
+    return {
+        "appliance": config.appliance.name,
+        "time": _iso(now),
+        "master_key": key.id if key else None,
+        "last_drill": key.last_drill if key else None,
+        "kinds": kinds,
+        "destinations": [{"name": n, "health": h} for n, h in sorted(health.items())],
+        "sizing": sizing,
+        "warnings": warnings,
+    }

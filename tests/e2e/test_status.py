@@ -1,0 +1,58 @@
+"""`sealbox status`: last success, next run, size, health, sizing and warnings for every kind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sealbox.config import load_config
+from sealbox.demo import appliance as demo_appliance
+from sealbox.status import collect
+from tests.conftest import IN_CI
+
+
+def test_status_after_backups(appliance, sealbox):
+    demo_appliance.create_system(appliance.root)
+    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+    assert sealbox("backup", "system", "--config", appliance.config).code == 0
+    result = sealbox("status", "--config", appliance.config, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    kinds = {k["kind"]: k for k in report["kinds"]}
+    assert kinds["secrets"]["state"] == "ok" and kinds["system"]["state"] == "ok"
+    assert kinds["recordings"]["state"] == "never run"
+    assert kinds["system"]["size"] > 0 and kinds["system"]["next_run"].endswith("T05:00:00Z")
+    assert report["sizing"][0]["ok"] is True and report["sizing"][0]["var_bytes"] > 0
+    assert any("allow_on_appliance" in w for w in report["warnings"])
+    later = collect(load_config(appliance.config), now=datetime.now(UTC) + timedelta(days=3))
+    assert {k["kind"]: k["state"] for k in later["kinds"]}["system"] == "overdue"
+    assert any("system backup is overdue" in w for w in later["warnings"])
+    human = sealbox("status", "--config", appliance.config)
+    assert human.code == 0 and "sizing remote" in human.out
+
+
+def test_sizing_warns_when_the_destination_is_too_small(appliance, sealbox, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a small tmpfs under CI: {mounted.stderr.decode()}")
+        pytest.skip("needs root to mount an 8 MiB tmpfs")
+    try:
+        (appliance.root / "appliance" / "big.bin").write_bytes(b"\1" * 20_000_000)
+        text = appliance.config.read_text().replace(f"file://{appliance.remote}", f"file://{small}")
+        appliance.config.write_text(text)
+        assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+        report = json.loads(sealbox("status", "--config", appliance.config, "--json").out)
+        assert report["sizing"][0]["ok"] is False
+        assert any("sizing rule" in w for w in report["warnings"])
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
