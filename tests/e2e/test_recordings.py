@@ -210,3 +210,22 @@ def test_a_lost_catalog_is_rebuilt_from_the_next_batches(rec, sealbox):
     _record(rec.recordings / "later", 400)
     assert _backup(sealbox, rec)["last_seq"] == 7
     assert _verify(sealbox, rec).code == 0
+
+
+def test_reordered_or_edited_manifest_entries_are_detected(rec, sealbox):
+    from sealbox.config import load_config
+    from sealbox.product_repo import open_product_repo
+    from sealbox.recordings import manifest
+
+    _backup(sealbox, rec)
+    repo, _ = open_product_repo(load_config(rec.config), "remote", [], create=False)
+    name = next(o.name for o in repo.backend.list("recordings/batch-"))
+    batch = manifest.decode_batch(repo.backend.get(name), repo.keys.index_key, name)
+    batch.entries[0], batch.entries[1] = (
+        batch.entries[1],
+        batch.entries[0],
+    )  # reorder, keep the old signature
+    repo.backend.put(name, manifest.encode_batch(batch, repo.keys.index_key))
+    result = _verify(sealbox, rec)
+    assert result.code == 5
+    assert "signature invalid" in result.out and "out of order" in result.out
