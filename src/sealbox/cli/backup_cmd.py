@@ -64,20 +64,10 @@ def system(
 ) -> None:
     """Back up settings, software, audit records and live database dumps."""
     from sealbox import system_backup
-    from sealbox.cli.progress import bytes_progress
-    from sealbox.repo.backup import Progress
+    from sealbox.cli.progress import backup_progress
 
     config = load(ctx, config_path)
-    with bytes_progress("system backup", None, not as_json) as bar:
-        progress = Progress()
-        seen = [0, 0]
-
-        def update(p: Progress) -> None:
-            bar.total(p.total_bytes)
-            bar.advance(p.bytes - seen[0], p.files - seen[1])
-            seen[0], seen[1] = p.bytes, p.files
-
-        progress.on_update = update
+    with backup_progress("system backup", not as_json) as progress:
         result = system_backup.run(config, destination=destination, progress=progress)
     for message in result.warnings:
         warn(message)

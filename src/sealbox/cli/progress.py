@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -18,7 +19,10 @@ from rich.progress import (
 
 from sealbox.cli.common import err_console
 
-__all__ = ["bytes_progress"]
+if TYPE_CHECKING:
+    from sealbox.repo.backup import Progress as BackupProgress
+
+__all__ = ["backup_progress", "bytes_progress"]
 
 
 class _Bar:
@@ -53,3 +57,21 @@ def bytes_progress(title: str, total: int | None, enabled: bool) -> Iterator[_Ba
     with progress:
         task = progress.add_task("", total=total, files=0)
         yield _Bar(progress, task)
+
+
+@contextmanager
+def backup_progress(title: str, enabled: bool) -> Iterator[BackupProgress]:
+    """A backup engine Progress whose counters drive a progress bar."""
+    from sealbox.repo.backup import Progress as EngineProgress
+
+    with bytes_progress(title, None, enabled) as bar:
+        progress = EngineProgress()
+        seen = [0, 0]
+
+        def update(p: EngineProgress) -> None:
+            bar.total(p.total_bytes)
+            bar.advance(p.bytes - seen[0], p.files - seen[1])
+            seen[0], seen[1] = p.bytes, p.files
+
+        progress.on_update = update
+        yield progress

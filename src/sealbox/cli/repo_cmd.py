@@ -119,19 +119,11 @@ def backup(
     as_json: bool,
 ) -> None:
     """Back up PATHS into a new snapshot."""
-    from sealbox.repo.backup import Progress, run_backup
+    from sealbox.cli.progress import backup_progress
+    from sealbox.repo.backup import run_backup
 
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
-    with bytes_progress("backup", None, not as_json) as bar:
-        progress = Progress()
-        seen = [0, 0]
-
-        def update(p: Progress) -> None:
-            bar.total(p.total_bytes)
-            bar.advance(p.bytes - seen[0], p.files - seen[1])
-            seen[0], seen[1] = p.bytes, p.files
-
-        progress.on_update = update
+    with backup_progress("backup", not as_json) as progress:
         result = run_backup(
             repository,
             list(paths),
