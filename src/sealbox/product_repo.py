@@ -5,18 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sealbox.backends import open_backend
+from sealbox.backends import Backend, open_backend
 from sealbox.config.models import Config
 from sealbox.errors import ConfigError, NotFoundError
 from sealbox.keystore import Keystore
 from sealbox.placement import check_destination
 from sealbox.repo.repository import Repository
 
-__all__ = ["destination_of", "open_product_repo", "repo_url"]
+__all__ = ["destination_backend", "destination_of", "open_product_repo", "repo_url"]
 
 
 def repo_url(destination_url: str) -> str:
     return destination_url.rstrip("/") + "/repo"
+
+
+def destination_backend(config: Config, name: str, repo: bool = False) -> Backend:
+    """The backend of a configured destination (its root, or its repository), with its options."""
+    dest = config.destinations[name]
+    return open_backend(repo_url(dest.url) if repo else dest.url, dest)
 
 
 def destination_of(config: Config, section: str, override: str | None) -> str:
@@ -43,7 +49,7 @@ def open_product_repo(
         [config.appliance.state_dir, config.appliance.var_dir, *appliance_paths],
     )
     state = config.appliance.state_dir
-    backend = open_backend(repo_url(dest.url))
+    backend = destination_backend(config, destination, repo=True)
     try:
         Repository.read_config(backend)
     except NotFoundError:

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sealbox import __version__
-from sealbox.backends import Backend, open_backend
+from sealbox.backends import Backend
 from sealbox.breakglass import document, package
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
 from sealbox.errors import ConfigError, CorruptFileError, KeyNotSetError, NotFoundError
 from sealbox.keystore import Keystore
 from sealbox.placement import check_destination
+from sealbox.product_repo import destination_backend
 from sealbox.schedule import parse_duration
 from sealbox.sizing import record_sample
 from sealbox.sources import collect
@@ -166,9 +167,11 @@ def run(
         dest.allow_on_appliance,
         [config.appliance.state_dir, config.appliance.var_dir, *_source_paths(config)],
     )
-    backend = open_backend(dest.url)
+    backend = destination_backend(config, dest_name)
     try:
-        backend.capacity()  # fails fast on an unreachable destination, before reading secrets
+        list_backups(
+            backend, config.appliance.name
+        )  # fails fast when unreachable, before any secret
 
         mark = time.perf_counter()
         now = now or datetime.now(UTC)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sealbox.backends import open_backend
 from sealbox.breakglass.package import parse_backup_name
 from sealbox.config.models import Config
 from sealbox.errors import NotFoundError, SealboxError
 from sealbox.keystore import Keystore
-from sealbox.product_repo import open_product_repo
+from sealbox.product_repo import destination_backend, open_product_repo
 from sealbox.schedule import interval, next_run
 from sealbox.secrets_backup import list_backups
 from sealbox.sizing import measure
@@ -63,7 +62,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
     if config.secrets is not None:
         name = config.secrets.destination
         try:
-            backend = open_backend(config.destinations[name].url)
+            backend = destination_backend(config, name)
             newest = list_backups(backend, config.appliance.name)
             last = size = None
             if newest:
@@ -136,9 +135,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         if health.get(name) != "ok":
             warnings.append(f"destination {name!r} unreachable: {health.get(name)}")
             continue
-        report = measure(
-            state, config.appliance.var_dir, name, open_backend(config.destinations[name].url)
-        )
+        report = measure(state, config.appliance.var_dir, name, destination_backend(config, name))
         sizing.append(report.to_dict())
         if report.warning():
             warnings.append(str(report.warning()))

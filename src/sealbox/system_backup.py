@@ -14,12 +14,11 @@ from typing import Any
 import orjson
 
 from sealbox import __version__
-from sealbox.backends import open_backend
 from sealbox.config.models import Config
 from sealbox.databases import database_for
 from sealbox.databases.sqlite import SQLite
 from sealbox.errors import ConfigError
-from sealbox.product_repo import destination_of, open_product_repo
+from sealbox.product_repo import destination_backend, destination_of, open_product_repo
 from sealbox.repo.backup import BackupResult, Progress, Stream, bytes_stream, run_backup
 from sealbox.repo.repository import Repository
 from sealbox.sizing import measure, record_sample
@@ -139,7 +138,7 @@ def run(
         config.appliance.state_dir,
         config.appliance.var_dir,
         dest,
-        open_backend(config.destinations[dest].url),
+        destination_backend(config, dest),
     )
     if sizing.warning():
         warnings.append(str(sizing.warning()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends.base import Backend
@@ -9,7 +10,7 @@ from sealbox.errors import ConfigError
 
 __all__ = ["check_url", "open_backend", "redact_url"]
 
-SUPPORTED = ("file", "memory")
+SUPPORTED = ("file", "memory", "s3")
 
 
 def _scheme(url: str) -> str:
@@ -43,12 +44,30 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def open_backend(url: str) -> Backend:
-    """A backend for ``url``; raises ConfigError for an unknown scheme."""
+def open_backend(url: str, options: Any = None) -> Backend:
+    """A backend for ``url``; raises ConfigError for an unknown scheme.
+
+    ``options`` is the destination's config (credentials, quota); plumbing commands pass none and
+    backends read the standard environment variables instead.
+    """
     try:
         check_url(url)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    if _scheme(url) == "s3":
+        from sealbox.backends.s3 import S3Backend
+
+        secret = None
+        if options is not None and options.secret_key_file is not None:
+            from sealbox.sources.secretfile import read_secret_file
+
+            secret = read_secret_file(options.secret_key_file, "destination secret_key_file")
+        return S3Backend.from_url(
+            url,
+            getattr(options, "access_key_id", None),
+            secret,
+            getattr(options, "quota_bytes", None),
+        )
     if _scheme(url) == "memory":
         from sealbox.backends.memory import MemoryBackend
 

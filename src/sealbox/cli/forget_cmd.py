@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sealbox.repo.repository import Repository
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.product_repo import destination_backend
 
 
 @click.command("forget")
@@ -23,7 +24,6 @@ from sealbox.cli.common import config_option, console, json_option, load, print_
 def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json: bool) -> None:
     """Apply the retention of secrets, system and recordings backups; reclaim space."""
     from sealbox import secrets_backup
-    from sealbox.backends import open_backend
     from sealbox.errors import NotFoundError
     from sealbox.product_repo import open_product_repo
     from sealbox.repo.forget import apply_policy, forget_snapshots, prune
@@ -32,7 +32,7 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
     report: dict[str, object] = {"dry_run": dry_run}
     now = datetime.now(UTC)
     if config.secrets is not None:
-        backend = open_backend(config.destinations[config.secrets.destination].url)
+        backend = destination_backend(config, config.secrets.destination)
         if dry_run:
             names = secrets_backup.list_backups(backend, config.appliance.name)
             report["secrets"] = {"kept": len(names), "forgotten": []}

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from sealbox import keys_ops
-from sealbox.backends import open_backend
 from sealbox.cli.common import (
     config_option,
     console,
@@ -22,6 +21,7 @@ from sealbox.cli.common import (
 )
 from sealbox.errors import OutputError, ShareError
 from sealbox.keystore import Keystore
+from sealbox.product_repo import destination_backend
 
 share_option = click.option(
     "--share",
@@ -183,7 +183,7 @@ def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> No
     records = keystore.records()
     needs: dict[str, list[str]] = {}
     if config.secrets is not None and config.secrets.destination in config.destinations:
-        backend = open_backend(config.destinations[config.secrets.destination].url)
+        backend = destination_backend(config, config.secrets.destination)
         try:
             for name, ids in backup_key_ids(backend, config.appliance.name):
                 for kid in ids:

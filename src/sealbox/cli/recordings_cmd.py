@@ -8,6 +8,7 @@ import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.cli.repo_cmd import key_options, unlock
+from sealbox.product_repo import destination_backend
 
 
 @click.group("recordings")
@@ -38,10 +39,9 @@ def verify(
     as_json: bool,
 ) -> None:
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
-    from sealbox.backends import open_backend
     from sealbox.errors import IntegrityError
     from sealbox.keystore import Keystore
-    from sealbox.product_repo import destination_of, open_product_repo, repo_url
+    from sealbox.product_repo import destination_of, open_product_repo
     from sealbox.recordings.store import catalog_for
     from sealbox.recordings.verify import verify as run_verify
     from sealbox.repo.blobs import BlobReader
@@ -51,9 +51,7 @@ def verify(
     name = destination_of(config, "recordings", destination)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
     if unlocked is not None:
-        repo = Repository.open(
-            open_backend(repo_url(config.destinations[name].url)), unlocked.identities
-        )
+        repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
     else:
         repo, _ = open_product_repo(config, name, [], create=False)
     keystore = Keystore(config.appliance.state_dir)

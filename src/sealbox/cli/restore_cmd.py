@@ -11,6 +11,7 @@ from sealbox.cli.common import config_option, console, json_option, load, print_
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import key_options, unlock
 from sealbox.errors import IntegrityError, OutputError
+from sealbox.product_repo import destination_backend
 
 
 @click.group("restore")
@@ -172,8 +173,7 @@ def recordings(
     as_json: bool,
 ) -> None:
     """Restore recordings by session or time range; each is checked against its recorded digest."""
-    from sealbox.backends import open_backend
-    from sealbox.product_repo import destination_of, repo_url
+    from sealbox.product_repo import destination_of
     from sealbox.recordings.restore import restore, select
     from sealbox.recordings.verify import entries_of
     from sealbox.repo.blobs import BlobReader
@@ -185,9 +185,7 @@ def recordings(
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
     assert unlocked is not None
     name = destination_of(config, "recordings", destination)
-    repo = Repository.open(
-        open_backend(repo_url(config.destinations[name].url)), unlocked.identities
-    )
+    repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
     utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
     chosen = select(entries_of(repo), session, utc[0], utc[1])
     result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)

@@ -93,6 +93,22 @@ class DestinationConfig(_Model):
         description="File holding the agent token (agent destinations).",
         examples=["/etc/sealbox/agent.token"],
     )
+    access_key_id: str | None = Field(
+        default=None,
+        description="S3 access key id (s3:// destinations; the plumbing reads AWS_ACCESS_KEY_ID).",
+        examples=[None],
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="File holding the S3 secret access key.",
+        examples=[None],
+    )
+    quota_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="The space Sealbox may use at an S3 destination (object stores report no free space).",
+        examples=[None],
+    )
     allow_on_appliance: bool = Field(
         default=False,
         description=(

@@ -1,0 +1,186 @@
+"""``s3://bucket/prefix?endpoint=http://host:port`` backend: any S3-compatible object store.
+
+boto3 with path-style addressing (MinIO, Ceph, SeaweedFS), adaptive retries with backoff for
+throttling and 5xx answers, multipart uploads above 16 MiB, and exclusive creates through the
+conditional ``If-None-Match: *`` header. Credentials come from the destination config or the
+standard AWS environment variables; they never appear in messages.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sealbox.backends.base import Capacity, ObjectInfo, validate_name
+from sealbox.errors import ConfigError, DestinationError, NotFoundError
+
+__all__ = ["S3Backend"]
+
+MULTIPART = 16 * 1024 * 1024
+
+
+class S3Backend:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        endpoint: str | None,
+        region: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        quota: int | None = None,
+    ) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        self.bucket, self.prefix, self.endpoint, self.quota = (
+            bucket,
+            prefix.strip("/"),
+            endpoint,
+            quota,
+        )
+        self.client: Any = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 8, "mode": "adaptive"},
+                connect_timeout=10,
+                read_timeout=120,
+                max_pool_connections=16,
+            ),
+        )
+        self.transfer = TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=MULTIPART)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        quota: int | None = None,
+    ) -> S3Backend:
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise ConfigError(
+                "s3:// URLs name a bucket: s3://bucket/prefix?endpoint=http://host:port"
+            )
+        query = parse_qs(parts.query)
+        endpoint = query.get("endpoint", [None])[0]
+        region = query.get("region", ["us-east-1"])[0]
+        return cls(parts.netloc, parts.path, endpoint, region, access_key, secret_key, quota)
+
+    @property
+    def display(self) -> str:
+        where = f" at {self.endpoint}" if self.endpoint else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
+
+    def _key(self, name: str) -> str:
+        validate_name(name)
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _fail(self, action: str, exc: Exception) -> DestinationError:
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            reason = f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")
+        else:
+            reason = type(exc).__name__ + (
+                ": cannot reach the endpoint" if "Endpoint" in type(exc).__name__ else ""
+            )
+        return DestinationError(f"{self.display}: cannot {action}: {reason}")
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        from botocore.exceptions import ClientError
+
+        return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+            "NoSuchKey",
+            "404",
+            "NotFound",
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        item["Key"][len(base) :],
+                        int(item["Size"]),
+                        item["LastModified"].timestamp(),
+                    )
+        except Exception as exc:
+            raise self._fail("list", exc) from exc
+
+    def stat(self, name: str) -> ObjectInfo:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:
+            if self._missing(exc):
+                raise NotFoundError(f"{self.display}: no object {name!r}") from None
+            raise self._fail(f"stat {name}", exc) from exc
+        return ObjectInfo(name, int(head["ContentLength"]), head["LastModified"].timestamp())
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(name)}
+        if offset or length is not None:
+            end = "" if length is None else str(offset + length - 1)
+            if length == 0:
+                return b""
+            kwargs["Range"] = f"bytes={offset}-{end}"
+        try:
+            data: bytes = self.client.get_object(**kwargs)["Body"].read()
+            return data
+        except Exception as exc:
+            if self._missing(exc):
+                raise NotFoundError(f"{self.display}: no object {name!r}") from None
+            raise self._fail(f"read {name}", exc) from exc
+
+    def put(
+        self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        key = self._key(name)
+        try:
+            if exclusive or len(data) < MULTIPART:
+                extra = {"IfNoneMatch": "*"} if exclusive else {}
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), **extra)
+            else:  # an object appears only when its multipart upload completes: still atomic
+                self.client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self.transfer)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+            raise self._fail(f"write {name}", exc) from exc
+        except Exception as exc:
+            raise self._fail(f"write {name}", exc) from exc
+
+    def delete(self, name: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:
+            if not self._missing(exc):
+                raise self._fail(f"delete {name}", exc) from exc
+
+    def flush(self) -> None:
+        return None  # a completed PUT is durable
+
+    def capacity(self) -> Capacity:
+        if self.quota is None:
+            return Capacity(free=None, total=None)
+        used = sum(info.size for info in self.list(""))
+        return Capacity(free=max(0, self.quota - used), total=self.quota)
+
+    def close(self) -> None:
+        return None
