@@ -148,3 +148,25 @@ def make_tree(root: Path, big: int = 3_000_000) -> Path:
         root / "etc" / "pam" / "app.conf", ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789)
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    from tests.servers import S3Server, free_port
+
+    port = free_port()
+    server = S3Server(f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("seaweedfs"), port)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """An empty bucket and the credentials in the environment (as the plumbing reads them)."""
+    import secrets as random_names
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.bucket(f"sealbox-{random_names.token_hex(4)}")
+    return f"s3://{bucket}/prefix?endpoint={s3_server.endpoint}"

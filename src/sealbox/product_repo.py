@@ -4,6 +4,7 @@ master key (keystore) and the operator keys (config), created on first use."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends import Backend, open_backend
 from sealbox.config.models import Config
@@ -16,7 +17,11 @@ __all__ = ["destination_backend", "destination_of", "open_product_repo", "repo_u
 
 
 def repo_url(destination_url: str) -> str:
-    return destination_url.rstrip("/") + "/repo"
+    """``<destination>/repo``: the path grows, the query (an S3 endpoint, say) stays."""
+    if "://" not in destination_url:
+        return destination_url.rstrip("/") + "/repo"
+    parts = urlsplit(destination_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/repo"))
 
 
 def destination_backend(config: Config, name: str, repo: bool = False) -> Backend:

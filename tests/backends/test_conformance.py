@@ -11,10 +11,12 @@ from sealbox.backends.memory import MemoryBackend
 from sealbox.errors import DestinationError, NotFoundError
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "s3"])
 def backend(request, tmp_path):
     if request.param == "file":
         yield open_backend(f"file://{tmp_path}/store")
+    elif request.param == "s3":
+        yield open_backend(request.getfixturevalue("s3_env"))
     else:
         MemoryBackend.reset("conformance")
         yield open_backend("memory://conformance")

@@ -28,3 +28,19 @@ def test_other_filesystem_passes(tmp_path):
 
 def test_device_of_walks_up_to_an_existing_parent(tmp_path):
     assert device_of(tmp_path / "not" / "yet") == os.stat(tmp_path).st_dev
+
+
+def test_network_destinations_on_this_machine_are_refused():
+    import socket
+
+    from sealbox.placement import is_local_address
+
+    assert is_local_address("127.0.0.1") and is_local_address("localhost")
+    assert not is_local_address("192.0.2.10")  # TEST-NET-1: never ours
+    with pytest.raises(PolicyError, match="address of this appliance"):
+        check_destination("d", "s3://bucket/p?endpoint=http://127.0.0.1:9000", False, [])
+    with pytest.raises(PolicyError):
+        check_destination("d", f"sftp://backup@{socket.gethostname()}/srv", False, [])
+    warned = check_destination("d", "s3://bucket/p?endpoint=http://localhost:9000", True, [])
+    assert "NOT off the appliance" in warned[0]
+    assert check_destination("d", "s3://bucket/p?endpoint=http://192.0.2.10:9000", False, []) == []

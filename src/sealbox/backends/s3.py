@@ -42,7 +42,8 @@ class S3Backend:
             endpoint,
             quota,
         )
-        self.client: Any = boto3.client(
+        # A session of its own: the default one caches credentials from the first environment it saw.
+        self.client: Any = boto3.session.Session().client(
             "s3",
             endpoint_url=endpoint,
             region_name=region,

@@ -1,0 +1,132 @@
+"""The repository, the secrets backup and the system backup on S3 (SeaweedFS on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+from sealbox.backends import open_backend
+from sealbox.crypto import agekeys
+from sealbox.errors import DestinationError, SealboxError
+from sealbox.repo.backup import run_backup
+from sealbox.repo.check import run_check
+from sealbox.repo.repository import Repository
+from sealbox.repo.restore import plan_restore, run_restore
+from tests.conftest import make_tree
+
+
+def test_repository_roundtrip_on_s3(s3_env, tmp_path):
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    identities = agekeys.load_identities(identity, "t")
+    Repository.init(open_backend(s3_env), [agekeys.recipient_of(identity)], tmp_path / "state")
+    src = make_tree(tmp_path / "src", big=20_000_000)  # packs large enough for multipart uploads
+    writer = Repository.open_writer(open_backend(s3_env), tmp_path / "state")
+    first = run_backup(writer, [src], state_dir=tmp_path / "state")
+    again = run_backup(
+        Repository.open_writer(open_backend(s3_env), tmp_path / "state"),
+        [src],
+        state_dir=tmp_path / "state",
+    )
+    assert again.blobs_added == 0
+    repo = Repository.open(open_backend(s3_env), identities)
+    from sealbox.repo.blobs import BlobReader
+
+    reader = BlobReader(repo, repo.load_index(), identities)
+    assert run_check(repo, reader=reader, read_data=True).ok
+    plan = plan_restore(
+        repo, reader.index, reader, repo.find_snapshot(first.snapshot.id), tmp_path / "out"
+    )
+    assert not run_restore(repo, reader.index, reader, plan, tmp_path / "out").failed
+    copy = tmp_path / "out" / str(src).lstrip("/")
+    assert (copy / "var" / "rec.bin").read_bytes() == (src / "var" / "rec.bin").read_bytes()
+
+
+def test_wrong_credentials_are_refused_without_leaking_them(s3_env, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "definitely-wrong-secret")
+    backend = open_backend(s3_env)
+    try:
+        list(backend.list(""))
+    except DestinationError as exc:
+        assert "SignatureDoesNotMatch" in str(exc) or "AccessDenied" in str(exc)
+        assert "definitely-wrong-secret" not in str(exc)
+    else:
+        raise AssertionError("wrong credentials were accepted")
+
+
+def test_product_backups_to_s3(appliance, sealbox, s3_env, monkeypatch):
+    from sealbox.demo import appliance as demo_appliance
+
+    demo_appliance.create_system(appliance.root)
+    text = appliance.config.read_text().replace(
+        f'url = "file://{appliance.remote}"', f'url = "{s3_env}"'
+    )
+    appliance.config.write_text(text)
+    secrets = sealbox("backup", "secrets", "--config", appliance.config, "--json")
+    assert secrets.code == 0, secrets.err
+    system = sealbox("backup", "system", "--config", appliance.config, "--json")
+    assert system.code == 0, system.err
+    snaps = json.loads(sealbox("snapshots", "--config", appliance.config, "--json").out)
+    assert len(snaps) == 1
+    restore = sealbox(
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        appliance.root / "rebuild",
+        "--include",
+        "*/pam.conf",
+        *appliance.share_args(1, 2, 3),
+        "--config",
+        appliance.config,
+    )
+    assert restore.code == 0, restore.err
+    # The break-glass file opens from a download, as a custodian would get it.
+    backend = open_backend(s3_env)
+    name = next(o.name for o in backend.list("secrets-") if o.name.endswith(".age"))
+    local = appliance.root / "download"
+    local.mkdir()
+    for suffix in ("", ".sig", ".manifest.json"):
+        (local / (name + suffix)).write_bytes(backend.get(name + suffix))
+    opened = sealbox(
+        "breakglass", "open", local / name, *appliance.share_args(1, 2, 3), "list", "--json"
+    )
+    assert opened.code == 0 and len(json.loads(opened.out)) == 90
+
+
+def test_destination_lost_mid_backup_then_the_next_run_completes(s3_server, s3_env, tmp_path):
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    Repository.init(open_backend(s3_env), [agekeys.recipient_of(identity)], tmp_path / "state")
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(30):
+        (src / f"rec{n}.bin").write_bytes(os.urandom(8_000_000))
+    outcome: dict[str, object] = {}
+
+    def backup() -> None:
+        try:
+            outcome["result"] = run_backup(
+                Repository.open_writer(open_backend(s3_env), tmp_path / "state"),
+                [src],
+                state_dir=tmp_path / "state",
+            )
+        except SealboxError as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=backup)
+    thread.start()
+    time.sleep(0.5)
+    s3_server.stop()  # the storage server goes away in the middle of the run
+    thread.join(timeout=300)
+    s3_server.start()
+    assert "error" in outcome, "the run must fail when its destination disappears"
+    assert "cannot" in str(outcome["error"]) and "Traceback" not in str(outcome["error"])
+    repo = Repository.open_writer(open_backend(s3_env), tmp_path / "state")
+    assert repo.snapshots() == [], "nothing half-published"
+    done = run_backup(repo, [src], state_dir=tmp_path / "state")
+    assert done.snapshot.files == 30
+    assert done.recovered_packs > 0 and done.bytes_added < 240_000_000, (
+        "what was uploaded is reused"
+    )
+    assert run_check(Repository.open_writer(open_backend(s3_env), tmp_path / "state")).ok

