@@ -170,3 +170,24 @@ def s3_env(s3_server, monkeypatch):
         monkeypatch.setenv(key, value)
     bucket = s3_server.bucket(f"sealbox-{random_names.token_hex(4)}")
     return f"s3://{bucket}/prefix?endpoint={s3_server.endpoint}"
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory):
+    from tests.servers import SSHServer, free_port
+
+    directory = tmp_path_factory.mktemp("sshd")
+    server = SSHServer(
+        directory, free_port(), directory / "client_ed25519", directory / "known_hosts"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sftp_env(ssh_server, monkeypatch, tmp_path):
+    """A fresh remote directory over SFTP, with the key and known_hosts in the environment."""
+    monkeypatch.setenv("SEALBOX_SSH_KEY", str(ssh_server.key))
+    monkeypatch.setenv("SEALBOX_SSH_KNOWN_HOSTS", str(ssh_server.known_hosts))
+    return f"sftp://root@127.0.0.1:{ssh_server.port}{tmp_path}/sftp-remote"

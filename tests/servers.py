@@ -125,3 +125,77 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
+
+
+@dataclass
+class SSHServer:
+    directory: Path
+    port: int
+    key: Path
+    known_hosts: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        sshd = "/usr/sbin/sshd"
+        if not os.path.exists(sshd):
+            _unavailable("OpenSSH server is not installed (Debian package openssh-server)")
+        if os.geteuid() != 0:
+            _unavailable("sshd for the SFTP tests needs root")
+        host_key = self.directory / "host_ed25519"
+        if not host_key.exists():
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+            )
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)], check=True
+            )
+            (self.directory / "authorized_keys").write_text(
+                Path(str(self.key) + ".pub").read_text()
+            )
+            public = Path(str(host_key) + ".pub").read_text().split()
+            self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public[0]} {public[1]}\n")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                sshd,
+                "-D",
+                "-e",
+                "-p",
+                str(self.port),
+                "-h",
+                str(host_key),
+                "-f",
+                "/dev/null",
+                "-o",
+                "ListenAddress=127.0.0.1",
+                "-o",
+                f"AuthorizedKeysFile={self.directory / 'authorized_keys'}",
+                "-o",
+                "PermitRootLogin=prohibit-password",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "UsePAM=no",
+                "-o",
+                "StrictModes=no",
+                "-o",
+                "PidFile=none",
+                "-o",
+                "Subsystem=sftp internal-sftp",
+                "-o",
+                "MaxSessions=32",
+                "-o",
+                "MaxStartups=32",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not _wait_port(self.port, self.proc, 20):
+            self.stop()
+            _unavailable("sshd did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=20)

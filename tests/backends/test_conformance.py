@@ -11,12 +11,16 @@ from sealbox.backends.memory import MemoryBackend
 from sealbox.errors import DestinationError, NotFoundError
 
 
-@pytest.fixture(params=["file", "memory", "s3"])
+@pytest.fixture(params=["file", "memory", "s3", "sftp"])
 def backend(request, tmp_path):
     if request.param == "file":
         yield open_backend(f"file://{tmp_path}/store")
     elif request.param == "s3":
         yield open_backend(request.getfixturevalue("s3_env"))
+    elif request.param == "sftp":
+        backend = open_backend(request.getfixturevalue("sftp_env"))
+        yield backend
+        backend.close()
     else:
         MemoryBackend.reset("conformance")
         yield open_backend("memory://conformance")

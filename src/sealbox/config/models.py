@@ -103,6 +103,16 @@ class DestinationConfig(_Model):
         description="File holding the S3 secret access key.",
         examples=[None],
     )
+    ssh_key_file: Path | None = Field(
+        default=None,
+        description="Private key for sftp:// destinations (the plumbing reads SEALBOX_SSH_KEY).",
+        examples=[None],
+    )
+    known_hosts_file: Path | None = Field(
+        default=None,
+        description="known_hosts with the SFTP server's host key; it is always checked.",
+        examples=[None],
+    )
     quota_bytes: int | None = Field(
         default=None,
         ge=1,
