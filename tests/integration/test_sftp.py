@@ -74,3 +74,10 @@ def test_product_backups_over_sftp(appliance, sealbox, ssh_server, tmp_path):
     assert "address of this appliance" in " ".join(json.loads(result.out)["warnings"])
     listed = json.loads(sealbox("keys", "list", "--config", appliance.config, "--json").out)
     assert len(listed[0]["backups"]) == 1
+
+
+def test_capacity_over_sftp(sftp_env):
+    backend = open_backend(sftp_env)
+    capacity = backend.capacity()
+    assert capacity.total and capacity.free and 0 < capacity.free <= capacity.total
+    backend.close()

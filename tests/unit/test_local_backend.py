@@ -1,6 +1,7 @@
 """The file:// backend keeps the backend contract (atomic, exclusive, safe names)."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,11 @@ def test_unwritable_directory_is_a_destination_error(tmp_path):
 def test_unknown_scheme_is_a_config_error():
     with pytest.raises(ConfigError):
         open_backend("gopher://host/x")
+
+
+def test_filesystem_type_from_mountinfo(tmp_path):
+    from sealbox.backends.local import LocalBackend
+
+    kind = LocalBackend(tmp_path / "not" / "yet").filesystem()
+    assert kind and kind.isascii() and " " not in kind
+    assert LocalBackend(Path("/proc")).filesystem() == "proc"

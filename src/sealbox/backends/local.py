@@ -153,6 +153,32 @@ class LocalBackend:
         except OSError as exc:
             raise self._fail(f"delete {name}", exc) from exc
 
+    def filesystem(self) -> str | None:
+        """The type of the filesystem holding the directory (cifs, nfs4, ext4 ...), from
+        /proc/self/mountinfo: the longest mount point above it wins."""
+        try:
+            lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        except OSError:
+            return None
+        target = os.path.realpath(self._existing())
+        best, kind = "", None
+        for line in lines:
+            fields = line.split(" - ")
+            if len(fields) != 2:
+                continue
+            mount = fields[0].split()[4].replace("\\040", " ")
+            if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(
+                mount
+            ) >= len(best):
+                best, kind = mount, fields[1].split()[0]
+        return kind
+
+    def _existing(self) -> Path:
+        path = self.root
+        while not path.exists() and path.parent != path:
+            path = path.parent
+        return path
+
     def capacity(self) -> Capacity:
         try:
             st = os.statvfs(self.root)

@@ -77,6 +77,8 @@ class S3Backend:
         region = query.get("region", ["us-east-1"])[0]
         return cls(parts.netloc, parts.path, endpoint, region, access_key, secret_key, quota)
 
+    round_trips = True  # each request costs a round trip: readers fetch whole packs
+
     @property
     def display(self) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""

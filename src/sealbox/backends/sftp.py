@@ -66,6 +66,8 @@ class SFTPBackend:
             hosts,
         )
 
+    round_trips = True  # each request costs a round trip: readers fetch whole packs
+
     @property
     def display(self) -> str:
         return f"sftp://{self.user}@{self.host}:{self.port}{self.root}"
@@ -262,7 +264,28 @@ class SFTPBackend:
         return None  # the server writes on close; OpenSSH has no portable sync for the directory
 
     def capacity(self) -> Capacity:
-        return Capacity(free=None, total=None)  # paramiko offers no statvfs; see the closing note
+        """Free and total bytes from OpenSSH's ``statvfs@openssh.com`` extension (paramiko has no
+        call for it, so the request is sent as a raw extended SFTP message)."""
+        from paramiko.sftp import CMD_EXTENDED
+
+        def statvfs(sftp: Any) -> tuple[int, int]:
+            path = self.root
+            while True:  # the nearest existing directory (the root may not exist yet)
+                try:
+                    _, message = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", path)
+                    break
+                except FileNotFoundError:
+                    if path in ("", "/"):
+                        raise
+                    path = posixpath.dirname(path)
+            _bsize, frsize, blocks, _bfree, bavail = (message.get_int64() for _ in range(5))
+            return bavail * frsize, blocks * frsize
+
+        try:
+            free, total = self._run("measure free space", statvfs)
+        except DestinationError:
+            return Capacity(free=None, total=None)  # a server without the extension
+        return Capacity(free=free, total=total)
 
     def close(self) -> None:
         with self._lock:

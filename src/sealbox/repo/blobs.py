@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import blake3
@@ -17,12 +18,43 @@ from sealbox.repo.repository import Index, Repository, pack_path
 __all__ = ["BlobReader"]
 
 
+class _PackCache:
+    """Whole packs kept for a while, for backends where each request costs a round trip (S3,
+    SFTP): a restore then makes one request per pack instead of one per blob."""
+
+    def __init__(self, repo: Repository, capacity: int = 12) -> None:
+        self.repo, self.capacity = repo, capacity
+        self.packs: OrderedDict[str, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+        self.loading: dict[str, threading.Lock] = {}
+
+    def get(self, pack: str) -> bytes:
+        with self.lock:
+            if pack in self.packs:
+                self.packs.move_to_end(pack)
+                return self.packs[pack]
+            loading = self.loading.setdefault(pack, threading.Lock())
+        with loading:  # one download per pack, however many threads want it
+            with self.lock:
+                if pack in self.packs:
+                    return self.packs[pack]
+            data = self.repo.backend.get(pack_path(pack))
+            with self.lock:
+                self.packs[pack] = data
+                self.loading.pop(pack, None)
+                while len(self.packs) > self.capacity:
+                    self.packs.popitem(last=False)
+            return data
+
+
 class BlobReader:
     def __init__(self, repo: Repository, index: Index, identities: list[Any]) -> None:
         self.repo, self.index, self.identities = repo, index, identities
         self._ciphers: dict[bytes, AESGCM] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        remote = getattr(repo.backend, "round_trips", False)
+        self._packs = _PackCache(repo) if remote else None
 
     def _cipher(self, key_id: bytes) -> AESGCM:
         with self._lock:
