@@ -106,9 +106,13 @@ class BlobReader:
         for pack, entry in self.index.locations(blob_id):
             where = pack_path(pack)
             try:
-                return self.decode(
-                    entry, self.repo.backend.get(where, entry.offset, entry.length), where
-                )
+                if self._packs is not None:
+                    stored: bytes | memoryview = memoryview(self._packs.get(pack))[
+                        entry.offset : entry.offset + entry.length
+                    ]
+                else:
+                    stored = self.repo.backend.get(where, entry.offset, entry.length)
+                return self.decode(entry, stored, where)
             except (KeyMaterialError, CorruptFileError) as exc:
                 failure = failure or exc
         assert failure is not None
