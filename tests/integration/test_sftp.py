@@ -56,7 +56,7 @@ def test_host_key_is_always_verified(sftp_env, ssh_server, tmp_path, monkeypatch
 def test_a_dropped_link_is_reconnected(sftp_env, ssh_server):
     backend = open_backend(sftp_env)
     backend.put("a/one", b"1")
-    backend._transport.close()  # the network drops the SSH connection
+    backend._local.transport.close()  # the network drops the SSH connection
     backend.put("a/two", b"2")
     assert sorted(o.name for o in backend.list("a/")) == ["a/one", "a/two"]
     backend.close()

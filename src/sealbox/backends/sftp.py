@@ -1,7 +1,7 @@
 """``sftp://user@host[:port]/path`` backend (what users know as "rsync over SSH"), with paramiko.
 
 Key authentication only; the server's host key is always checked against a known_hosts file
-(never trusted on first use). Each thread gets its own SFTP channel on one SSH connection, so
+(never trusted on first use). Each thread gets its own SSH connection and SFTP channel, so
 uploads and downloads run side by side; a dropped connection is re-established and the operation
 retried once. Puts write a temporary name and rename it into place (exclusive puts use the plain
 SFTP rename, which refuses to replace).
@@ -34,9 +34,8 @@ class SFTPBackend:
         self.host, self.port, self.user, self.root = host, port, user, root.rstrip("/") or "/"
         self.key_file, self.known_hosts = key_file, known_hosts
         self._lock = threading.Lock()
-        self._transport: Any = None
+        self._transports: list[Any] = []
         self._local = threading.local()
-        self._generation = 0
 
     @classmethod
     def from_url(
@@ -117,16 +116,16 @@ class SFTPBackend:
         return transport
 
     def _sftp(self) -> Any:
-        with self._lock:
-            if self._transport is None or not self._transport.is_active():
-                self._transport = self._connect()
-                self._generation += 1
-            generation, transport = self._generation, self._transport
-        client = getattr(self._local, "client", None)
-        if client is None or getattr(self._local, "generation", -1) != generation:
-            client = transport.open_sftp_client()
-            self._local.client, self._local.generation = client, generation
-        return client
+        """This thread's SFTP client, on this thread's own SSH connection: paramiko moves every
+        byte through Python, so one connection per thread is what lets transfers use both cores."""
+        transport = getattr(self._local, "transport", None)
+        if transport is None or not transport.is_active():
+            transport = self._connect()
+            self._local.transport = transport
+            self._local.client = transport.open_sftp_client()
+            with self._lock:
+                self._transports.append(transport)
+        return self._local.client
 
     def _run(self, action: str, operation: Callable[[Any], T]) -> T:
         """Run an SFTP operation; if the link dropped, reconnect and retry it once."""
@@ -140,12 +139,11 @@ class SFTPBackend:
             except (OSError, paramiko.SSHException, EOFError) as exc:
                 if attempt == 2 or not self._dropped():
                     raise self._fail(action, exc) from exc
-                with self._lock:
-                    self._transport = None
+                self._local.transport = None
         raise AssertionError("unreachable")
 
     def _dropped(self) -> bool:
-        transport = self._transport
+        transport = getattr(self._local, "transport", None)
         return transport is None or not transport.is_active()
 
     def _fail(self, action: str, exc: BaseException) -> DestinationError:
@@ -289,6 +287,7 @@ class SFTPBackend:
 
     def close(self) -> None:
         with self._lock:
-            if self._transport is not None:
-                self._transport.close()
-                self._transport = None
+            for transport in self._transports:
+                transport.close()
+            self._transports.clear()
+        self._local = threading.local()

@@ -54,7 +54,8 @@ WORKERS = int(os.environ.get("SEALBOX_WORKERS", "0")) or max(2, min(4, (os.cpu_c
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 BATCH_FILES = 256
 BATCH_BYTES = 32 * 1024 * 1024
-UPLOADS_IN_FLIGHT = 1  # packs handed to the uploader and not yet stored (each ~21 MiB)
+UPLOADS_IN_FLIGHT = 1  # packs handed to the uploader and not yet stored (each ~14 MiB)
+UPLOADS_IN_FLIGHT_REMOTE = 3
 
 
 @dataclass
@@ -216,9 +217,15 @@ class _Engine:
         self._data_key: DataKey | None = None
         self.level = level
         # Packs are written (and fsynced) in the background while the next ones fill.
-        self.uploader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sealbox-upload")
+        self.uploader = ThreadPoolExecutor(max_workers=3, thread_name_prefix="sealbox-upload")
         self.uploads: list[Future[None]] = []
-        self.in_flight = threading.Semaphore(UPLOADS_IN_FLIGHT)
+        # A disk gains nothing from more writes in flight; a network destination hides latency.
+        in_flight = (
+            UPLOADS_IN_FLIGHT_REMOTE
+            if getattr(repo.backend, "round_trips", False)
+            else UPLOADS_IN_FLIGHT
+        )
+        self.in_flight = threading.Semaphore(in_flight)
         self.failure: BaseException | None = None
         self.free_buffers: list[Buffer] = []
         chunker = repo.config.chunker
