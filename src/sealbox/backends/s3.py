@@ -50,7 +50,9 @@ class S3Backend:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             config=Config(
-                s3={"addressing_style": "path"},
+                s3={"addressing_style": "path", "payload_signing_enabled": False},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
                 retries={"max_attempts": 8, "mode": "adaptive"},
                 connect_timeout=10,
                 read_timeout=120,

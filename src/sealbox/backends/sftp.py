@@ -25,6 +25,7 @@ from sealbox.errors import ConfigError, DestinationError, NotFoundError
 __all__ = ["SFTPBackend"]
 
 T = TypeVar("T")
+READ_REQUEST = 255 * 1024
 
 
 def _prefer(available: tuple[str, ...], first: tuple[str, ...]) -> tuple[str, ...]:
@@ -104,7 +105,9 @@ class SFTPBackend:
             # AES-GCM first: one pass for encryption and integrity (packs are already sealed;
             # SSH only has to carry them), markedly faster than CTR + HMAC in paramiko.
             options = transport.get_security_options()
-            options.ciphers = _prefer(options.ciphers, ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com"))
+            options.ciphers = _prefer(
+                options.ciphers, ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+            )
             options.digests = _prefer(options.digests, ("hmac-sha2-256-etm@openssh.com",))
             transport.start_client(timeout=30)
             server_key = transport.get_remote_server_key()
@@ -202,6 +205,9 @@ class SFTPBackend:
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         def read(sftp: Any) -> bytes:
             with sftp.open(self._path(name), "rb") as handle:
+                # OpenSSH serves reads of up to 256 KiB; paramiko asks for 32 KiB by default,
+                # and every request costs Python-level work on both sides.
+                handle.MAX_REQUEST_SIZE = READ_REQUEST
                 handle.seek(offset)
                 if length is None:
                     handle.prefetch()

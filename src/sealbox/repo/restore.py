@@ -296,7 +296,9 @@ def run_restore(
                 result.warnings.append(f"{path}: {kind} not restored")
                 continue
             result.links += 1
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-restore") as pool:
+    # Network destinations: more workers keep more pack downloads (round trips) in flight.
+    workers = WORKERS + 2 if getattr(repo.backend, "round_trips", False) else WORKERS
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sealbox-restore") as pool:
         futures = [pool.submit(writer.files, batch) for batch in _batches(files)]
         for future in futures:
             result.failed += future.result()
