@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs bench bench-repo bench-system bench-recordings clean
+.PHONY: demo test lint typecheck unit tools docs bench bench-repo bench-system bench-recordings bench-destinations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(VENV)/.installed-dev tools
 bench-recordings: $(VENV)/.installed-dev
 	@scripts/install-tools.sh --bench
 	$(BIN)/python bench/recordings_bench.py
+
+bench-destinations: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
+	$(BIN)/python bench/destinations_bench.py
 
 bench-system: $(VENV)/.installed-dev
 	$(BIN)/python bench/system_bench.py
