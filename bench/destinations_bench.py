@@ -31,13 +31,20 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, default=ROOT / "bench" / "results" / "repo" / "pristine-1024-1")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--dataset", type=Path, default=ROOT / "bench" / "results" / "repo" / "pristine-1024-1"
+    )
     args = parser.parse_args()
     if not args.dataset.exists():
-        raise SystemExit(f"{args.dataset} missing: run bench/repo_bench.py once (it generates the dataset)")
-    from sealbox.crypto import agekeys
+        raise SystemExit(
+            f"{args.dataset} missing: run bench/repo_bench.py once (it generates the dataset)"
+        )
     from tests.servers import S3_KEY, S3_SECRET, S3Server, SSHServer, free_port
+
+    from sealbox.crypto import agekeys
 
     work = Path(tempfile.mkdtemp(prefix="sealbox-dest-bench-", dir=ROOT / "bench" / "results"))
     s3 = S3Server("", work / "seaweedfs", free_port())
@@ -53,9 +60,15 @@ def main() -> None:
         identity = agekeys.identity_from_secret(agekeys.new_secret())
         (work / "id.txt").write_text(identity + "\n")
         recipient = agekeys.recipient_of(identity)
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-               "SEALBOX_SSH_KEY": str(ssh.key), "SEALBOX_SSH_KNOWN_HOSTS": str(ssh.known_hosts),
-               "RESTIC_PASSWORD": "bench", "SEALBOX_STATE_DIR": str(work / "state")}
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": S3_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+            "SEALBOX_SSH_KEY": str(ssh.key),
+            "SEALBOX_SSH_KNOWN_HOSTS": str(ssh.known_hosts),
+            "RESTIC_PASSWORD": "bench",
+            "SEALBOX_STATE_DIR": str(work / "state"),
+        }
         targets = {
             "file": f"file://{work / 'file-repo'}",
             "s3": f"s3://bench/repo?endpoint={s3.endpoint}",
@@ -64,36 +77,88 @@ def main() -> None:
         sealbox = [sys.executable, "-m", "sealbox", "repo"]
         rows = {}
         for name, url in targets.items():
-            subprocess.run([*sealbox, "init", url, "--recipient", recipient], check=True, env=env,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*sealbox, "init", url, "--recipient", recipient],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
             subprocess.run(["sync"], check=True)
             backup = timed([*sealbox, "backup", url, str(args.dataset)], env)
             target = work / f"restore-{name}"
-            restore = timed([*sealbox, "restore", url, "latest", str(target), "--identity", str(work / "id.txt")], env)
+            restore = timed(
+                [
+                    *sealbox,
+                    "restore",
+                    url,
+                    "latest",
+                    str(target),
+                    "--identity",
+                    str(work / "id.txt"),
+                ],
+                env,
+            )
             shutil.rmtree(target)
             rows[name] = (backup, restore)
         restic_repo = f"sftp:root@127.0.0.1:{work / 'restic-repo'}"
         ssh_config = work / "ssh_config"
-        ssh_config.write_text(f"Host 127.0.0.1\n  Port {ssh.port}\n  IdentityFile {ssh.key}\n"
-                              f"  UserKnownHostsFile {ssh.known_hosts}\n  StrictHostKeyChecking yes\n")
+        ssh_config.write_text(
+            f"Host 127.0.0.1\n  Port {ssh.port}\n  IdentityFile {ssh.key}\n"
+            f"  UserKnownHostsFile {ssh.known_hosts}\n  StrictHostKeyChecking yes\n"
+        )
         restic_env = {**env, "RESTIC_PASSWORD": "bench"}
         sftp_cmd = f"ssh -F {ssh_config} root@127.0.0.1 -s sftp"
-        subprocess.run(["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}", "init"], check=True,
-                       env=restic_env)
+        subprocess.run(
+            ["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}", "init"],
+            check=True,
+            env=restic_env,
+        )
         subprocess.run(["sync"], check=True)
-        restic_backup = timed(["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}", "backup",
-                               str(args.dataset)], restic_env)
-        restic_restore = timed(["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}", "restore",
-                                "latest", "--target", str(work / "restore-restic")], restic_env)
+        restic_backup = timed(
+            [
+                "restic",
+                "-q",
+                "-r",
+                restic_repo,
+                "-o",
+                f"sftp.command={sftp_cmd}",
+                "backup",
+                str(args.dataset),
+            ],
+            restic_env,
+        )
+        restic_restore = timed(
+            [
+                "restic",
+                "-q",
+                "-r",
+                restic_repo,
+                "-o",
+                f"sftp.command={sftp_cmd}",
+                "restore",
+                "latest",
+                "--target",
+                str(work / "restore-restic"),
+            ],
+            restic_env,
+        )
         base_backup, base_restore = rows["file"]
         print("\nDestinations benchmark: 1 GiB dataset, loopback servers")
-        print(f"{'destination':<22} {'backup':>9} {'x file':>7} {'restore':>9} {'x file':>7}  goal <= 1.5")
+        print(
+            f"{'destination':<22} {'backup':>9} {'x file':>7} {'restore':>9} {'x file':>7}  goal <= 1.5"
+        )
         for name, (backup, restore) in rows.items():
-            verdict = "ok" if backup <= 1.5 * base_backup and restore <= 1.5 * base_restore else "MISSED"
-            print(f"{'sealbox ' + name:<22} {backup:8.2f}s {backup / base_backup:7.2f} {restore:8.2f}s"
-                  f" {restore / base_restore:7.2f}  {verdict if name != 'file' else ''}")
-        print(f"{'restic sftp (ref.)':<22} {restic_backup:8.2f}s {restic_backup / base_backup:7.2f}"
-              f" {restic_restore:8.2f}s {restic_restore / base_restore:7.2f}")
+            verdict = (
+                "ok" if backup <= 1.5 * base_backup and restore <= 1.5 * base_restore else "MISSED"
+            )
+            print(
+                f"{'sealbox ' + name:<22} {backup:8.2f}s {backup / base_backup:7.2f} {restore:8.2f}s"
+                f" {restore / base_restore:7.2f}  {verdict if name != 'file' else ''}"
+            )
+        print(
+            f"{'restic sftp (ref.)':<22} {restic_backup:8.2f}s {restic_backup / base_backup:7.2f}"
+            f" {restic_restore:8.2f}s {restic_restore / base_restore:7.2f}"
+        )
     finally:
         s3.stop()
         ssh.stop()

@@ -38,12 +38,12 @@ def config(work: Path, recordings: Path, name: str, recipient: str) -> Path:
     path.write_text(f"""
 [appliance]
 name = "bench"
-state_dir = "{work / 'state' / name}"
+state_dir = "{work / "state" / name}"
 var_dir = "{work}"
 [keys]
 recipients = ["{recipient}"]
 [destinations.remote]
-url = "file://{work / 'remote' / name}"
+url = "file://{work / "remote" / name}"
 allow_on_appliance = true
 [recordings]
 destination = "remote"
@@ -60,7 +60,9 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--big-mb", type=int, default=2048)
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--stored", type=int, default=100_000)
@@ -97,7 +99,9 @@ def main() -> None:
         ours_runs.append(timed([*sealbox, str(config(work, data, f"big{attempt}", recipient))]))
         subprocess.run(["restic", "init", "-q", "-r", str(work / "restic")], check=True, env=env)
         subprocess.run(["sync"], check=True)
-        theirs_runs.append(timed(["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env))
+        theirs_runs.append(
+            timed(["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env)
+        )
     ours, theirs = min(ours_runs), min(theirs_runs)
 
     many_config = config(work, many, "many", recipient)
@@ -106,16 +110,24 @@ def main() -> None:
     incremental = timed([*sealbox, str(many_config)])
 
     size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
-    print(f"\nRecordings benchmark: {size / 2**30:.2f} GiB in {args.big_mb // 32 + args.small:,} recordings")
-    print(f"{'sealbox backup recordings (best of 2)':<44} {ours:7.2f} s  {size / 2**20 / ours:7.0f} MiB/s"
-          f"  runs: {', '.join(f'{t:.2f}' for t in ours_runs)}")
-    print(f"{'restic backup, same files (best of 2)':<44} {theirs:7.2f} s  {size / 2**20 / theirs:7.0f} MiB/s"
-          f"  runs: {', '.join(f'{t:.2f}' for t in theirs_runs)}")
+    print(
+        f"\nRecordings benchmark: {size / 2**30:.2f} GiB in {args.big_mb // 32 + args.small:,} recordings"
+    )
+    print(
+        f"{'sealbox backup recordings (best of 2)':<44} {ours:7.2f} s  {size / 2**20 / ours:7.0f} MiB/s"
+        f"  runs: {', '.join(f'{t:.2f}' for t in ours_runs)}"
+    )
+    print(
+        f"{'restic backup, same files (best of 2)':<44} {theirs:7.2f} s  {size / 2**20 / theirs:7.0f} MiB/s"
+        f"  runs: {', '.join(f'{t:.2f}' for t in theirs_runs)}"
+    )
     ratio = ours / theirs
     print(f"ratio sealbox / restic: {ratio:.2f} (goal <= 0.6) {'ok' if ratio <= 0.6 else 'MISSED'}")
     print(f"{args.stored:,} recordings, first run: {initial:.2f} s")
-    print(f"10 new recordings added to {args.stored:,} stored: {incremental:.2f} s (goal < 2 s)"
-          f" {'ok' if incremental < 2 else 'MISSED'}")
+    print(
+        f"10 new recordings added to {args.stored:,} stored: {incremental:.2f} s (goal < 2 s)"
+        f" {'ok' if incremental < 2 else 'MISSED'}"
+    )
     for stale in ("remote", "state", "restic"):
         shutil.rmtree(work / stale, ignore_errors=True)
     shutil.rmtree(many / "9999", ignore_errors=True)
