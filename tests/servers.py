@@ -104,7 +104,7 @@ class S3Server:
                     raise
                 time.sleep(0.3)
 
-    def bucket(self, name: str) -> str:
+    def bucket(self, name: str, lock: bool = False) -> str:
         import boto3
 
         client = boto3.client(
@@ -114,7 +114,7 @@ class S3Server:
             aws_secret_access_key=S3_SECRET,
             region_name="us-east-1",
         )
-        client.create_bucket(Bucket=name)
+        client.create_bucket(Bucket=name, **({"ObjectLockEnabledForBucket": True} if lock else {}))
         return name
 
     def stop(self) -> None:

@@ -130,3 +130,33 @@ def test_destination_lost_mid_backup_then_the_next_run_completes(s3_server, s3_e
         "what was uploaded is reused"
     )
     assert run_check(Repository.open_writer(open_backend(s3_env), tmp_path / "state")).ok
+
+
+def test_object_lock_keeps_history_undeletable(s3_server, monkeypatch, tmp_path):
+    import boto3
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.bucket("sealbox-locked", lock=True)
+    url = f"s3://{bucket}/repo?endpoint={s3_server.endpoint}&lock_days=1"
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    Repository.init(open_backend(url), [agekeys.recipient_of(identity)], tmp_path / "state")
+    src = make_tree(tmp_path / "src", big=1_000_000)
+    snap = run_backup(
+        Repository.open_writer(open_backend(url), tmp_path / "state"),
+        [src],
+        state_dir=tmp_path / "state",
+    ).snapshot
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    key = f"repo/snapshots/{snap.id}"
+    assert client.get_object_retention(Bucket=bucket, Key=key)["Retention"]["Mode"] == "COMPLIANCE"
+    version = client.head_object(Bucket=bucket, Key=key)["VersionId"]
+    try:
+        client.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    except Exception as exc:
+        assert "AccessDenied" in str(exc)
+    else:
+        raise AssertionError("a locked version was deleted")
+    assert not [
+        o for o in client.list_objects_v2(Bucket=bucket, Prefix="repo/locks/").get("Contents", [])
+    ]

@@ -2,14 +2,16 @@
 
 boto3 with path-style addressing (MinIO, Ceph, SeaweedFS), adaptive retries with backoff for
 throttling and 5xx answers, multipart uploads above 16 MiB, and exclusive creates through the
-conditional ``If-None-Match: *`` header. Credentials come from the destination config or the
-standard AWS environment variables; they never appear in messages.
+conditional ``If-None-Match: *`` header, and optional Object Lock retention (COMPLIANCE mode,
+``object_lock_days`` or ``?lock_days=N``) on every object but locks. Credentials come from the
+destination config or the standard AWS environment variables; they never appear in messages.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +21,7 @@ from sealbox.errors import ConfigError, DestinationError, NotFoundError
 __all__ = ["S3Backend"]
 
 MULTIPART = 16 * 1024 * 1024
+UNLOCKED = "locks/"  # repository locks must be deletable
 
 
 class S3Backend:
@@ -31,17 +34,14 @@ class S3Backend:
         access_key: str | None = None,
         secret_key: str | None = None,
         quota: int | None = None,
+        lock_days: int | None = None,
     ) -> None:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
-        self.bucket, self.prefix, self.endpoint, self.quota = (
-            bucket,
-            prefix.strip("/"),
-            endpoint,
-            quota,
-        )
+        self.bucket, self.prefix, self.endpoint = bucket, prefix.strip("/"), endpoint
+        self.quota, self.lock_days = quota, lock_days
         # A session of its own: the default one caches credentials from the first environment it saw.
         self.client: Any = boto3.session.Session().client(
             "s3",
@@ -68,6 +68,7 @@ class S3Backend:
         access_key: str | None = None,
         secret_key: str | None = None,
         quota: int | None = None,
+        lock_days: int | None = None,
     ) -> S3Backend:
         parts = urlsplit(url)
         if not parts.netloc:
@@ -77,7 +78,11 @@ class S3Backend:
         query = parse_qs(parts.query)
         endpoint = query.get("endpoint", [None])[0]
         region = query.get("region", ["us-east-1"])[0]
-        return cls(parts.netloc, parts.path, endpoint, region, access_key, secret_key, quota)
+        if lock_days is None and query.get("lock_days"):
+            lock_days = int(query["lock_days"][0])
+        return cls(
+            parts.netloc, parts.path, endpoint, region, access_key, secret_key, quota, lock_days
+        )
 
     round_trips = True  # each request costs a round trip: readers fetch whole packs
 
@@ -158,12 +163,23 @@ class S3Backend:
         from botocore.exceptions import ClientError
 
         key = self._key(name)
+        extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
+        if self.lock_days and not name.startswith(UNLOCKED):
+            # Object Lock: nobody (not this appliance, not an attacker holding its credentials)
+            # can delete or overwrite this version before the date. Needs a bucket made with it.
+            until = datetime.now(UTC) + timedelta(days=self.lock_days)
+            extra.update(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=until)
         try:
             if exclusive or len(data) < MULTIPART:
-                extra = {"IfNoneMatch": "*"} if exclusive else {}
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), **extra)
             else:  # an object appears only when its multipart upload completes: still atomic
-                self.client.upload_fileobj(io.BytesIO(data), self.bucket, key, Config=self.transfer)
+                self.client.upload_fileobj(
+                    io.BytesIO(data),
+                    self.bucket,
+                    key,
+                    Config=self.transfer,
+                    ExtraArgs=extra or None,
+                )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
                 raise DestinationError(f"{self.display}: object {name!r} exists already") from exc

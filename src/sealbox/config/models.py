@@ -103,6 +103,15 @@ class DestinationConfig(_Model):
         description="File holding the S3 secret access key.",
         examples=[None],
     )
+    object_lock_days: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "S3 Object Lock: keep every object (but locks) undeletable for this many days"
+            " (COMPLIANCE mode; the bucket must be created with Object Lock)."
+        ),
+        examples=[None],
+    )
     ssh_key_file: Path | None = Field(
         default=None,
         description="Private key for sftp:// destinations (the plumbing reads SEALBOX_SSH_KEY).",
