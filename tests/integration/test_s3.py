@@ -160,3 +160,25 @@ def test_object_lock_keeps_history_undeletable(s3_server, monkeypatch, tmp_path)
     assert not [
         o for o in client.list_objects_v2(Bucket=bucket, Prefix="repo/locks/").get("Contents", [])
     ]
+
+
+def test_probe_every_destination(appliance, sealbox, s3_env, tmp_path):
+    text = (
+        appliance.config.read_text()
+        + f'\n[destinations.cloud]\nurl = "{s3_env}"\nallow_on_appliance = true\n'
+    )
+    appliance.config.write_text(text)
+    result = sealbox("probe", "--config", appliance.config, "--json")
+    assert result.code == 0, result.err
+    probes = {p["destination"]: p for p in json.loads(result.out)}
+    assert (
+        probes["remote"]["ok"] and probes["remote"]["filesystem"] and probes["remote"]["free"] > 0
+    )
+    assert probes["cloud"]["ok"] and probes["cloud"]["write_ms"] >= 0
+    assert list(open_backend(s3_env).list("probes/")) == []  # the canary is gone
+    broken = text.replace(
+        s3_env, s3_env.replace("endpoint=http://127.0.0.1:", "endpoint=http://127.0.0.1:1")
+    )
+    appliance.config.write_text(broken)
+    failed = sealbox("probe", "--destination", "cloud", "--config", appliance.config)
+    assert failed.code == 7 and "UNREACHABLE" in failed.out

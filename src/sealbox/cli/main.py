@@ -25,6 +25,7 @@ COMMANDS = {
     "snapshots": "sealbox.cli.snapshots_cmd:command",
     "forget": "sealbox.cli.forget_cmd:command",
     "status": "sealbox.cli.status_cmd:command",
+    "probe": "sealbox.cli.probe_cmd:command",
     "demo": "sealbox.cli.demo_cmd:command",
 }
 

@@ -1,0 +1,44 @@
+"""``sealbox probe [--destination NAME]``: one probe of each destination, with timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json
+
+
+@click.command("probe")
+@click.option("--destination", help="Only this destination.")
+@config_option
+@json_option
+@click.pass_context
+def command(
+    ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
+) -> None:
+    """Write, read back and delete a canary at each destination."""
+    from sealbox.errors import ConfigError, DestinationError
+    from sealbox.probe import probe_all
+
+    config = load(ctx, config_path)
+    if destination and destination not in config.destinations:
+        raise ConfigError(f"no destination named {destination!r} in the config")
+    results = probe_all(config, destination)
+    if as_json:
+        print_json([r.to_dict() for r in results])
+    else:
+        for r in results:
+            if r.ok:
+                free = f", {r.free:,} bytes free" if r.free is not None else ""
+                fs = f" ({r.filesystem})" if r.filesystem else ""
+                console.print(
+                    f"{r.destination}: ok{fs} write {r.write_ms:.0f} ms, read {r.read_ms:.0f} ms,"
+                    f" delete {r.delete_ms:.0f} ms{free}",
+                    markup=False,
+                )
+            else:
+                console.print(f"{r.destination}: UNREACHABLE: {r.error}", markup=False)
+    failed = [r.destination for r in results if not r.ok]
+    if failed:
+        raise DestinationError(f"{len(failed)} destination(s) unreachable: {', '.join(failed)}")
