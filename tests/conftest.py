@@ -191,3 +191,24 @@ def sftp_env(ssh_server, monkeypatch, tmp_path):
     monkeypatch.setenv("SEALBOX_SSH_KEY", str(ssh_server.key))
     monkeypatch.setenv("SEALBOX_SSH_KNOWN_HOSTS", str(ssh_server.known_hosts))
     return f"sftp://root@127.0.0.1:{ssh_server.port}{tmp_path}/sftp-remote"
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str):
+    """A tiny filesystem mounted at ``path`` (root only; required under CI)."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a {size} tmpfs under CI: {mounted.stderr.decode()}")
+        pytest.skip(f"needs root to mount a {size} tmpfs")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from sealbox.config import load_config
 from sealbox.demo import appliance as demo_appliance
 from sealbox.status import collect
-from tests.conftest import IN_CI
+from tests.conftest import small_tmpfs
 
 
 def test_status_after_backups(appliance, sealbox):
@@ -35,18 +32,7 @@ def test_status_after_backups(appliance, sealbox):
 
 
 def test_sizing_warns_when_the_destination_is_too_small(appliance, sealbox, tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        if IN_CI:
-            pytest.fail(f"cannot mount a small tmpfs under CI: {mounted.stderr.decode()}")
-        pytest.skip("needs root to mount an 8 MiB tmpfs")
-    try:
+    with small_tmpfs(tmp_path / "small", "8m") as small:
         (appliance.root / "appliance" / "big.bin").write_bytes(b"\1" * 20_000_000)
         text = appliance.config.read_text().replace(f"file://{appliance.remote}", f"file://{small}")
         appliance.config.write_text(text)
@@ -54,5 +40,3 @@ def test_sizing_warns_when_the_destination_is_too_small(appliance, sealbox, tmp_
         report = json.loads(sealbox("status", "--config", appliance.config, "--json").out)
         assert report["sizing"][0]["ok"] is False
         assert any("sizing rule" in w for w in report["warnings"])
-    finally:
-        subprocess.run(["umount", str(small)], check=False)

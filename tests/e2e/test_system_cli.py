@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 
 import pytest
 
 from sealbox.demo import appliance as demo_appliance
-from tests.conftest import IN_CI
+from tests.conftest import small_tmpfs
 
 
 @pytest.fixture
@@ -122,18 +121,7 @@ def test_dry_run_plans_and_writes_nothing(system, sealbox, tmp_path):
 
 def test_refuses_early_when_the_target_is_too_small(system, sealbox, tmp_path):
     _backup(sealbox, system)
-    small = tmp_path / "small"
-    small.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        if IN_CI:
-            pytest.fail(f"cannot mount a small tmpfs under CI: {mounted.stderr.decode()}")
-        pytest.skip("needs root to mount a 1 MiB tmpfs")
-    try:
+    with small_tmpfs(tmp_path / "small", "1m") as small:
         result = sealbox(
             "restore",
             "system",
@@ -146,8 +134,6 @@ def test_refuses_early_when_the_target_is_too_small(system, sealbox, tmp_path):
         )
         assert result.code == 10 and "not enough space" in result.err and "are free" in result.err
         assert os.listdir(small) == []
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
 
 
 def test_unreachable_database_publishes_no_snapshot(system, sealbox):
