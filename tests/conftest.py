@@ -212,3 +212,38 @@ def small_tmpfs(path: Path, size: str):
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=False)
+
+
+def _agent(tmp_path_factory, append_only: bool, extra: tuple[str, ...] = ()):
+    from tests.servers import AgentServer, free_port, self_signed
+
+    directory = tmp_path_factory.mktemp("agent")
+    cert, key = self_signed(directory)
+    server = AgentServer(directory / "root", free_port(), cert, key, append_only, extra)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def agent_server(tmp_path_factory):
+    server = _agent(tmp_path_factory, False, ("--max-object", str(64 << 20)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def append_only_agent(tmp_path_factory):
+    server = _agent(tmp_path_factory, True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def agent_env(agent_server, monkeypatch):
+    """A fresh namespace on the agent, its token and CA in the environment."""
+    import secrets as random_names
+
+    namespace = f"ns-{random_names.token_hex(4)}"
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", agent_server.token(namespace))
+    monkeypatch.setenv("SEALBOX_AGENT_CA", str(agent_server.cert))
+    return f"{agent_server.base}/{namespace}"

@@ -199,3 +199,96 @@ class SSHServer:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
             self.proc.wait(timeout=20)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the test's own CA: pinned by the client)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import ip_address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sealbox-agent-test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "agent.crt", directory / "agent.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class AgentServer:
+    root: Path
+    port: int
+    cert: Path
+    key: Path
+    append_only: bool = False
+    extra: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"agent+https://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "sealbox",
+            "agent",
+            "serve",
+            "--root",
+            str(self.root),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--tls-cert",
+            str(self.cert),
+            "--tls-key",
+            str(self.key),
+            *(["--append-only"] if self.append_only else []),
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        if not _wait_port(self.port, self.proc, 30):
+            self.stop()
+            _unavailable("the agent did not start")
+
+    def token(self, namespace: str, admin: bool = False) -> str:
+        from sealbox.agent.tokens import TokenStore
+
+        return TokenStore(self.root).create(namespace, admin=admin)[1]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()

@@ -11,12 +11,16 @@ from sealbox.backends.memory import MemoryBackend
 from sealbox.errors import DestinationError, NotFoundError
 
 
-@pytest.fixture(params=["file", "memory", "s3", "sftp"])
+@pytest.fixture(params=["file", "memory", "s3", "sftp", "agent"])
 def backend(request, tmp_path):
     if request.param == "file":
         yield open_backend(f"file://{tmp_path}/store")
     elif request.param == "s3":
         yield open_backend(request.getfixturevalue("s3_env"))
+    elif request.param == "agent":
+        backend = open_backend(request.getfixturevalue("agent_env"))
+        yield backend
+        backend.close()
     elif request.param == "sftp":
         backend = open_backend(request.getfixturevalue("sftp_env"))
         yield backend

@@ -10,7 +10,7 @@ from sealbox.errors import ConfigError
 
 __all__ = ["check_url", "open_backend", "redact_url"]
 
-SUPPORTED = ("file", "memory", "s3", "sftp")
+SUPPORTED = ("file", "memory", "s3", "sftp", "agent+https", "agent+http")
 
 
 def _scheme(url: str) -> str:
@@ -54,6 +54,12 @@ def open_backend(url: str, options: Any = None) -> Backend:
         check_url(url)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    if _scheme(url).startswith("agent+"):
+        from sealbox.backends.agent import AgentBackend
+
+        return AgentBackend.from_url(
+            url, getattr(options, "token_file", None), getattr(options, "ca_file", None)
+        )
     if _scheme(url) == "sftp":
         from sealbox.backends.sftp import SFTPBackend
 

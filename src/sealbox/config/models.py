@@ -128,6 +128,11 @@ class DestinationConfig(_Model):
         description="The space Sealbox may use at an S3 destination (object stores report no free space).",
         examples=[None],
     )
+    ca_file: Path | None = Field(
+        default=None,
+        description="The agent's CA, or its certificate itself (pinned), for agent+https:// destinations.",
+        examples=[None],
+    )
     allow_on_appliance: bool = Field(
         default=False,
         description=(

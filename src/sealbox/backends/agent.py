@@ -1,0 +1,160 @@
+"""``agent+https://host:port/namespace`` backend: the Sealbox agent on the storage server.
+
+The token comes from the destination's ``token_file`` or ``SEALBOX_AGENT_TOKEN``; the server's
+certificate is checked against ``ca_file`` / ``SEALBOX_AGENT_CA`` (a CA or the pinned certificate
+itself). ``agent+http://`` is allowed to a loopback address only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sealbox.backends.base import Capacity, ObjectInfo, validate_name
+from sealbox.errors import ConfigError, DestinationError, NotFoundError
+
+__all__ = ["AgentBackend"]
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return all(
+            ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None)
+        )
+    except OSError:
+        return False
+
+
+class AgentBackend:
+    round_trips = True  # each request costs a round trip: readers fetch whole packs
+
+    def __init__(self, base: str, namespace: str, token: str, verify: Any) -> None:
+        import httpx
+
+        self.base, self.namespace = base, namespace
+        self.client = httpx.Client(
+            base_url=f"{base}/v1/ns/{namespace}",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=verify,
+            timeout=httpx.Timeout(120, connect=10),
+            http2=False,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+
+    @classmethod
+    def from_url(
+        cls, url: str, token_file: Path | None = None, ca_file: Path | None = None
+    ) -> AgentBackend:
+        parts = urlsplit(url)
+        scheme = parts.scheme.removeprefix("agent+")
+        namespace = parts.path.strip("/")
+        if not parts.hostname or not namespace or "/" in namespace:
+            raise ConfigError("agent URLs look like agent+https://host:port/namespace")
+        if scheme == "http" and not _loopback(parts.hostname):
+            raise ConfigError(
+                "agent+http:// is allowed to a loopback address only: use agent+https://"
+            )
+        token = None
+        if token_file is not None:
+            try:
+                token = token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the agent token file {token_file}: {exc.strerror}"
+                ) from exc
+        token = token or os.environ.get("SEALBOX_AGENT_TOKEN")
+        if not token:
+            raise ConfigError(
+                "agent destination: no token (token_file in the config, or SEALBOX_AGENT_TOKEN)"
+            )
+        verify: Any = True
+        ca = ca_file or (
+            Path(os.environ["SEALBOX_AGENT_CA"]) if os.environ.get("SEALBOX_AGENT_CA") else None
+        )
+        if scheme == "https" and ca is not None:
+            verify = ssl.create_default_context(cafile=str(ca))
+        return cls(f"{scheme}://{parts.netloc}", namespace, token, verify)
+
+    @property
+    def display(self) -> str:
+        return f"agent+{self.base}/{self.namespace}"
+
+    def _request(self, method: str, path: str, action: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DestinationError(
+                f"{self.display}: cannot {action}: {type(exc).__name__} {exc}"
+            ) from exc
+        if response.status_code == 404:
+            raise NotFoundError(f"{self.display}: no object for {action}")
+        if response.status_code >= 400:
+            try:
+                reason = response.json().get("error", response.text)
+            except ValueError:
+                reason = response.text[:200]
+            raise DestinationError(
+                f"{self.display}: cannot {action}: {response.status_code} {reason}"
+            )
+        return response
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        response = self._request("GET", "/objects", "list", params={"prefix": prefix})
+        for item in response.json():
+            yield ObjectInfo(item["name"], int(item["size"]), float(item["mtime"]))
+
+    def stat(self, name: str) -> ObjectInfo:
+        response = self._request("HEAD", f"/objects/{validate_name(name)}", f"stat {name}")
+        return ObjectInfo(name, int(response.headers["x-size"]), float(response.headers["x-mtime"]))
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        headers = {}
+        if offset or length is not None:
+            if length == 0:
+                return b""
+            headers["Range"] = f"bytes={offset}-" + (
+                "" if length is None else str(offset + length - 1)
+            )
+        data: bytes = self._request(
+            "GET", f"/objects/{validate_name(name)}", f"read {name}", headers=headers
+        ).content
+        return data
+
+    def put(
+        self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
+    ) -> None:
+        headers = {"If-None-Match": "*"} if exclusive else {}
+        body = bytes(data)
+        try:
+            self._request(
+                "PUT",
+                f"/objects/{validate_name(name)}",
+                f"write {name}",
+                content=body,
+                headers=headers,
+            )
+        except DestinationError as exc:
+            if " 409 " in str(exc):
+                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+            raise
+
+    def delete(self, name: str) -> None:
+        self._request("DELETE", f"/objects/{validate_name(name)}", f"delete {name}")
+
+    def flush(self) -> None:
+        return None  # the agent fsyncs each object before answering
+
+    def capacity(self) -> Capacity:
+        doc = self._request("GET", "/capacity", "measure free space").json()
+        return Capacity(free=doc.get("free"), total=doc.get("total"))
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,124 @@
+"""``sealbox agent serve | token create | token list | token revoke`` (on the storage server)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import console, json_option, print_json
+
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The directory holding every namespace.",
+)
+
+
+@click.group("agent")
+def group() -> None:
+    """The Sealbox agent on the storage server."""
+
+
+@group.command("serve")
+@root_option
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--append-only", is_flag=True, help="Never replace or delete a stored object.")
+@click.option("--quota", type=int, help="Bytes each namespace may use (reported as capacity).")
+@click.option(
+    "--max-object", type=int, default=512 << 20, show_default=True, help="Largest object accepted."
+)
+def serve(
+    root: Path,
+    listen: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    append_only: bool,
+    quota: int | None,
+    max_object: int,
+) -> None:
+    """Serve ROOT over HTTPS (plain HTTP only on a loopback address)."""
+    import uvicorn
+
+    from sealbox.agent.app import build_app
+    from sealbox.errors import ConfigError
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--listen {listen!r}: use HOST:PORT")
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key")
+    if tls_cert is None and not ipaddress.ip_address(host.strip("[]")).is_loopback:
+        raise ConfigError(
+            "without a certificate the agent serves plain HTTP, on a loopback address only"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    uvicorn.run(
+        build_app(root, append_only=append_only, quota=quota, max_object=max_object),
+        host=host.strip("[]"),
+        port=int(port),
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        log_level="warning",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+
+
+@group.group("token")
+def token() -> None:
+    """Namespace tokens (printed once; only a hash is stored)."""
+
+
+@token.command("create")
+@click.argument("namespace")
+@root_option
+@click.option(
+    "--admin", is_flag=True, help="May delete and replace even in append-only mode (pruning)."
+)
+def create(namespace: str, root: Path, admin: bool) -> None:
+    """Create a token for NAMESPACE; the token is the last line printed."""
+    from sealbox.agent.tokens import TokenStore
+
+    record, value = TokenStore(root).create(namespace, admin=admin)
+    console.print(
+        f"token {record.id} for namespace {namespace}{' (admin)' if admin else ''}; store it now,"
+        " it is not shown again:",
+        markup=False,
+    )
+    click.echo(value)
+
+
+@token.command("list")
+@root_option
+@json_option
+def list_tokens(root: Path, as_json: bool) -> None:
+    """Tokens (ids, namespaces, dates; never the secrets)."""
+    from sealbox.agent.tokens import TokenStore
+
+    tokens = TokenStore(root).tokens()
+    if as_json:
+        print_json([{k: v for k, v in t.__dict__.items() if k != "sha256"} for t in tokens])
+        return
+    for t in tokens:
+        state = f"revoked {t.revoked}" if t.revoked else "active"
+        console.print(
+            f"{t.id}  {t.namespace:<20} created {t.created}  {state}{'  admin' if t.admin else ''}",
+            markup=False,
+        )
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@root_option
+def revoke(token_id: str, root: Path) -> None:
+    """Revoke a token by its id."""
+    from sealbox.agent.tokens import TokenStore
+
+    TokenStore(root).revoke(token_id)
+    console.print(f"token {token_id} revoked", markup=False)

@@ -1,0 +1,163 @@
+"""The agent as a real HTTPS process on 127.0.0.1: who may do what, append-only, bad requests."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import httpx
+import pytest
+
+from sealbox.backends import open_backend
+from sealbox.crypto import agekeys
+from sealbox.errors import ConfigError, DestinationError
+from sealbox.repo.backup import run_backup
+from sealbox.repo.blobs import BlobReader
+from sealbox.repo.check import run_check
+from sealbox.repo.repository import Repository
+from sealbox.repo.restore import plan_restore, run_restore
+from tests.conftest import make_tree, small_tmpfs
+
+
+def _client(server, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(
+        base_url=f"https://127.0.0.1:{server.port}",
+        verify=ssl.create_default_context(cafile=str(server.cert)),
+        headers=headers,
+    )
+
+
+def test_tokens_reach_only_their_namespace(agent_server):
+    good = agent_server.token("alpha")
+    with _client(agent_server) as anonymous:
+        assert anonymous.get("/v1/health").json()["ok"]
+        assert anonymous.get("/v1/ns/alpha/objects").status_code == 401
+    with _client(agent_server, "sbx_0000_wrong") as wrong:
+        assert wrong.get("/v1/ns/alpha/objects").status_code == 401
+    with _client(agent_server, good) as client:
+        assert client.put("/v1/ns/alpha/objects/x", content=b"1").status_code == 201
+        assert client.get("/v1/ns/beta/objects").status_code == 403
+        assert client.put("/v1/ns/beta/objects/x", content=b"1").status_code == 403
+    from sealbox.agent.tokens import TokenStore
+
+    token_id = good.split("_")[1]
+    TokenStore(agent_server.root).revoke(token_id)
+    with _client(agent_server, good) as revoked:
+        assert revoked.get("/v1/ns/alpha/objects").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["..%2F..%2Fetc%2Fpasswd", "a/../../x", "%2e%2e/x", ".hidden", "a//b", "a%00b"]
+)
+def test_path_tricks_are_refused(agent_server, path):
+    token = agent_server.token("tricks")
+    with _client(agent_server, token) as client:
+        response = client.put(f"/v1/ns/tricks/objects/{path}", content=b"evil")
+        assert response.status_code in (400, 404), (path, response.status_code)
+    assert not any(p.name == "passwd" for p in agent_server.root.rglob("*"))
+
+
+def test_append_only_never_replaces_or_deletes(append_only_agent):
+    token = append_only_agent.token("appliance")
+    admin = append_only_agent.token("appliance", admin=True)
+    with _client(append_only_agent, token) as client:
+        assert client.put("/v1/ns/appliance/objects/data/aa/pack", content=b"v1").status_code == 201
+        assert client.put("/v1/ns/appliance/objects/data/aa/pack", content=b"v2").status_code == 409
+        assert client.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 403
+        assert client.get("/v1/ns/appliance/objects/data/aa/pack").content == b"v1"
+        assert client.put("/v1/ns/appliance/objects/locks/l1", content=b"l").status_code == 201
+        assert (
+            client.delete("/v1/ns/appliance/objects/locks/l1").status_code == 204
+        )  # locks stay usable
+    with _client(append_only_agent, admin) as pruner:
+        assert pruner.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 204
+
+
+def test_oversized_body_and_stalled_client(agent_server):
+    token = agent_server.token("limits")
+    with _client(agent_server, token) as client:
+        big = client.put("/v1/ns/limits/objects/big", content=b"\0" * ((64 << 20) + 1))
+        assert big.status_code == 413
+    # A client that announces a body and stalls half-way, then disappears.
+    raw = ssl.create_default_context(cafile=str(agent_server.cert)).wrap_socket(
+        socket.create_connection(("127.0.0.1", agent_server.port)), server_hostname="127.0.0.1"
+    )
+    raw.sendall(
+        b"PUT /v1/ns/limits/objects/stalled HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\nContent-Length: 1000000\r\n\r\n"
+        + b"\1" * 1000
+    )
+    time.sleep(0.5)
+    raw.close()
+    time.sleep(0.5)
+    with _client(agent_server, token) as client:
+        assert client.get("/v1/ns/limits/objects").json() == []  # nothing half-stored
+        assert (
+            client.put("/v1/ns/limits/objects/after", content=b"ok").status_code == 201
+        )  # still serving
+    assert not [p for p in (agent_server.root / "limits").rglob(".tmp-*")]
+
+
+def test_disk_full_is_refused_cleanly(tmp_path, tmp_path_factory):
+    from tests.servers import AgentServer, free_port, self_signed
+
+    with small_tmpfs(tmp_path / "full", "2m") as root:
+        cert, key = self_signed(tmp_path)
+        server = AgentServer(root, free_port(), cert, key)
+        server.start()
+        try:
+            token = server.token("ns")
+            with _client(server, token) as client:
+                response = client.put("/v1/ns/ns/objects/huge", content=b"\1" * (4 << 20))
+                assert response.status_code == 507
+                assert client.put("/v1/ns/ns/objects/small", content=b"fits").status_code == 201
+                assert [o["name"] for o in client.get("/v1/ns/ns/objects").json()] == ["small"]
+        finally:
+            server.stop()
+
+
+def test_plain_http_only_to_loopback(monkeypatch):
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", "sbx_0_x")
+    with pytest.raises(ConfigError, match="loopback"):
+        open_backend("agent+http://192.0.2.10:8443/ns")
+    open_backend("agent+http://127.0.0.1:8443/ns")
+
+
+def test_repository_roundtrip_through_the_agent(agent_env, tmp_path):
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    identities = agekeys.load_identities(identity, "t")
+    Repository.init(open_backend(agent_env), [agekeys.recipient_of(identity)], tmp_path / "state")
+    src = make_tree(tmp_path / "src", big=10_000_000)
+    snap = run_backup(
+        Repository.open_writer(open_backend(agent_env), tmp_path / "state"),
+        [src],
+        state_dir=tmp_path / "state",
+    ).snapshot
+    repo = Repository.open(open_backend(agent_env), identities)
+    reader = BlobReader(repo, repo.load_index(), identities)
+    assert run_check(repo, reader=reader, read_data=True).ok
+    plan = plan_restore(repo, reader.index, reader, repo.find_snapshot(snap.id), tmp_path / "out")
+    assert not run_restore(repo, reader.index, reader, plan, tmp_path / "out").failed
+
+
+def test_prune_is_refused_by_an_append_only_agent(append_only_agent, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", append_only_agent.token("ao"))
+    monkeypatch.setenv("SEALBOX_AGENT_CA", str(append_only_agent.cert))
+    url = f"{append_only_agent.base}/ao"
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    Repository.init(open_backend(url), [agekeys.recipient_of(identity)], tmp_path / "state")
+    src = make_tree(tmp_path / "src", big=100_000)
+    snap = run_backup(
+        Repository.open_writer(open_backend(url), tmp_path / "state"),
+        [src],
+        state_dir=tmp_path / "state",
+    ).snapshot
+    from sealbox.repo.forget import forget_snapshots
+
+    repo = Repository.open_writer(open_backend(url), tmp_path / "state")
+    with pytest.raises(DestinationError, match="append-only"):
+        forget_snapshots(repo, [snap])
+    assert [s.id for s in repo.snapshots()] == [snap.id]
