@@ -16,7 +16,7 @@ def test_demo_twice(tmp_path, sealbox):
     assert "Next day" in second.out and "passwords rotated" in second.out
     assert "files identical" in second.out and "files unchanged" in second.out
     assert "signed batches: intact" in second.out and "still being recorded" in second.out
-    backups = sorted((root / "remote").glob("secrets-*.age"))
+    backups = sorted((root / "remote" / "demo-pam").glob("secrets-*.age"))
     assert len(backups) == 2
     newest = sealbox(
         "breakglass",

@@ -34,10 +34,12 @@ def _loopback(host: str) -> bool:
 class AgentBackend:
     round_trips = True  # each request costs a round trip: readers fetch whole packs
 
-    def __init__(self, base: str, namespace: str, token: str, verify: Any) -> None:
+    def __init__(
+        self, base: str, namespace: str, token: str, verify: Any, prefix: str = ""
+    ) -> None:
         import httpx
 
-        self.base, self.namespace = base, namespace
+        self.base, self.namespace, self.prefix = base, namespace, prefix.strip("/")
         self.client = httpx.Client(
             base_url=f"{base}/v1/ns/{namespace}",
             headers={"Authorization": f"Bearer {token}"},
@@ -53,9 +55,9 @@ class AgentBackend:
     ) -> AgentBackend:
         parts = urlsplit(url)
         scheme = parts.scheme.removeprefix("agent+")
-        namespace = parts.path.strip("/")
-        if not parts.hostname or not namespace or "/" in namespace:
-            raise ConfigError("agent URLs look like agent+https://host:port/namespace")
+        namespace, _, prefix = parts.path.strip("/").partition("/")
+        if not parts.hostname or not namespace:
+            raise ConfigError("agent URLs look like agent+https://host:port/namespace[/path]")
         if scheme == "http" and not _loopback(parts.hostname):
             raise ConfigError(
                 "agent+http:// is allowed to a loopback address only: use agent+https://"
@@ -79,11 +81,15 @@ class AgentBackend:
         )
         if scheme == "https" and ca is not None:
             verify = ssl.create_default_context(cafile=str(ca))
-        return cls(f"{scheme}://{parts.netloc}", namespace, token, verify)
+        return cls(f"{scheme}://{parts.netloc}", namespace, token, verify, prefix)
 
     @property
     def display(self) -> str:
-        return f"agent+{self.base}/{self.namespace}"
+        return f"agent+{self.base}/{self.namespace}" + (f"/{self.prefix}" if self.prefix else "")
+
+    def _name(self, name: str) -> str:
+        validate_name(name)
+        return f"{self.prefix}/{name}" if self.prefix else name
 
     def _request(self, method: str, path: str, action: str, **kwargs: Any) -> Any:
         import httpx
@@ -107,12 +113,13 @@ class AgentBackend:
         return response
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        response = self._request("GET", "/objects", "list", params={"prefix": prefix})
+        base = f"{self.prefix}/" if self.prefix else ""
+        response = self._request("GET", "/objects", "list", params={"prefix": base + prefix})
         for item in response.json():
-            yield ObjectInfo(item["name"], int(item["size"]), float(item["mtime"]))
+            yield ObjectInfo(item["name"][len(base) :], int(item["size"]), float(item["mtime"]))
 
     def stat(self, name: str) -> ObjectInfo:
-        response = self._request("HEAD", f"/objects/{validate_name(name)}", f"stat {name}")
+        response = self._request("HEAD", f"/objects/{self._name(name)}", f"stat {name}")
         return ObjectInfo(name, int(response.headers["x-size"]), float(response.headers["x-mtime"]))
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -124,7 +131,7 @@ class AgentBackend:
                 "" if length is None else str(offset + length - 1)
             )
         data: bytes = self._request(
-            "GET", f"/objects/{validate_name(name)}", f"read {name}", headers=headers
+            "GET", f"/objects/{self._name(name)}", f"read {name}", headers=headers
         ).content
         return data
 
@@ -136,7 +143,7 @@ class AgentBackend:
         try:
             self._request(
                 "PUT",
-                f"/objects/{validate_name(name)}",
+                f"/objects/{self._name(name)}",
                 f"write {name}",
                 content=body,
                 headers=headers,
@@ -147,7 +154,7 @@ class AgentBackend:
             raise
 
     def delete(self, name: str) -> None:
-        self._request("DELETE", f"/objects/{validate_name(name)}", f"delete {name}")
+        self._request("DELETE", f"/objects/{self._name(name)}", f"delete {name}")
 
     def flush(self) -> None:
         return None  # the agent fsyncs each object before answering

@@ -7,22 +7,99 @@ Later runs are "the next day": passwords rotate, a new backup is made, the newes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.table import Table
 
 from sealbox import keys_ops, secrets_backup
+from sealbox.agent.tokens import TokenStore
 from sealbox.breakglass import opener
 from sealbox.config import load_config
 from sealbox.demo import appliance, vault
+from sealbox.errors import DestinationError
 from sealbox.keymaterial import from_share_files
 from sealbox.keystore import Keystore
 
 __all__ = ["DemoReport", "run_demo"]
+
+NAMESPACE = "demo-pam"
+
+
+def _remote_dir(root: Path, config: Any) -> Path:
+    """Where the demo's backups land on disk (the agent keeps each namespace in a directory)."""
+    url = config.destinations["remote"].url
+    return root / "remote" / NAMESPACE if url.startswith("agent+") else root / "remote"
+
+
+AGENT_PORT = 9741
+
+
+def _free_port() -> int:
+    """9741 (what the README's tour uses) when it is free, else any free port."""
+    import socket
+
+    for port in (AGENT_PORT, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DestinationError("no free port for the demo's agent")
+
+
+@contextmanager
+def _agent(root: Path, url: str) -> Iterator[None]:
+    """Serve ``remote/`` with a local agent while the demo runs (when the config points at one)."""
+    import socket
+    import subprocess
+    import sys
+
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("agent+"):
+        yield
+        return
+    port = parts.port or 0
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sealbox",
+            "agent",
+            "serve",
+            "--root",
+            str(root / "remote"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                message = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+                raise DestinationError(
+                    f"the demo's agent did not start on port {port}: {message[-200:]}"
+                )
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _next_day(root: Path) -> int:
@@ -147,7 +224,16 @@ class DemoReport:
     steps: list[tuple[str, float, str]] = field(default_factory=list)
 
 
-def _config_text(root: Path) -> str:
+def _destination(root: Path, agent_port: int | None) -> str:
+    if agent_port is None:
+        return f'url = "file://{root / "remote"}"'
+    return (
+        f'url = "agent+http://127.0.0.1:{agent_port}/{NAMESPACE}"\n'
+        f'token_file = "{root / "appliance" / "agent.token"}"'
+    )
+
+
+def _config_text(root: Path, agent_port: int | None = None) -> str:
     cols = ", ".join(f'"{c}"' for c in vault.SECRET_COLUMNS)
     return f"""\
 # Sealbox demo configuration, written by `sealbox demo`.
@@ -157,8 +243,9 @@ state_dir = "{root / "appliance" / "state"}"
 var_dir = "{root / "appliance"}"
 
 [destinations.remote]
-url = "file://{root / "remote"}"
-# The demo's "remote" directory sits on this machine's disk: allowed here, and every run says so.
+{_destination(root, agent_port)}
+# The demo's "remote" directory sits on this machine (served by a local agent): allowed here,
+# and every run says so.
 allow_on_appliance = true
 
 [secrets]
@@ -232,7 +319,12 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             ),
         )
         (root / "remote").mkdir(parents=True, exist_ok=True)
-        config_path.write_text(_config_text(root), encoding="utf-8")
+        port = _free_port()
+        _, token = TokenStore(root / "remote").create(NAMESPACE)
+        token_file = root / "appliance" / "agent.token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        config_path.write_text(_config_text(root, port), encoding="utf-8")
     else:
         console.print(f"[bold]Next day on the demo appliance in {root}[/]")
         step(
@@ -242,75 +334,79 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             lambda n: f"{n} passwords rotated, logs and sessions added",
         )
     config = load_config(config_path)
-    keystore = Keystore(config.appliance.state_dir)
-    if keystore.current() is None:
-        result = step(
-            "key ceremony",
-            "Key ceremony: master key split 3-of-5 for the custodians",
-            lambda: keys_ops.ceremony(
-                keystore,
-                appliance=config.appliance.name,
-                total=5,
-                threshold=3,
-                out_dir=root / "custodians",
-            ),
-            lambda r: f"key {r.key_id}, sheets in custodians/share-01.txt .. share-05.txt",
+    with _agent(root, config.destinations["remote"].url if "remote" in config.destinations else ""):
+        keystore = Keystore(config.appliance.state_dir)
+        if keystore.current() is None:
+            result = step(
+                "key ceremony",
+                "Key ceremony: master key split 3-of-5 for the custodians",
+                lambda: keys_ops.ceremony(
+                    keystore,
+                    appliance=config.appliance.name,
+                    total=5,
+                    threshold=3,
+                    out_dir=root / "custodians",
+                ),
+                lambda r: f"key {r.key_id}, sheets in custodians/share-01.txt .. share-05.txt",
+            )
+            console.print(f"  recipient {result.recipient}")
+
+        backup = step(
+            "secrets backup",
+            "Secrets backup (export, age-encrypt to the master key, sign, store)",
+            lambda: secrets_backup.run(config),
+            lambda r: f"{r.name}: {r.total} items, {r.size:,} bytes in remote/",
         )
-        console.print(f"  recipient {result.recipient}")
+        for message in backup.warnings:
+            console.print(f"  [yellow]warning:[/] {message}")
 
-    backup = step(
-        "secrets backup",
-        "Secrets backup (export, age-encrypt to the master key, sign, store)",
-        lambda: secrets_backup.run(config),
-        lambda r: f"{r.name}: {r.total} items, {r.size:,} bytes in remote/",
-    )
-    for message in backup.warnings:
-        console.print(f"  [yellow]warning:[/] {message}")
+        shares = [root / "custodians" / f"share-{n:02d}.txt" for n in OPENING_SHARES]
 
-    shares = [root / "custodians" / f"share-{n:02d}.txt" for n in OPENING_SHARES]
+        def open_it() -> opener.Opened:
+            files = opener.load_files(_remote_dir(root, config) / backup.name)
+            return opener.open_backup(
+                files, from_share_files(shares, None), expected_signer=None, ignore_signature=False
+            )
 
-    def open_it() -> opener.Opened:
-        files = opener.load_files(root / "remote" / backup.name)
-        return opener.open_backup(
-            files, from_share_files(shares, None), expected_signer=None, ignore_signature=False
+        opened = step(
+            "break the glass",
+            "Break the glass: open the newest backup with shares 1, 3 and 5",
+            open_it,
+            lambda o: f"signature verified, {len(o.document)} items decrypted in memory",
         )
+        summary_row = next(s for s in opened.document.summaries if s.get("type") == "credential")
+        item = opened.document.find(summary_row["id"]) or {}
+        table = Table(title=f"One item from {backup.name}", show_header=False)
+        for key in ("id", "type", "name", "host", "username", "updated"):
+            table.add_row(key, str(item.get(key)))
+        table.add_row("password", item["secret"].get("password", ""))
+        table.add_row("history", f"{len(item.get('history') or [])} earlier version(s)")
+        console.print(table)
+        opened.document.close()
+        if config.system is not None:
+            _system_steps(root, config, step, shares, console)
+        if config.recordings is not None:
+            _recordings_steps(root, config, step, console)
 
-    opened = step(
-        "break the glass",
-        "Break the glass: open the newest backup with shares 1, 3 and 5",
-        open_it,
-        lambda o: f"signature verified, {len(o.document)} items decrypted in memory",
-    )
-    summary_row = next(s for s in opened.document.summaries if s.get("type") == "credential")
-    item = opened.document.find(summary_row["id"]) or {}
-    table = Table(title=f"One item from {backup.name}", show_header=False)
-    for key in ("id", "type", "name", "host", "username", "updated"):
-        table.add_row(key, str(item.get(key)))
-    table.add_row("password", item["secret"].get("password", ""))
-    table.add_row("history", f"{len(item.get('history') or [])} earlier version(s)")
-    console.print(table)
-    opened.document.close()
-    if config.system is not None:
-        _system_steps(root, config, step, shares, console)
-    if config.recordings is not None:
-        _recordings_steps(root, config, step, console)
-
-    summary = Table(title="Sealbox demo summary")
-    summary.add_column("step")
-    summary.add_column("seconds", justify="right")
-    summary.add_column("result")
-    for title, seconds, text in report.steps:
-        summary.add_row(title, f"{seconds:.2f}", text)
-    console.print(summary)
-    console.print(
-        "Open it yourself, as a custodian would:\n"
-        f"  sealbox breakglass open {root / 'remote' / backup.name} \\\n"
-        f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} search admin\n"
-        "Or with the standard age tool:\n"
-        f"  sealbox keys combine --share {shares[0]} --share {shares[1]} --share {shares[2]} --out identity.txt\n"
-        f"  age -d -i identity.txt {root / 'remote' / backup.name} > secrets.json\n"
-        "Rebuild the appliance from its newest system backup:\n"
-        f"  sealbox restore system latest --config {config_path} --target /tmp/rebuild \\\n"
-        f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} --database-files"
-    )
-    return report
+        summary = Table(title="Sealbox demo summary")
+        summary.add_column("step")
+        summary.add_column("seconds", justify="right")
+        summary.add_column("result")
+        for title, seconds, text in report.steps:
+            summary.add_row(title, f"{seconds:.2f}", text)
+        console.print(summary)
+        console.print(
+            f"The backups live in {_remote_dir(root, config)}, behind a local agent; to use the CLI on"
+            f" the demo, serve it again:\n  sealbox agent serve --root {root / 'remote'} --listen"
+            f" 127.0.0.1:{urlsplit(config.destinations['remote'].url).port} &\n"
+            "Open a secrets backup yourself, as a custodian would:\n"
+            f"  sealbox breakglass open {_remote_dir(root, config) / backup.name} \\\n"
+            f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} search admin\n"
+            "Or with the standard age tool:\n"
+            f"  sealbox keys combine --share {shares[0]} --share {shares[1]} --share {shares[2]} --out identity.txt\n"
+            f"  age -d -i identity.txt {_remote_dir(root, config) / backup.name} > secrets.json\n"
+            "Rebuild the appliance from its newest system backup:\n"
+            f"  sealbox restore system latest --config {config_path} --target /tmp/rebuild \\\n"
+            f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} --database-files"
+        )
+        return report
