@@ -1,4 +1,4 @@
-"""``sealbox demo [--dir DIR]``: the whole product on a demo appliance."""
+"""``sealbox demo [--dir DIR] [--serve]``: the whole product on a demo appliance."""
 
 from __future__ import annotations
 
@@ -18,8 +18,18 @@ from sealbox.cli.common import console
     show_default=True,
     help="Where to build the demo appliance, custodians and remote.",
 )
-def command(root: Path) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Only serve the demo's remote/ with its agent (foreground), so other commands can use it.",
+)
+def command(root: Path, serve: bool) -> None:
     """Build a demo appliance and run the product on it (rerun for "the next day")."""
+    if serve:
+        from sealbox.demo.run import serve_remote
+
+        serve_remote(root, console)
+        return
     from sealbox.demo.run import run_demo
 
     run_demo(root, console)

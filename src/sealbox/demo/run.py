@@ -26,9 +26,24 @@ from sealbox.errors import DestinationError
 from sealbox.keymaterial import from_share_files
 from sealbox.keystore import Keystore
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "run_demo", "serve_remote"]
 
 NAMESPACE = "demo-pam"
+
+
+def serve_remote(root: Path, console: Console) -> None:
+    """Serve the demo's remote/ with its agent until interrupted (``sealbox demo --serve``)."""
+    config = load_config(root.absolute() / "sealbox.toml")
+    url = config.destinations["remote"].url
+    if not url.startswith("agent+"):
+        raise DestinationError("this demo's remote/ is a plain directory: nothing to serve")
+    console.print(f"Serving {root / 'remote'} at {url} (Ctrl-C to stop)")
+    with _agent(root.absolute(), url):
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return
 
 
 def _remote_dir(root: Path, config: Any) -> Path:
@@ -37,21 +52,12 @@ def _remote_dir(root: Path, config: Any) -> Path:
     return root / "remote" / NAMESPACE if url.startswith("agent+") else root / "remote"
 
 
-AGENT_PORT = 9741
-
-
 def _free_port() -> int:
-    """9741 (what the README's tour uses) when it is free, else any free port."""
     import socket
 
-    for port in (AGENT_PORT, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise DestinationError("no free port for the demo's agent")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager
