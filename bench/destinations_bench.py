@@ -42,7 +42,15 @@ def main() -> None:
         raise SystemExit(
             f"{args.dataset} missing: run bench/repo_bench.py once (it generates the dataset)"
         )
-    from tests.servers import S3_KEY, S3_SECRET, S3Server, SSHServer, free_port
+    from tests.servers import (
+        S3_KEY,
+        S3_SECRET,
+        AgentServer,
+        S3Server,
+        SSHServer,
+        free_port,
+        self_signed,
+    )
 
     from sealbox.crypto import agekeys
 
@@ -53,8 +61,12 @@ def main() -> None:
     ssh_dir = work / "sshd"
     ssh_dir.mkdir()
     ssh = SSHServer(ssh_dir, free_port(), ssh_dir / "client", ssh_dir / "known_hosts")
+    (work / "agent").mkdir()
+    cert, key = self_signed(work / "agent")
+    agent = AgentServer(work / "agent" / "root", free_port(), cert, key)
     s3.start()
     ssh.start()
+    agent.start()
     try:
         s3.bucket("bench")
         identity = agekeys.identity_from_secret(agekeys.new_secret())
@@ -68,11 +80,14 @@ def main() -> None:
             "SEALBOX_SSH_KNOWN_HOSTS": str(ssh.known_hosts),
             "RESTIC_PASSWORD": "bench",
             "SEALBOX_STATE_DIR": str(work / "state"),
+            "SEALBOX_AGENT_TOKEN": agent.token("bench"),
+            "SEALBOX_AGENT_CA": str(cert),
         }
         targets = {
             "file": f"file://{work / 'file-repo'}",
             "s3": f"s3://bench/repo?endpoint={s3.endpoint}",
             "sftp": f"sftp://root@127.0.0.1:{ssh.port}{work / 'sftp-repo'}",
+            "agent": f"{agent.base}/bench",
         }
         sealbox = [sys.executable, "-m", "sealbox", "repo"]
         rows = {}
@@ -162,7 +177,19 @@ def main() -> None:
     finally:
         s3.stop()
         ssh.stop()
+        agent.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _peak_rss(pid: int) -> int:
+    """Peak resident memory (KiB) of a process and its children (uvicorn runs in one process)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 if __name__ == "__main__":
