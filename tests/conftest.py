@@ -226,7 +226,7 @@ def _agent(tmp_path_factory, append_only: bool, extra: tuple[str, ...] = ()):
 
 @pytest.fixture(scope="session")
 def agent_server(tmp_path_factory):
-    server = _agent(tmp_path_factory, False, ("--max-object", str(64 << 20)))
+    server = _agent(tmp_path_factory, False, ("--max-object", str(64 << 20), "--idle-timeout", "2"))
     yield server
     server.stop()
 

@@ -80,6 +80,19 @@ def test_oversized_body_and_stalled_client(agent_server):
     with _client(agent_server, token) as client:
         big = client.put("/v1/ns/limits/objects/big", content=b"\0" * ((64 << 20) + 1))
         assert big.status_code == 413
+    # A client that announces a body and stalls: cut off after the idle timeout (2 s here).
+    stalled = ssl.create_default_context(cafile=str(agent_server.cert)).wrap_socket(
+        socket.create_connection(("127.0.0.1", agent_server.port)), server_hostname="127.0.0.1"
+    )
+    stalled.sendall(
+        b"PUT /v1/ns/limits/objects/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + token.encode()
+        + b"\r\nContent-Length: 1000000\r\n\r\n"
+        + b"\1" * 1000
+    )
+    stalled.settimeout(10)
+    assert b" 408 " in stalled.recv(4096).split(b"\r\n")[0] + b" "
+    stalled.close()
     # A client that announces a body and stalls half-way, then disappears.
     raw = ssl.create_default_context(cafile=str(agent_server.cert)).wrap_socket(
         socket.create_connection(("127.0.0.1", agent_server.port)), server_hostname="127.0.0.1"

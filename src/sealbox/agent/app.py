@@ -38,13 +38,21 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 class Agent:
-    def __init__(self, root: Path, append_only: bool, max_object: int, quota: int | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        append_only: bool,
+        max_object: int,
+        quota: int | None,
+        idle_timeout: float = 60.0,
+    ) -> None:
         self.root, self.append_only, self.max_object, self.quota = (
             root,
             append_only,
             max_object,
             quota,
         )
+        self.idle_timeout = idle_timeout
         self.tokens = TokenStore(root)
         self._cache: tuple[float, TokenStore] | None = None
 
@@ -181,7 +189,14 @@ class Agent:
         size = 0
         try:
             with open(tmp, "wb") as handle:
-                async for chunk in request.stream():
+                stream = request.stream().__aiter__()
+                while True:
+                    try:  # a client that stops sending is cut off, not waited for forever
+                        chunk = await asyncio.wait_for(
+                            stream.__anext__(), timeout=self.idle_timeout
+                        )
+                    except StopAsyncIteration:
+                        break
                     size += len(chunk)
                     if size > self.max_object:
                         raise _TooLarge
@@ -196,6 +211,9 @@ class Agent:
         except _TooLarge:
             tmp.unlink(missing_ok=True)
             return _error(413, f"object larger than {self.max_object} bytes")
+        except TimeoutError:
+            tmp.unlink(missing_ok=True)
+            return _error(408, f"no data for {self.idle_timeout:g} s: upload abandoned")
         except FileExistsError:
             tmp.unlink(missing_ok=True)
             return _error(409, "object exists" + (" (append-only)" if self.append_only else ""))
@@ -220,9 +238,13 @@ class _TooLarge(Exception):
 
 
 def build_app(
-    root: Path, append_only: bool = False, max_object: int = 512 << 20, quota: int | None = None
+    root: Path,
+    append_only: bool = False,
+    max_object: int = 512 << 20,
+    quota: int | None = None,
+    idle_timeout: float = 60.0,
 ) -> Starlette:
-    agent = Agent(root, append_only, max_object, quota)
+    agent = Agent(root, append_only, max_object, quota, idle_timeout)
     return Starlette(
         routes=[
             Route("/v1/health", agent.health),

@@ -32,6 +32,13 @@ def group() -> None:
 @click.option(
     "--max-object", type=int, default=512 << 20, show_default=True, help="Largest object accepted."
 )
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds an upload may send nothing before it is abandoned.",
+)
 def serve(
     root: Path,
     listen: str,
@@ -40,6 +47,7 @@ def serve(
     append_only: bool,
     quota: int | None,
     max_object: int,
+    idle_timeout: float,
 ) -> None:
     """Serve ROOT over HTTPS (plain HTTP only on a loopback address)."""
     import uvicorn
@@ -58,7 +66,13 @@ def serve(
         )
     root.mkdir(parents=True, exist_ok=True)
     uvicorn.run(
-        build_app(root, append_only=append_only, quota=quota, max_object=max_object),
+        build_app(
+            root,
+            append_only=append_only,
+            quota=quota,
+            max_object=max_object,
+            idle_timeout=idle_timeout,
+        ),
         host=host.strip("[]"),
         port=int(port),
         ssl_certfile=str(tls_cert) if tls_cert else None,
