@@ -170,6 +170,8 @@ def main() -> None:
                 f"{'sealbox ' + name:<22} {backup:8.2f}s {backup / base_backup:7.2f} {restore:8.2f}s"
                 f" {restore / base_restore:7.2f}  {verdict if name != 'file' else ''}"
             )
+        agent_peak = _peak_rss(agent.proc.pid) if agent.proc else 0
+        print(f"agent peak memory: {agent_peak / 1024:.0f} MiB (goal < 200 MiB)")
         print(
             f"{'restic sftp (ref.)':<22} {restic_backup:8.2f}s {restic_backup / base_backup:7.2f}"
             f" {restic_restore:8.2f}s {restic_restore / base_restore:7.2f}"
