@@ -205,3 +205,20 @@ def test_a_new_ceremony_seals_new_backups_to_the_new_key(system, sealbox, tmp_pa
     assert ok_old.code == 0, ok_old.err
     refused = sealbox(*restore, first["snapshot"][:12], "--target", tmp_path / "x", *new_shares)
     assert refused.code == 4 and "does not open this backup" in refused.err
+
+
+def test_check_the_products_repository(system, sealbox):
+    _backup(sealbox, system)
+    plain = sealbox("check", "--config", system.config, "--json")
+    assert plain.code == 0, plain.err
+    assert json.loads(plain.out)["remote"]["ok"]
+    deep = sealbox(
+        "check", "--read-data", *system.share_args(1, 2, 3), "--config", system.config, "--json"
+    )
+    assert deep.code == 0 and json.loads(deep.out)["remote"]["blobs_checked"] > 0
+    pack = next(p for p in (system.remote / "repo" / "data").rglob("*") if p.is_file())
+    data = bytearray(pack.read_bytes())
+    data[10] ^= 1
+    pack.write_bytes(bytes(data))
+    damaged = sealbox("check", "--config", system.config)
+    assert damaged.code == 5 and "damaged" in damaged.out

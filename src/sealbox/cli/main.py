@@ -26,6 +26,7 @@ COMMANDS = {
     "forget": "sealbox.cli.forget_cmd:command",
     "status": "sealbox.cli.status_cmd:command",
     "probe": "sealbox.cli.probe_cmd:command",
+    "check": "sealbox.cli.check_cmd:command",
     "agent": "sealbox.cli.agent_cmd:group",
     "demo": "sealbox.cli.demo_cmd:command",
 }

@@ -1,0 +1,89 @@
+"""``sealbox check [--read-data (--identity F | --share F ...)] [--destination NAME]``"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.cli.repo_cmd import key_options, unlock
+
+
+@click.command("check")
+@click.option(
+    "--read-data", is_flag=True, help="Decrypt and verify every blob (needs the master key)."
+)
+@click.option("--read-data-subset", help="Like --read-data on a random N% of the packs, e.g. 10%.")
+@click.option(
+    "--destination", help="Only this destination (default: those of [system] and [recordings])."
+)
+@key_options
+@config_option
+@json_option
+@click.pass_context
+def command(
+    ctx: click.Context,
+    read_data: bool,
+    read_data_subset: str | None,
+    destination: str | None,
+    identity: Path | None,
+    shares: tuple[Path, ...],
+    passphrase_flag: bool,
+    passphrase_file: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Check the integrity of the product's repositories (structure; with a key, every byte)."""
+    from sealbox.errors import IntegrityError, NotFoundError
+    from sealbox.product_repo import destination_backend, open_product_repo
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.check import run_check
+    from sealbox.repo.locks import Lock
+    from sealbox.repo.repository import Repository
+
+    config = load(ctx, config_path)
+    subset = float(read_data_subset.rstrip("%")) / 100 if read_data_subset else None
+    read_data = read_data or subset is not None
+    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    names = (
+        [destination]
+        if destination
+        else sorted({p.destination for p in (config.system, config.recordings) if p is not None})
+    )
+    reports = {}
+    for name in names:
+        try:
+            if unlocked is not None:
+                repo = Repository.open(
+                    destination_backend(config, name, repo=True), unlocked.identities
+                )
+            else:
+                repo, _ = open_product_repo(config, name, [], create=False)
+        except NotFoundError:
+            continue
+        reader = BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked else None
+        with Lock(repo.backend, exclusive=False, purpose="check"):
+            reports[name] = run_check(repo, reader=reader, read_data=read_data, subset=subset)
+    if as_json:
+        print_json({name: report.to_dict() for name, report in reports.items()})
+    else:
+        for name, report in reports.items():
+            for error in report.errors:
+                console.print(f"{name}: error: {error}", markup=False)
+            for snap, files in report.affected_snapshots.items():
+                console.print(
+                    f"{name}: snapshot {snap[:12]} is damaged; affected: " + "; ".join(files[:20]),
+                    markup=False,
+                )
+            what = (
+                f"{report.blobs_checked} blobs decrypted and verified" if read_data else "structure"
+            )
+            console.print(
+                f"{name}: {report.snapshots} snapshots, {report.packs} packs ({what}): "
+                + ("no errors" if report.ok else f"{len(report.errors)} error(s)"),
+                markup=False,
+            )
+    failed = [n for n, r in reports.items() if not r.ok]
+    if failed:
+        raise IntegrityError(f"check found errors at {', '.join(failed)}")
