@@ -116,22 +116,25 @@ class _Stderr:
         return lines[0][:300] if lines else "no message"
 
 
+def _spawn(
+    argv: list[str], env: dict[str, str], what: str, *, stdin: int, stdout: int
+) -> tuple[subprocess.Popen[bytes], _Stderr]:
+    """Start ``argv`` with ``env`` added; its stderr collected for messages."""
+    try:
+        proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env={**os.environ, **env}
+        )
+    except OSError as exc:
+        raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
+    return proc, _Stderr(proc.stderr)
+
+
 def start_dump(argv: list[str], env: dict[str, str], what: str) -> Stream:
     """A Stream running ``argv`` and reading its stdout."""
 
     def open_() -> tuple[int, Callable[..., None]]:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={**os.environ, **env},
-            )
-        except OSError as exc:
-            raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
+        proc, stderr = _spawn(argv, env, what, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         assert proc.stdout is not None
-        stderr = _Stderr(proc.stderr)
         fd = os.dup(proc.stdout.fileno())
         proc.stdout.close()
 
@@ -149,18 +152,8 @@ def start_dump(argv: list[str], env: dict[str, str], what: str) -> Stream:
 
 def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: str) -> None:
     """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails."""
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **env},
-        )
-    except OSError as exc:
-        raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
+    proc, stderr = _spawn(argv, env, what, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stdin is not None
-    stderr = _Stderr(proc.stderr)
     try:
         for chunk in data:
             proc.stdin.write(chunk)
