@@ -16,18 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from benchlib import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -99,7 +94,9 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )
             subprocess.run(["sync"], check=True)
-            backup = timed([*sealbox, "backup", url, str(args.dataset)], env)
+            backup = timed(
+                [*sealbox, "backup", url, str(args.dataset)], env=env, stdout=subprocess.DEVNULL
+            )
             target = work / f"restore-{name}"
             restore = timed(
                 [
@@ -111,7 +108,8 @@ def main() -> None:
                     "--identity",
                     str(work / "id.txt"),
                 ],
-                env,
+                env=env,
+                stdout=subprocess.DEVNULL,
             )
             shutil.rmtree(target)
             rows[name] = (backup, restore)
@@ -140,7 +138,8 @@ def main() -> None:
                 "backup",
                 str(args.dataset),
             ],
-            restic_env,
+            env=restic_env,
+            stdout=subprocess.DEVNULL,
         )
         restic_restore = timed(
             [
@@ -155,7 +154,8 @@ def main() -> None:
                 "--target",
                 str(work / "restore-restic"),
             ],
-            restic_env,
+            env=restic_env,
+            stdout=subprocess.DEVNULL,
         )
         base_backup, base_restore = rows["file"]
         print("\nDestinations benchmark: 1 GiB dataset, loopback servers")

@@ -19,7 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import timed, write_config
+
 ROOT = Path(__file__).resolve().parents[1]
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
 
 def make(directory: Path, count: int, size: int, seed: int, per_dir: int = 1000) -> None:
@@ -34,29 +37,17 @@ def make(directory: Path, count: int, size: int, seed: int, per_dir: int = 1000)
 
 
 def config(work: Path, recordings: Path, name: str, recipient: str) -> Path:
-    path = work / f"{name}.toml"
-    path.write_text(f"""
-[appliance]
-name = "bench"
-state_dir = "{work / "state" / name}"
-var_dir = "{work}"
-[keys]
-recipients = ["{recipient}"]
-[destinations.remote]
-url = "file://{work / "remote" / name}"
-allow_on_appliance = true
-[recordings]
+    return write_config(
+        work / f"{name}.toml",
+        state_dir=work / "state" / name,
+        recipient=recipient,
+        remote=work / "remote" / name,
+        body=f"""[recordings]
 destination = "remote"
 path = "{recordings}"
 settle_seconds = 60
-""")
-    return path
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - started
+""",
+    )
 
 
 def main() -> None:
@@ -96,18 +87,22 @@ def main() -> None:
         for stale in ("remote", "state", "restic"):
             shutil.rmtree(work / stale, ignore_errors=True)
         subprocess.run(["sync"], check=True)
-        ours_runs.append(timed([*sealbox, str(config(work, data, f"big{attempt}", recipient))]))
+        ours_runs.append(
+            timed([*sealbox, str(config(work, data, f"big{attempt}", recipient))], **QUIET)
+        )
         subprocess.run(["restic", "init", "-q", "-r", str(work / "restic")], check=True, env=env)
         subprocess.run(["sync"], check=True)
         theirs_runs.append(
-            timed(["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env)
+            timed(
+                ["restic", "-q", "-r", str(work / "restic"), "backup", str(data)], env=env, **QUIET
+            )
         )
     ours, theirs = min(ours_runs), min(theirs_runs)
 
     many_config = config(work, many, "many", recipient)
-    initial = timed([*sealbox, str(many_config)])
+    initial = timed([*sealbox, str(many_config)], **QUIET)
     make(many / "9999", 10, 200_000, 4)
-    incremental = timed([*sealbox, str(many_config)])
+    incremental = timed([*sealbox, str(many_config)], **QUIET)
 
     size = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     print(

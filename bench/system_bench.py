@@ -18,8 +18,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from benchlib import timed, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DB = "sealbox_bench"
@@ -63,12 +64,6 @@ def ensure_database(rows: int) -> int:
     )
 
 
-def timed(argv: list[str], **kw: object) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -94,25 +89,19 @@ def main() -> None:
     (work / "remote").mkdir()
 
     def config(paths: list[Path], name: str) -> Path:
-        path = work / f"{name}.toml"
-        path.write_text(f"""
-[appliance]
-name = "bench"
-state_dir = "{work / "state"}"
-var_dir = "{work}"
-[keys]
-recipients = ["{recipient}"]
-[destinations.remote]
-url = "file://{work / "remote" / name}"
-allow_on_appliance = true
-[system]
+        return write_config(
+            work / f"{name}.toml",
+            state_dir=work / "state",
+            recipient=recipient,
+            remote=work / "remote" / name,
+            body=f"""[system]
 destination = "remote"
 paths = [{", ".join(f'"{p}"' for p in paths)}]
 [[system.databases]]
 type = "mariadb"
 url = "mysql://root@127.0.0.1/{DB}"
-""")
-        return path
+""",
+        )
 
     dump_file = work / "plain.sql"
     with open(dump_file, "wb") as out:
