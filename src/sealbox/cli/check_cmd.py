@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from sealbox.cli.common import config_option, console, json_option, load, print_json
-from sealbox.cli.repo_cmd import key_options, unlock
+from sealbox.cli.common import config_option, json_option, load, print_json
+from sealbox.cli.repo_cmd import key_options, print_check_report, read_data_fraction, unlock
 
 
 @click.command("check")
@@ -43,7 +43,7 @@ def command(
     from sealbox.repo.repository import Repository
 
     config = load(ctx, config_path)
-    subset = float(read_data_subset.rstrip("%")) / 100 if read_data_subset else None
+    subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
     names = (
@@ -69,21 +69,7 @@ def command(
         print_json({name: report.to_dict() for name, report in reports.items()})
     else:
         for name, report in reports.items():
-            for error in report.errors:
-                console.print(f"{name}: error: {error}", markup=False)
-            for snap, files in report.affected_snapshots.items():
-                console.print(
-                    f"{name}: snapshot {snap[:12]} is damaged; affected: " + "; ".join(files[:20]),
-                    markup=False,
-                )
-            what = (
-                f"{report.blobs_checked} blobs decrypted and verified" if read_data else "structure"
-            )
-            console.print(
-                f"{name}: {report.snapshots} snapshots, {report.packs} packs ({what}): "
-                + ("no errors" if report.ok else f"{len(report.errors)} error(s)"),
-                markup=False,
-            )
+            print_check_report(report, read_data, prefix=f"{name}: ")
     failed = [n for n, r in reports.items() if not r.ok]
     if failed:
         raise IntegrityError(f"check found errors at {', '.join(failed)}")

@@ -12,7 +12,7 @@ import click
 import orjson
 from rich.console import Console
 
-from sealbox.errors import KeyMaterialError
+from sealbox.errors import IntegrityError, KeyMaterialError
 
 if TYPE_CHECKING:
     from sealbox.config import Config
@@ -55,6 +55,20 @@ def load(ctx: click.Context, leaf: Path | None) -> Config:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def fail_if_not_intact(failed: list[str], noun: str, as_json: bool) -> None:
+    """Exit with IntegrityError when a restore left ``failed`` items, listing them for people
+    (JSON output already carries them in its "failed" field)."""
+    if not failed:
+        return
+    if not as_json:
+        for failure in failed:
+            console.print(f"FAILED {failure}", markup=False)
+    raise IntegrityError(
+        f"{len(failed)} {noun} could not be restored intact"
+        + ("" if as_json else " (listed above)")
+    )
 
 
 def warn(message: str) -> None:

@@ -11,6 +11,7 @@ import click
 from sealbox.backends import open_backend
 from sealbox.cli.common import (
     console,
+    fail_if_not_intact,
     json_option,
     passphrase_options,
     passphrase_source,
@@ -23,6 +24,7 @@ from sealbox.repo.repository import Repository, default_state_dir
 
 if TYPE_CHECKING:
     from sealbox.keymaterial import Unlocked
+    from sealbox.repo.check import CheckReport
 
 repo_argument = click.argument("repo")
 
@@ -290,12 +292,38 @@ def restore(
             + ("" if no_verify else ", every file read back and verified"),
             markup=False,
         )
-    if result.failed:
-        for failure in result.failed:
-            console.print(f"FAILED {failure}", markup=False)
-        raise IntegrityError(
-            f"{len(result.failed)} file(s) could not be restored intact (listed above)"
+    fail_if_not_intact(result.failed, "file(s)", as_json)
+
+
+def read_data_fraction(value: str | None) -> float | None:
+    """``--read-data-subset`` ("10%") as a fraction; None when not given."""
+    if not value:
+        return None
+    try:
+        return float(value.rstrip("%")) / 100
+    except ValueError:
+        raise click.BadParameter(
+            "use a percentage like 10%", param_hint="--read-data-subset"
+        ) from None
+
+
+def print_check_report(report: CheckReport, read_data: bool, prefix: str = "") -> None:
+    """A check report for people; ``prefix`` names the repository when there are several."""
+    for error in report.errors:
+        console.print(f"{prefix}error: {error}", markup=False)
+    for snap, files in report.affected_snapshots.items():
+        console.print(
+            f"{prefix}snapshot {snap[:12]} is damaged; affected: "
+            + "; ".join(files[:20])
+            + (f" (+{len(files) - 20} more)" if len(files) > 20 else ""),
+            markup=False,
         )
+    what = f"{report.blobs_checked} blobs decrypted and verified" if read_data else "structure only"
+    console.print(
+        f"{prefix}{report.snapshots} snapshots, {report.packs} packs checked ({what}): "
+        + ("no errors" if report.ok else f"{len(report.errors)} error(s)"),
+        markup=False,
+    )
 
 
 @group.command("check")
@@ -321,15 +349,8 @@ def check(
     from sealbox.repo.check import run_check
     from sealbox.repo.locks import Lock
 
-    subset = None
-    if read_data_subset:
-        try:
-            subset = float(read_data_subset.rstrip("%")) / 100
-        except ValueError:
-            raise click.BadParameter(
-                "use a percentage like 10%", param_hint="--read-data-subset"
-            ) from None
-        read_data = True
+    subset = read_data_fraction(read_data_subset)
+    read_data = read_data or subset is not None
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
     if unlocked is not None:
         repository = open_for_reading(repo, unlocked)
@@ -343,25 +364,7 @@ def check(
     if as_json:
         print_json(report.to_dict())
     else:
-        for error in report.errors:
-            console.print(f"error: {error}", markup=False)
-        for snap, files in report.affected_snapshots.items():
-            console.print(
-                f"snapshot {snap[:12]} is damaged; affected: "
-                + "; ".join(files[:20])
-                + (f" (+{len(files) - 20} more)" if len(files) > 20 else ""),
-                markup=False,
-            )
-        what = (
-            f"{report.blobs_checked} blobs decrypted and verified"
-            if read_data
-            else "structure only"
-        )
-        console.print(
-            f"{report.snapshots} snapshots, {report.packs} packs checked ({what}): "
-            + ("no errors" if report.ok else f"{len(report.errors)} error(s)"),
-            markup=False,
-        )
+        print_check_report(report, read_data)
     if not report.ok:
         raise IntegrityError(f"check found {len(report.errors)} error(s)")
 

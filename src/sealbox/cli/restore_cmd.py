@@ -7,10 +7,18 @@ from pathlib import Path
 
 import click
 
-from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+from sealbox.cli.common import (
+    config_option,
+    console,
+    fail_if_not_intact,
+    json_option,
+    load,
+    print_json,
+    warn,
+)
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import key_options, unlock
-from sealbox.errors import IntegrityError, OutputError
+from sealbox.errors import OutputError
 from sealbox.product_repo import destination_backend
 
 
@@ -136,12 +144,7 @@ def system(
             + (f"; loaded {loaded} database(s)" if loaded else ""),
             markup=False,
         )
-    if result.failed:
-        for failure in result.failed:
-            console.print(f"FAILED {failure}", markup=False)
-        raise IntegrityError(
-            f"{len(result.failed)} file(s) could not be restored intact (listed above)"
-        )
+    fail_if_not_intact(result.failed, "file(s)", as_json)
 
 
 @group.command("recordings")
@@ -204,7 +207,4 @@ def recordings(
             " each matched its recorded digest",
             markup=False,
         )
-        for failure in result.failed:
-            console.print(f"FAILED {failure}", markup=False)
-    if result.failed:
-        raise IntegrityError(f"{len(result.failed)} recording(s) could not be restored intact")
+    fail_if_not_intact(result.failed, "recording(s)", as_json)
