@@ -118,13 +118,7 @@ class S3Server:
         return name
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        stop_group(self.proc, timeout=20)
 
 
 @dataclass
@@ -196,9 +190,19 @@ class SSHServer:
             _unavailable("sshd did not start")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            self.proc.wait(timeout=20)
+        stop_group(self.proc, timeout=20)
+
+
+def stop_group(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a server started in its own process group: SIGTERM, then SIGKILL after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -285,10 +289,4 @@ class AgentServer:
         return TokenStore(self.root).create(namespace, admin=admin)[1]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        stop_group(self.proc, timeout=10)
