@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,20 @@ def timed(argv: list[str], **kw: object) -> float:
     started = time.perf_counter()
     subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
     return time.perf_counter() - started
+
+
+def timed_cpu(argv: list[str], **kw: object) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+system) of one command and its children; raises if it
+    fails. The CPU figure is the client's own work, whatever servers on the same box take."""
+    before = os.times()
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, **kw)  # type: ignore[call-overload]
+    wall = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return wall, cpu
 
 
 def write_config(path: Path, *, state_dir: Path, recipient: str, remote: Path, body: str) -> Path:
