@@ -39,6 +39,7 @@ test: lint typecheck unit
 docs: $(VENV)/.installed
 	$(BIN)/python -m sealbox.errors > docs/reference/exit-codes.md
 	$(BIN)/python -m sealbox.config.sample --markdown > docs/reference/config.md
+	$(BIN)/python -m sealbox.alerts.events > docs/reference/events.md
 
 bench: $(VENV)/.installed-dev tools
 	$(BIN)/python bench/secrets_bench.py

@@ -124,6 +124,13 @@ class OutputError(SealboxError):
     summary = "An output file could not be written (exists already, or unwritable)."
 
 
+class AlertDeliveryError(SealboxError):
+    exit_code = 11
+    summary = (
+        "An alert channel (email, syslog) did not accept an event; backups never fail for this."
+    )
+
+
 # Exit codes that do not come from a SealboxError class.
 OTHER_EXIT_CODES: list[tuple[int, str, str]] = [
     (0, "success", "The command did what was asked."),

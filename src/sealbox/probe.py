@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from sealbox.config.models import Config
 from sealbox.errors import SealboxError
 from sealbox.product_repo import destination_backend
 
-__all__ = ["ProbeResult", "probe", "probe_all"]
+__all__ = ["ProbeResult", "last_probes", "probe", "probe_all"]
 
 
 @dataclass
@@ -26,6 +30,7 @@ class ProbeResult:
     free: int | None = None
     total: int | None = None
     filesystem: str | None = None
+    last_ok: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +66,63 @@ def probe(config: Config, name: str) -> ProbeResult:
     return result
 
 
+def _probe_with_timeout(config: Config, name: str, timeout: float) -> ProbeResult:
+    """One probe in a daemon thread: a destination that hangs (a dead NFS mount, a black-holed
+    address) counts as unreachable after ``timeout`` and never blocks the caller longer."""
+    box: list[ProbeResult] = []
+
+    def work() -> None:
+        try:
+            box.append(probe(config, name))
+        except Exception as exc:  # a backend bug must not hide the other destinations
+            box.append(ProbeResult(name, "", ok=False, error=f"probe failed: {exc!r}"))
+
+    thread = threading.Thread(target=work, name=f"sealbox-probe-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if box:
+        return box[0]
+    url = config.destinations[name].url.split("?")[0]
+    return ProbeResult(name, url, ok=False, error=f"no answer within {timeout:g} s")
+
+
 def probe_all(config: Config, only: str | None = None) -> list[ProbeResult]:
     names = [only] if only else sorted(config.destinations)
-    return [probe(config, name) for name in names]
+    timeout = config.probes.timeout_seconds
+    results = [_probe_with_timeout(config, name, timeout) for name in names]
+    _remember(config.appliance.state_dir, results)
+    return results
+
+
+def _remember(state_dir: Path, results: list[ProbeResult]) -> None:
+    """Keep each destination's last probe and last success in ``state_dir/probes.json``."""
+    path = state_dir / "probes.json"
+    try:
+        doc: Any = orjson.loads(path.read_bytes())
+        if not isinstance(doc, dict):
+            doc = {}
+    except (OSError, orjson.JSONDecodeError):
+        doc = {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for r in results:
+        entry = doc.setdefault(r.destination, {})
+        previous_ok = entry.get("last_ok")
+        entry.update(r.to_dict())
+        entry["time"] = now
+        entry["last_ok"] = now if r.ok else previous_ok
+        r.last_ok = entry["last_ok"]
+        history = entry.setdefault("history", [])
+        history.append([now, r.ok, r.write_ms, r.read_ms])
+        del history[:-288]  # a day of five-minute probes
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / ".probes.json.tmp"
+    tmp.write_bytes(orjson.dumps(doc))
+    os.replace(tmp, path)
+
+
+def last_probes(state_dir: Path) -> dict[str, Any]:
+    try:
+        doc: Any = orjson.loads((state_dir / "probes.json").read_bytes())
+        return doc if isinstance(doc, dict) else {}
+    except (OSError, orjson.JSONDecodeError):
+        return {}

@@ -34,6 +34,7 @@ class SystemBackupResult:
     destination: str
     databases: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sizing_warning: str | None = None
 
 
 def _os_release() -> dict[str, str]:
@@ -140,6 +141,9 @@ def run(
         dest,
         destination_backend(config, dest),
     )
-    if sizing.warning():
-        warnings.append(str(sizing.warning()))
-    return SystemBackupResult(result, repo.backend.display, db_meta, warnings + result.warnings)
+    sizing_warning = sizing.warning()
+    if sizing_warning:
+        warnings.append(sizing_warning)
+    return SystemBackupResult(
+        result, repo.backend.display, db_meta, warnings + result.warnings, sizing_warning
+    )

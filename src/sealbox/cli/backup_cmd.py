@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from sealbox import secrets_backup
+from sealbox.alerts.report import backup_run
 from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+from sealbox.product_repo import destination_of
 
 
 @click.group("backup")
@@ -25,7 +27,9 @@ def secrets(
 ) -> None:
     """Export every secret, encrypt to the master key, sign, and store it off the appliance."""
     config = load(ctx, config_path)
-    result = secrets_backup.run(config, destination=destination)
+    with backup_run(config, "secrets", destination_of(config, "secrets", destination)) as run:
+        result = secrets_backup.run(config, destination=destination)
+        run.fields.update(bytes=result.size, files=result.total, snapshot=result.name)
     for message in result.warnings:
         warn(message)
     if as_json:
@@ -67,8 +71,14 @@ def system(
     from sealbox.cli.progress import backup_progress
 
     config = load(ctx, config_path)
-    with backup_progress("system backup", not as_json) as progress:
+    with (
+        backup_run(config, "system", destination_of(config, "system", destination)) as run,
+        backup_progress("system backup", not as_json) as progress,
+    ):
         result = system_backup.run(config, destination=destination, progress=progress)
+        snap = result.backup.snapshot
+        run.fields.update(bytes=result.backup.bytes_added, files=snap.files, snapshot=snap.id)
+        run.sizing_warning = result.sizing_warning
     for message in result.warnings:
         warn(message)
     snap = result.backup.snapshot
@@ -110,7 +120,13 @@ def recordings(
     from sealbox.recordings import store
 
     config = load(ctx, config_path)
-    result = store.run(config, destination=destination)
+    with backup_run(config, "recordings", destination_of(config, "recordings", destination)) as run:
+        result = store.run(config, destination=destination)
+        run.fields.update(
+            bytes=result.bytes,
+            files=result.stored,
+            snapshot=result.backup.snapshot.id if result.backup else None,
+        )
     for message in result.warnings:
         warn(message)
     for path in result.changed:

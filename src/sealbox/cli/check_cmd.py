@@ -71,5 +71,10 @@ def command(
         for name, report in reports.items():
             print_check_report(report, read_data, prefix=f"{name}: ")
     failed = [n for n, r in reports.items() if not r.ok]
+    from sealbox.alerts.report import integrity_failed
+
+    for name in failed:
+        errors = reports[name].errors
+        integrity_failed(config, name, f"{len(errors)} error(s), first: {errors[0]}", False)
     if failed:
         raise IntegrityError(f"check found errors at {', '.join(failed)}")

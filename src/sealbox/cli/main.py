@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ COMMANDS = {
     "forget": "sealbox.cli.forget_cmd:command",
     "status": "sealbox.cli.status_cmd:command",
     "probe": "sealbox.cli.probe_cmd:command",
+    "notify": "sealbox.cli.notify_cmd:group",
     "check": "sealbox.cli.check_cmd:command",
     "agent": "sealbox.cli.agent_cmd:group",
     "demo": "sealbox.cli.demo_cmd:command",
@@ -65,6 +67,7 @@ def cli(config_path: Path | None, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    _log_to_stderr()
     try:
         cli.main(args=args, prog_name="sealbox", standalone_mode=False)
     except SealboxError as exc:
@@ -94,6 +97,19 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 70
     return 0
+
+
+def _log_to_stderr() -> None:
+    """Sealbox's own warnings (an alert not delivered, unreadable state) as one stderr line each;
+    libraries stay quiet below WARNING."""
+    logger = logging.getLogger("sealbox")
+    if not any(getattr(h, "_sealbox", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("sealbox: warning: %(message)s"))
+        handler._sealbox = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def run() -> None:

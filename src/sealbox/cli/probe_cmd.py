@@ -1,4 +1,7 @@
-"""``sealbox probe [--destination NAME]``: one probe of each destination, with timing."""
+"""``sealbox probe [--destination NAME]``: one probe of each destination, with timing.
+
+Each result feeds the alerts (unreachable once when it starts, reminders, recovered once); a full
+probe also looks for overdue backups and a missing master key, as the daemon's probes do."""
 
 from __future__ import annotations
 
@@ -25,6 +28,13 @@ def command(
     if destination and destination not in config.destinations:
         raise ConfigError(f"no destination named {destination!r} in the config")
     results = probe_all(config, destination)
+    from sealbox.alerts import report
+
+    for r in results:
+        report.probe_outcome(config, r.destination, r.url, r.ok, r.error, r.last_ok)
+    if destination is None:
+        report.check_overdue(config)
+        report.check_key(config)
     if as_json:
         print_json([r.to_dict() for r in results])
     else:

@@ -79,4 +79,8 @@ def verify(
             markup=False,
         )
     if not report.ok:
+        from sealbox.alerts.report import integrity_failed
+
+        summary = f"{len(report.errors)} problem(s), first: {report.errors[0]}"
+        integrity_failed(config, name, summary, tampering=True)
         raise IntegrityError(f"recordings verify found {len(report.errors)} problem(s)")

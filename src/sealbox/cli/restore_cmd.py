@@ -75,76 +75,87 @@ def system(
 ) -> None:
     """Rebuild files and databases from a system snapshot (an id prefix, or "latest")."""
     from sealbox import system_restore
+    from sealbox.alerts.report import restore_run
+    from sealbox.product_repo import destination_of
 
     config = load(ctx, config_path)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
-    assert unlocked is not None
-    restore = system_restore.plan(
+    with restore_run(
         config,
+        "system",
+        destination_of(config, "system", destination),
         snapshot,
-        target,
-        unlocked,
-        includes=list(includes) or None,
-        databases=databases,
-        database_files=database_files or bool(only and not databases),
-        only=list(only) or None,
-        replace=replace,
-        destination=destination,
-    )
-    info = restore.describe()
-    if not as_json:
-        console.print(
-            f"Plan: snapshot {info['snapshot'][:12]} ({info['time'][:19]}) into {target}",
-            markup=False,
+        str(target),
+        enabled=not dry_run,
+    ):
+        assert unlocked is not None
+        restore = system_restore.plan(
+            config,
+            snapshot,
+            target,
+            unlocked,
+            includes=list(includes) or None,
+            databases=databases,
+            database_files=database_files or bool(only and not databases),
+            only=list(only) or None,
+            replace=replace,
+            destination=destination,
         )
-        console.print(f"  files      {info['files']:,} ({info['bytes']:,} bytes)", markup=False)
-        for db in info["databases"]:
+        info = restore.describe()
+        if not as_json:
             console.print(
-                f"  database   {db['label']} ({db['bytes']:,} bytes): {db['action']}", markup=False
-            )
-        console.print(
-            f"  space      {info['bytes']:,} bytes needed, {info['free']:,} free", markup=False
-        )
-        inv = info["inventory"]
-        if inv:
-            console.print(
-                f"  made on    {inv.get('os', '?')}, {inv.get('packages', 0)} Debian packages,"
-                f" sealbox {inv.get('sealbox_version', '?')}",
+                f"Plan: snapshot {info['snapshot'][:12]} ({info['time'][:19]}) into {target}",
                 markup=False,
             )
-    if info["bytes"] > info["free"]:
-        raise OutputError(
-            f"not enough space in {target}: the restore needs {info['bytes']:,} bytes,"
-            f" {info['free']:,} are free"
-        )
-    if dry_run:
+            console.print(f"  files      {info['files']:,} ({info['bytes']:,} bytes)", markup=False)
+            for db in info["databases"]:
+                console.print(
+                    f"  database   {db['label']} ({db['bytes']:,} bytes): {db['action']}",
+                    markup=False,
+                )
+            console.print(
+                f"  space      {info['bytes']:,} bytes needed, {info['free']:,} free", markup=False
+            )
+            inv = info["inventory"]
+            if inv:
+                console.print(
+                    f"  made on    {inv.get('os', '?')}, {inv.get('packages', 0)} Debian packages,"
+                    f" sealbox {inv.get('sealbox_version', '?')}",
+                    markup=False,
+                )
+        if info["bytes"] > info["free"]:
+            raise OutputError(
+                f"not enough space in {target}: the restore needs {info['bytes']:,} bytes,"
+                f" {info['free']:,} are free"
+            )
+        if dry_run:
+            if as_json:
+                print_json({**info, "dry_run": True})
+            return
+        total = info["bytes"] + sum(db["bytes"] for db in info["databases"])
+        with bytes_progress("restore", total, not as_json) as bar:
+            result = system_restore.run(restore, on_bytes=lambda n: bar.advance(n))
+        for message in result.warnings:
+            warn(message)
         if as_json:
-            print_json({**info, "dry_run": True})
-        return
-    total = info["bytes"] + sum(db["bytes"] for db in info["databases"])
-    with bytes_progress("restore", total, not as_json) as bar:
-        result = system_restore.run(restore, on_bytes=lambda n: bar.advance(n))
-    for message in result.warnings:
-        warn(message)
-    if as_json:
-        print_json(
-            {
-                **info,
-                "restored_files": result.files,
-                "restored_bytes": result.bytes,
-                "failed": result.failed,
-                "verified": True,
-                "seconds": round(result.seconds, 3),
-            }
-        )
-    else:
-        loaded = sum(1 for db in info["databases"] if db["action"] == "load")
-        console.print(
-            f"Restored {result.files:,} files ({result.bytes:,} bytes), every file read back and verified"
-            + (f"; loaded {loaded} database(s)" if loaded else ""),
-            markup=False,
-        )
-    fail_if_not_intact(result.failed, "file(s)", as_json)
+            print_json(
+                {
+                    **info,
+                    "restored_files": result.files,
+                    "restored_bytes": result.bytes,
+                    "failed": result.failed,
+                    "verified": True,
+                    "seconds": round(result.seconds, 3),
+                }
+            )
+        else:
+            loaded = sum(1 for db in info["databases"] if db["action"] == "load")
+            console.print(
+                f"Restored {result.files:,} files ({result.bytes:,} bytes), every file read back and verified"
+                + (f"; loaded {loaded} database(s)" if loaded else ""),
+                markup=False,
+            )
+        fail_if_not_intact(result.failed, "file(s)", as_json)
 
 
 @group.command("recordings")
@@ -176,6 +187,7 @@ def recordings(
     as_json: bool,
 ) -> None:
     """Restore recordings by session or time range; each is checked against its recorded digest."""
+    from sealbox.alerts.report import restore_run
     from sealbox.product_repo import destination_of
     from sealbox.recordings.restore import restore, select
     from sealbox.recordings.verify import entries_of
@@ -188,23 +200,26 @@ def recordings(
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
     assert unlocked is not None
     name = destination_of(config, "recordings", destination)
-    repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
-    utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
-    chosen = select(entries_of(repo), session, utc[0], utc[1])
-    result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)
-    if as_json:
-        print_json(
-            {
-                "restored": result.files,
-                "bytes": result.bytes,
-                "failed": result.failed,
-                "recordings": [e["path"] for e in chosen],
-            }
-        )
-    else:
-        console.print(
-            f"Restored {result.files} recording(s), {result.bytes:,} bytes, into {target};"
-            " each matched its recorded digest",
-            markup=False,
-        )
-    fail_if_not_intact(result.failed, "recording(s)", as_json)
+    with restore_run(
+        config, "recordings", name, session or f"{since or ''}..{until or ''}", str(target)
+    ):
+        repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
+        utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
+        chosen = select(entries_of(repo), session, utc[0], utc[1])
+        result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)
+        if as_json:
+            print_json(
+                {
+                    "restored": result.files,
+                    "bytes": result.bytes,
+                    "failed": result.failed,
+                    "recordings": [e["path"] for e in chosen],
+                }
+            )
+        else:
+            console.print(
+                f"Restored {result.files} recording(s), {result.bytes:,} bytes, into {target};"
+                " each matched its recorded digest",
+                markup=False,
+            )
+        fail_if_not_intact(result.failed, "recording(s)", as_json)

@@ -452,6 +452,19 @@ class EmailAlert(_Model):
         alias="from", description="Sender address.", examples=["sealbox@pam-01.example"]
     )
     to: list[str] = Field(min_length=1, description="Recipients.", examples=[["soc@example.com"]])
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle to verify the server's certificate (default: the system's).",
+        examples=[None],
+    )
+    min_severity: Literal["critical", "error", "warning", "notice", "info"] = Field(
+        default="notice",
+        description="Send events at least this severe (info adds every successful backup).",
+        examples=["notice"],
+    )
+    timeout_seconds: float = Field(
+        default=20, gt=0, description="Connect and send timeout.", examples=[20]
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -465,6 +478,38 @@ class SyslogAlert(_Model):
     format: Literal["cef", "leef", "plain"] = Field(
         default="cef", description="Payload format.", examples=["cef"]
     )
+    facility: Literal[
+        "kern",
+        "user",
+        "daemon",
+        "auth",
+        "authpriv",
+        "local0",
+        "local1",
+        "local2",
+        "local3",
+        "local4",
+        "local5",
+        "local6",
+        "local7",
+    ] = Field(default="auth", description="Syslog facility.", examples=["auth"])
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle to verify the collector's certificate (tls; default: the system's).",
+        examples=[None],
+    )
+    client_cert: Path | None = Field(
+        default=None, description="Client certificate for mutual TLS (PEM).", examples=[None]
+    )
+    client_key: Path | None = Field(
+        default=None, description="Its private key (PEM).", examples=[None]
+    )
+    min_severity: Literal["critical", "error", "warning", "notice", "info"] = Field(
+        default="info", description="Send events at least this severe.", examples=["info"]
+    )
+    timeout_seconds: float = Field(
+        default=10, gt=0, description="Connect and send timeout (tcp, tls).", examples=[10]
+    )
 
 
 class AlertsConfig(_Model):
@@ -474,6 +519,41 @@ class AlertsConfig(_Model):
     syslog: SyslogAlert | list[SyslogAlert] | None = Field(
         default=None, description="SIEM channel(s)."
     )
+    reminder_hours: float = Field(
+        default=24,
+        gt=0,
+        description="While a condition lasts (destination down, backups failing), remind at most"
+        " this often.",
+        examples=[24],
+    )
+    retry_hours: float = Field(
+        default=72,
+        gt=0,
+        description="Keep retrying an undelivered alert this long, then drop it (logged).",
+        examples=[72],
+    )
+
+    def channels(self) -> list[EmailAlert | SyslogAlert]:
+        found: list[EmailAlert | SyslogAlert] = []
+        for part in (self.email, self.syslog):
+            if isinstance(part, list):
+                found += part
+            elif part is not None:
+                found.append(part)
+        return found
+
+
+class ProbesConfig(_Model):
+    schedule: str = Field(
+        default="*/5 * * * *",
+        description="Cron expression for the daemon's destination probes.",
+        examples=["*/5 * * * *"],
+    )
+    timeout_seconds: float = Field(
+        default=30, gt=0, description="A probe slower than this counts as a failure.", examples=[30]
+    )
+
+    _cron = field_validator("schedule")(_check_cron)
 
 
 class Config(_Model):
@@ -493,6 +573,7 @@ class Config(_Model):
     )
     daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="The daemon.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert channels.")
+    probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Destination probes.")
 
     @field_validator("destinations")
     @classmethod

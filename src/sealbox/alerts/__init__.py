@@ -1,0 +1,1 @@
+"""Alerts: the event catalogue, email and syslog channels, and when to send."""

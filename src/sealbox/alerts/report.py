@@ -1,0 +1,218 @@
+"""Where the product's commands meet the alerts: backups, restores, checks, probes, overdue runs.
+
+Every helper here swallows a channel's failure (the notifier logs and queues it): an alert never
+changes a command's outcome or exit code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sealbox.alerts.notifier import Notifier
+from sealbox.config.models import Config
+from sealbox.errors import KeyNotSetError, SealboxError
+
+__all__ = [
+    "RunReport",
+    "backup_run",
+    "check_key",
+    "check_overdue",
+    "integrity_failed",
+    "probe_outcome",
+    "restore_run",
+]
+
+KINDS = ("secrets", "system", "recordings")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class RunReport:
+    """What a finished run tells its event (bytes, files, snapshot, sizing warning ...)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    sizing_warning: str | None = None
+
+
+def _note_run(notifier: Notifier, kind: str, ok: bool) -> dict[str, Any]:
+    def change(doc: dict[str, Any]) -> dict[str, Any]:
+        entry = doc.setdefault(kind, {"first_seen": _now_iso(), "last_success": None})
+        if ok:
+            entry["last_success"] = _now_iso()
+        return dict(entry)
+
+    return notifier.update_state("runs.json", change)
+
+
+@contextlib.contextmanager
+def backup_run(config: Config, kind: str, destination: str) -> Iterator[RunReport]:
+    notifier = Notifier(config)
+    report = RunReport()
+    started = datetime.now(UTC)
+    try:
+        yield report
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, SealboxError) else f"internal error: {exc!r}"
+        entry = _note_run(notifier, kind, ok=False)
+        notifier.condition(
+            f"backup:{kind}",
+            notifier.event(
+                f"backup.{kind}.failed",
+                destination=destination,
+                reason=reason,
+                last_success=entry["last_success"] or "never",
+            ),
+        )
+        if isinstance(exc, KeyNotSetError):
+            notifier.condition("key", notifier.event("key.not_set", reason=str(exc)))
+        raise
+    _note_run(notifier, kind, ok=True)
+    fields = {
+        "destination": destination,
+        "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
+        **report.fields,
+    }
+    # The first success after failures ends the condition and is worth a notice (emails it).
+    recovered = notifier.clear(
+        f"backup:{kind}", notifier.event(f"backup.{kind}.succeeded", "notice", **fields)
+    )
+    if recovered is None:
+        notifier.send(notifier.event(f"backup.{kind}.succeeded", **fields))
+    notifier.clear(f"overdue:{kind}", None)
+    notifier.clear("key", None)
+    if report.sizing_warning:
+        notifier.condition(
+            f"sizing:{destination}",
+            notifier.event(
+                "destination.below_sizing_target",
+                destination=destination,
+                reason=report.sizing_warning,
+            ),
+        )
+    else:
+        notifier.clear(f"sizing:{destination}", None)
+
+
+@contextlib.contextmanager
+def restore_run(
+    config: Config,
+    kind: str,
+    destination: str,
+    snapshot: str | None,
+    target: str | None,
+    enabled: bool = True,
+) -> Iterator[RunReport]:
+    report = RunReport()
+    if not enabled:  # a dry run: nothing is restored, nothing to tell
+        yield report
+        return
+    notifier = Notifier(config)
+    common: dict[str, Any] = {
+        "kind": kind,
+        "destination": destination,
+        "snapshot": snapshot,
+        "target": target,
+    }
+    notifier.send(notifier.event("restore.started", **common))
+    started = datetime.now(UTC)
+    try:
+        yield report
+    except KeyboardInterrupt:
+        notifier.send(notifier.event("restore.failed", reason="interrupted", **common))
+        raise
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, SealboxError) else f"internal error: {exc!r}"
+        notifier.send(notifier.event("restore.failed", reason=reason, **common))
+        raise
+    duration = round((datetime.now(UTC) - started).total_seconds(), 1)
+    notifier.send(
+        notifier.event("restore.succeeded", duration_s=duration, **common, **report.fields)
+    )
+
+
+def integrity_failed(config: Config, destination: str, reason: str, tampering: bool) -> None:
+    notifier = Notifier(config)
+    name = "recordings.tampering_detected" if tampering else "check.integrity_failed"
+    notifier.send(notifier.event(name, destination=destination, reason=reason))
+
+
+def probe_outcome(
+    config: Config, destination: str, url: str, ok: bool, error: str | None, last_ok: str | None
+) -> None:
+    """Turn one probe result into at most one alert: on the change of state, and reminders."""
+    notifier = Notifier(config)
+    key = f"destination:{destination}"
+    if ok:
+        notifier.clear(
+            key, notifier.event("destination.recovered", destination=destination, url=url)
+        )
+    else:
+        notifier.condition(
+            key,
+            notifier.event(
+                "destination.unreachable",
+                destination=destination,
+                url=url,
+                reason=error or "unknown",
+                last_success=last_ok or "never",
+            ),
+        )
+
+
+def check_overdue(config: Config, now: datetime | None = None) -> list[str]:
+    """Kinds with no success within twice their schedule's interval (as this appliance saw its
+    own runs); raises the ``overdue:KIND`` condition for each, so it alerts once then reminds."""
+    from sealbox.schedule import interval
+
+    now = now or datetime.now(UTC)
+    notifier = Notifier(config)
+    runs = notifier.read_state("runs.json")
+    overdue: list[str] = []
+    for kind in KINDS:
+        section: Any = getattr(config, kind)
+        if section is None:
+            continue
+        entry = runs.get(kind)
+        if entry is None:
+            _note_run(notifier, kind, ok=False)  # start the clock at the first look
+            continue
+        last = entry["last_success"] or entry["first_seen"]
+        since = datetime.strptime(last, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        if now - since > 2 * interval(section.schedule, now):
+            overdue.append(kind)
+            notifier.condition(
+                f"overdue:{kind}",
+                notifier.event(
+                    f"backup.{kind}.overdue",
+                    destination=section.destination,
+                    last_success=entry["last_success"] or "never",
+                    schedule=section.schedule,
+                ),
+            )
+    return overdue
+
+
+def check_key(config: Config) -> bool:
+    """The ``key`` condition: no master key in the keystore and no recipients configured."""
+    from sealbox.keystore import Keystore
+
+    notifier = Notifier(config)
+    if Keystore(config.appliance.state_dir).current() is None and not config.keys.recipients:
+        notifier.condition(
+            "key",
+            notifier.event(
+                "key.not_set", reason="no master key: run `sealbox keys ceremony` with custodians"
+            ),
+        )
+        return False
+    notifier.clear("key", None)
+    return True

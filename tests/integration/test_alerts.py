@@ -1,0 +1,346 @@
+"""Alerts against real receivers on 127.0.0.1: SMTP (aiosmtpd, plain/STARTTLS/implicit TLS, with
+login) and syslog (UDP, TCP, TLS), with a real agent going down and coming back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sealbox.alerts.channels import EmailChannel, SyslogChannel
+from sealbox.alerts.events import make_event
+from sealbox.alerts.notifier import Notifier, recent_deliveries
+from sealbox.config.load import load_config
+from sealbox.config.models import EmailAlert, SyslogAlert
+from sealbox.errors import AlertDeliveryError
+from tests.receivers import (
+    SMTPReceiver,
+    SyslogReceiver,
+    closed_port,
+    parse_cef,
+    parse_leef,
+    parse_rfc5424,
+)
+from tests.servers import AgentServer, free_port, self_signed
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory):
+    return self_signed(tmp_path_factory.mktemp("alert-tls"))
+
+
+@pytest.fixture
+def smtp(tls_pair):
+    server = SMTPReceiver(*tls_pair, mode="starttls").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def syslog_tcp():
+    server = SyslogReceiver("tcp").start()
+    yield server
+    server.stop()
+
+
+def _event(name="destination.unreachable", **fields):
+    return make_event(name, "pam-01", destination="offsite", reason="refused", **fields)
+
+
+def _email(port, ca=None, **kw):
+    return EmailAlert.model_validate(
+        {"host": "127.0.0.1", "port": port, "from": "sealbox@pam-01", "to": ["soc@x", "ops@x"]}
+        | ({"ca_file": str(ca)} if ca else {})
+        | kw
+    )
+
+
+def test_email_over_starttls_reaches_every_recipient(smtp, tls_pair):
+    EmailChannel(_email(smtp.port, tls_pair[0])).send(_event(since="2026-11-26T08:00:00Z"))
+    [msg] = smtp.wait(1)
+    assert smtp.envelopes[0].rcpt_tos == ["soc@x", "ops@x"]
+    assert msg["Subject"].startswith("[Sealbox pam-01] ERROR: destination offsite unreachable")
+    assert msg["X-Sealbox-Event"] == "100 destination.unreachable"
+    body = msg.get_payload(decode=True).decode()
+    assert "refused" in body and "Since:" in body and "What to check:" in body
+
+
+def test_email_starttls_with_an_unknown_certificate_is_refused(smtp):
+    with pytest.raises(AlertDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+        EmailChannel(_email(smtp.port)).send(_event())  # system CAs do not know the test CA
+    assert smtp.messages == []
+
+
+def test_email_never_downgrades_when_starttls_is_missing():
+    server = SMTPReceiver(mode="plain").start()
+    try:
+        with pytest.raises(AlertDeliveryError, match="does not offer STARTTLS"):
+            EmailChannel(_email(server.port)).send(_event())
+        EmailChannel(_email(server.port, starttls=False)).send(_event())  # explicitly plain
+        assert len(server.wait(1)) == 1
+    finally:
+        server.stop()
+
+
+def test_email_implicit_tls_with_login(tls_pair, tmp_path):
+    server = SMTPReceiver(*tls_pair, mode="tls", login=("sealbox", "s3cret")).start()
+    password = tmp_path / "smtp.pw"
+    password.write_text("s3cret\n")
+    try:
+        good = _email(
+            server.port,
+            tls_pair[0],
+            tls=True,
+            starttls=False,
+            username="sealbox",
+            password_file=str(password),
+        )
+        EmailChannel(good).send(_event())
+        assert len(server.wait(1)) == 1
+        password.write_text("wrong")
+        with pytest.raises(AlertDeliveryError, match="login refused") as caught:
+            EmailChannel(good).send(_event())
+        assert "wrong" not in str(caught.value) and "s3cret" not in str(caught.value)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("transport", "fmt"), [("udp", "cef"), ("tcp", "leef"), ("tls", "cef"), ("tcp", "plain")]
+)
+def test_syslog_transports_and_formats(transport, fmt, tls_pair):
+    server = SyslogReceiver(transport, *tls_pair).start()
+    try:
+        config = SyslogAlert(
+            host="127.0.0.1",
+            port=server.port,
+            transport=transport,
+            format=fmt,
+            ca_file=tls_pair[0] if transport == "tls" else None,
+        )
+        channel = SyslogChannel(config)
+        channel.send(_event(consecutive_failures=2))
+        channel.send(_event("destination.recovered"))
+        lines = server.wait(2)
+        assert len(lines) == 2 and not server.errors
+        first = parse_rfc5424(lines[0])
+        assert first["severity"] == 3 and first["facility"] == 4
+        assert first["msgid"] == "destination.unreachable"
+        assert parse_rfc5424(lines[1])["severity"] == 5
+        if fmt == "cef":
+            cef = parse_cef(first["msg"])
+            assert cef["signature"] == "100" and cef["ext"]["reason"] == "refused"
+        elif fmt == "leef":
+            leef = parse_leef(first["msg"])
+            assert leef["event"] == "destination.unreachable"
+            assert leef["attrs"]["consecutive_failures"] == "2"
+        else:
+            assert first["msg"].startswith("ERROR destination offsite unreachable")
+    finally:
+        server.stop()
+
+
+def test_syslog_tls_refuses_an_unverified_collector(tls_pair):
+    server = SyslogReceiver("tls", *tls_pair).start()
+    try:
+        channel = SyslogChannel(SyslogAlert(host="127.0.0.1", port=server.port, transport="tls"))
+        with pytest.raises(AlertDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            channel.send(_event())
+    finally:
+        server.stop()
+
+
+# -- the notifier -------------------------------------------------------------------------------
+def _config(tmp_path: Path, alerts: str, extra: str = "") -> Path:
+    path = tmp_path / "sealbox.toml"
+    path.write_text(
+        f"""
+[appliance]
+name = "pam-01"
+state_dir = "{tmp_path / "state"}"
+var_dir = "{tmp_path}"
+{extra}
+[alerts]
+{alerts}
+"""
+    )
+    return path
+
+
+def _syslog_toml(port: int, transport: str = "tcp") -> str:
+    return (
+        f'syslog = {{ host = "127.0.0.1", port = {port}, transport = "{transport}",'
+        f' format = "cef" }}'
+    )
+
+
+def test_a_condition_alerts_once_reminds_later_and_recovers_once(tmp_path, syslog_tcp):
+    config = load_config(_config(tmp_path, _syslog_toml(syslog_tcp.port)))
+    notifier = Notifier(config)
+    for _ in range(3):
+        notifier.condition("destination:offsite", _event())
+    assert len(syslog_tcp.wait(1)) == 1
+    # A reminder is due once reminder_hours have passed since the last alert.
+    state = json.loads((tmp_path / "state" / "alerts" / "conditions.json").read_text())
+    state["destination:offsite"]["last_sent"] = "2000-01-01T00:00:00Z"
+    (tmp_path / "state" / "alerts" / "conditions.json").write_text(json.dumps(state))
+    notifier.condition("destination:offsite", _event())
+    reminder = parse_cef(parse_rfc5424(syslog_tcp.wait(2)[1])["msg"])
+    assert reminder["ext"]["cn1"] == "4"  # consecutive failures counted across runs
+    notifier.clear("destination:offsite", make_event("destination.recovered", "pam-01"))
+    notifier.clear("destination:offsite", make_event("destination.recovered", "pam-01"))
+    lines = syslog_tcp.wait(3)
+    assert len(lines) == 3 and parse_rfc5424(lines[2])["msgid"] == "destination.recovered"
+
+
+def test_an_undelivered_alert_is_queued_and_sent_later(tmp_path):
+    port = closed_port()
+    config = load_config(_config(tmp_path, _syslog_toml(port)))
+    results = Notifier(config).send(_event())
+    assert [r.ok for r in results] == [False]
+    outbox = json.loads((tmp_path / "state" / "alerts" / "outbox.json").read_text())
+    assert len(outbox) == 1
+    server = SyslogReceiver("tcp", port=port).start()
+    try:
+        Notifier(config).flush()
+        assert parse_rfc5424(server.wait(1)[0])["msgid"] == "destination.unreachable"
+        assert json.loads((tmp_path / "state" / "alerts" / "outbox.json").read_text()) == []
+        log = recent_deliveries(tmp_path / "state")
+        assert [d["ok"] for d in log] == [True, False]  # newest first
+        assert log[0]["retry"] is True
+    finally:
+        server.stop()
+
+
+def test_min_severity_filters_per_channel(tmp_path, smtp, tls_pair, syslog_tcp):
+    alerts = (
+        f'email = {{ host = "127.0.0.1", port = {smtp.port}, from = "s@x", to = ["o@x"],'
+        f' ca_file = "{tls_pair[0]}" }}\n' + _syslog_toml(syslog_tcp.port)
+    )
+    config = load_config(_config(tmp_path, alerts))
+    notifier = Notifier(config)
+    notifier.send(make_event("backup.system.succeeded", "pam-01", destination="offsite"))
+    notifier.send(_event())
+    assert len(syslog_tcp.wait(2)) == 2  # the SIEM takes info and up
+    assert len(smtp.wait(1)) == 1 and "unreachable" in smtp.messages[0]["Subject"]
+
+
+def test_notify_test_reports_each_channel(tmp_path, sealbox, smtp, tls_pair, syslog_tcp):
+    alerts = (
+        f'email = [{{ host = "127.0.0.1", port = {smtp.port}, from = "s@x", to = ["o@x"],'
+        f' ca_file = "{tls_pair[0]}", min_severity = "critical" }}]\n'
+        f"syslog = [{_syslog_toml(syslog_tcp.port)[9:]},"
+        f' {{ host = "127.0.0.1", port = {closed_port()}, transport = "tcp" }}]'
+    )
+    config = _config(tmp_path, alerts)
+    result = sealbox("notify", "test", "--config", config)
+    assert result.code == 11, result.err
+    assert "email:127.0.0.1" in result.out and "delivered" in result.out
+    assert "FAILED" in result.out and "Connection refused" in result.out
+    assert len(smtp.wait(1)) == 1 and "test event" in smtp.messages[0]["Subject"]
+    assert parse_rfc5424(syslog_tcp.wait(1)[0])["msgid"] == "notify.test"
+    assert "sealbox: error: 1 of 3 channel(s) did not deliver" in result.err
+
+
+def test_notify_test_without_channels_says_so(tmp_path, sealbox):
+    result = sealbox("notify", "test", "--config", _config(tmp_path, ""))
+    assert result.code == 3 and "no alert channel configured" in result.err
+
+
+def test_a_failed_backup_alerts_and_the_next_success_recovers(tmp_path, sealbox, syslog_tcp):
+    alerts = _syslog_toml(syslog_tcp.port)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    extra = f"""
+[keys]
+recipients = ["age1c980te9ahls34kt99kll9jj43l85gqmj83qnrchhpcuulw2hrussuwet0j"]
+[destinations.offsite]
+url = "file://{remote}"
+allow_on_appliance = true
+[secrets]
+destination = "offsite"
+[[secrets.sources]]
+type = "json"
+path = "{tmp_path / "vault.json"}"
+"""
+    config = _config(tmp_path, alerts, extra)
+    failed = sealbox("backup", "secrets", "--config", config)  # vault.json missing
+    assert failed.code != 0
+    again = sealbox("backup", "secrets", "--config", config)
+    assert again.code == failed.code
+    first = parse_rfc5424(syslog_tcp.wait(1)[0])
+    assert first["msgid"] == "backup.secrets.failed" and first["severity"] == 3
+    (tmp_path / "vault.json").write_text(
+        json.dumps({"items": [{"id": "a", "type": "secret", "name": "t", "secret": {"k": "v"}}]})
+    )
+    ok = sealbox("backup", "secrets", "--config", config)
+    assert ok.code == 0, ok.err
+    lines = syslog_tcp.wait(2)
+    assert len(lines) == 2  # the second failure was folded into the first alert
+    recovered = parse_rfc5424(lines[1])
+    assert recovered["msgid"] == "backup.secrets.succeeded" and recovered["severity"] == 5
+    assert parse_cef(recovered["msg"])["ext"]["cn1"] == "2"  # two failures before it
+
+
+# -- the scenario of the issue ------------------------------------------------------------------
+def test_agent_down_and_back_alerts_exactly_once_each_way(tmp_path, sealbox, tls_pair):
+    directory = tmp_path / "agent"
+    directory.mkdir()
+    cert, key = self_signed(directory)
+    agent = AgentServer(directory / "root", free_port(), cert, key)
+    agent.start()
+    smtp = SMTPReceiver(*tls_pair, mode="starttls").start()
+    siem = SyslogReceiver("tls", *tls_pair).start()
+    try:
+        token = directory / "token"
+        token.write_text(agent.token("pam-01"))
+        alerts = (
+            f'email = {{ host = "127.0.0.1", port = {smtp.port}, from = "sealbox@pam-01",'
+            f' to = ["soc@example.com"], ca_file = "{tls_pair[0]}" }}\n'
+            f'syslog = {{ host = "127.0.0.1", port = {siem.port}, transport = "tls",'
+            f' format = "leef", ca_file = "{tls_pair[0]}" }}'
+        )
+        extra = f"""
+[keys]
+recipients = ["age1c980te9ahls34kt99kll9jj43l85gqmj83qnrchhpcuulw2hrussuwet0j"]
+[destinations.offsite]
+url = "{agent.base}/pam-01"
+token_file = "{token}"
+ca_file = "{cert}"
+[probes]
+timeout_seconds = 10
+"""
+        config = _config(tmp_path, alerts, extra)
+        up = sealbox("probe", "--destination", "offsite", "--config", config)
+        assert up.code == 0, up.err
+        assert smtp.messages == [] and siem.messages == []
+
+        agent.stop()
+        down = sealbox("probe", "--destination", "offsite", "--config", config)
+        assert down.code == 7 and "UNREACHABLE" in down.out
+        assert len(smtp.wait(1)) == 1 and len(siem.wait(1)) == 1
+        assert "offsite unreachable" in smtp.messages[0]["Subject"]
+        leef = parse_leef(parse_rfc5424(siem.messages[0])["msg"])
+        assert leef["event"] == "destination.unreachable"
+        assert leef["attrs"]["url"].startswith("agent+https://127.0.0.1:")
+        assert token.read_text() not in siem.messages[0]
+        assert token.read_text() not in smtp.messages[0].as_string()
+
+        again = sealbox("probe", "--destination", "offsite", "--config", config)
+        assert again.code == 7
+        assert len(smtp.wait(2, seconds=1)) == 1 and len(siem.wait(2, seconds=1)) == 1
+
+        agent.start()
+        back = sealbox("probe", "--destination", "offsite", "--config", config)
+        assert back.code == 0, back.err
+        assert len(smtp.wait(2)) == 2 and len(siem.wait(2)) == 2
+        assert "reachable again" in smtp.messages[1]["Subject"]
+        recovered = parse_leef(parse_rfc5424(siem.messages[1])["msg"])
+        assert recovered["event"] == "destination.recovered"
+        assert recovered["attrs"]["consecutive_failures"] == "2"
+        assert len(smtp.wait(3, seconds=1)) == 2 and len(siem.wait(3, seconds=1)) == 2
+    finally:
+        agent.stop()
+        smtp.stop()
+        siem.stop()
