@@ -238,3 +238,8 @@ def parse_leef(payload: str) -> dict[str, Any]:
         "event": parts[4],
         "attrs": attrs,
     }
+
+
+def cef_labelled(ext: dict[str, str]) -> dict[str, str]:
+    """CEF custom fields by their labels: {"last_success": ...} from cs2Label/cs2."""
+    return {ext[k]: ext[k[: -len("Label")]] for k in ext if k.endswith("Label")}

@@ -24,6 +24,7 @@ class ProbeResult:
     url: str
     ok: bool
     error: str | None = None
+    list_ms: float | None = None
     write_ms: float | None = None
     read_ms: float | None = None
     delete_ms: float | None = None
@@ -42,6 +43,12 @@ def probe(config: Config, name: str) -> ProbeResult:
     canary = f"probes/canary-{config.appliance.name}-{os.urandom(6).hex()}"
     payload = os.urandom(4096)
     try:
+        started = time.perf_counter()
+        # Listing first: a file:// share that is not mounted (its directory gone) fails here,
+        # instead of the canary write creating the directory on the appliance's own disk.
+        for _ in backend.list("probes/"):
+            pass
+        result.list_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         backend.put(canary, payload, exclusive=True)
         backend.flush()

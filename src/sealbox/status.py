@@ -139,6 +139,11 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         sizing.append(report.to_dict())
         if report.warning():
             warnings.append(str(report.warning()))
+    alerts = _alerts(config)
+    if alerts["undelivered"]:
+        warnings.append(
+            f"{alerts['undelivered']} alert(s) not delivered yet (queued; see `sealbox notify test`)"
+        )
     return {
         "appliance": config.appliance.name,
         "time": _iso(now),
@@ -147,5 +152,24 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "kinds": kinds,
         "destinations": [{"name": n, "health": h} for n, h in sorted(health.items())],
         "sizing": sizing,
+        "alerts": alerts,
         "warnings": warnings,
+    }
+
+
+def _alerts(config: Config) -> dict[str, Any]:
+    """The alert conditions in progress, what waits in the outbox, the last deliveries."""
+    from sealbox.alerts.notifier import Notifier, recent_deliveries
+    from sealbox.probe import last_probes
+
+    notifier = Notifier(config)
+    return {
+        "channels": [c.id for c in notifier.channels],
+        "conditions": notifier.active(),
+        "undelivered": notifier.queued(),
+        "recent": recent_deliveries(config.appliance.state_dir, limit=20),
+        "probes": {
+            name: {k: v for k, v in probe.items() if k != "history"}
+            for name, probe in last_probes(config.appliance.state_dir).items()
+        },
     }

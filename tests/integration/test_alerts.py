@@ -17,6 +17,7 @@ from sealbox.errors import AlertDeliveryError
 from tests.receivers import (
     SMTPReceiver,
     SyslogReceiver,
+    cef_labelled,
     closed_port,
     parse_cef,
     parse_leef,
@@ -187,7 +188,7 @@ def test_a_condition_alerts_once_reminds_later_and_recovers_once(tmp_path, syslo
     (tmp_path / "state" / "alerts" / "conditions.json").write_text(json.dumps(state))
     notifier.condition("destination:offsite", _event())
     reminder = parse_cef(parse_rfc5424(syslog_tcp.wait(2)[1])["msg"])
-    assert reminder["ext"]["cn1"] == "4"  # consecutive failures counted across runs
+    assert cef_labelled(reminder["ext"])["consecutive_failures"] == "4"  # counted across runs
     notifier.clear("destination:offsite", make_event("destination.recovered", "pam-01"))
     notifier.clear("destination:offsite", make_event("destination.recovered", "pam-01"))
     lines = syslog_tcp.wait(3)
@@ -280,7 +281,7 @@ path = "{tmp_path / "vault.json"}"
     assert len(lines) == 2  # the second failure was folded into the first alert
     recovered = parse_rfc5424(lines[1])
     assert recovered["msgid"] == "backup.secrets.succeeded" and recovered["severity"] == 5
-    assert parse_cef(recovered["msg"])["ext"]["cn1"] == "2"  # two failures before it
+    assert cef_labelled(parse_cef(recovered["msg"])["ext"])["consecutive_failures"] == "2"
 
 
 # -- the scenario of the issue ------------------------------------------------------------------
@@ -329,6 +330,9 @@ timeout_seconds = 10
 
         again = sealbox("probe", "--destination", "offsite", "--config", config)
         assert again.code == 7
+        status = json.loads(sealbox("status", "--json", "--config", config).out)
+        assert status["alerts"]["conditions"]["destination:offsite"]["count"] == 2
+        assert status["alerts"]["probes"]["offsite"]["ok"] is False
         assert len(smtp.wait(2, seconds=1)) == 1 and len(siem.wait(2, seconds=1)) == 1
 
         agent.start()
@@ -344,3 +348,45 @@ timeout_seconds = 10
         agent.stop()
         smtp.stop()
         siem.stop()
+
+
+def test_a_dead_channel_never_fails_a_backup(appliance, sealbox):
+    text = appliance.config.read_text()
+    port = closed_port()
+    appliance.config.write_text(
+        text + f'\n[alerts]\nsyslog = {{ host = "127.0.0.1", port = {port}, transport = "tcp" }}\n'
+    )
+    result = sealbox("backup", "secrets", "--config", appliance.config)
+    assert result.code == 0, result.err
+    assert "alert backup.secrets.succeeded not delivered" in result.err
+    state = appliance.root / "appliance" / "state" / "alerts"
+    assert len(json.loads((state / "outbox.json").read_text())) == 1
+
+
+def test_probe_raises_overdue_and_key_not_set_once(tmp_path, sealbox, syslog_tcp):
+    extra = """
+[destinations.offsite]
+url = "file:///nonexistent-sealbox-test"
+allow_on_appliance = true
+[system]
+destination = "offsite"
+schedule = "0 * * * *"
+paths = ["/etc/hostname"]
+"""
+    config = _config(tmp_path, _syslog_toml(syslog_tcp.port), extra)
+    first = sealbox("probe", "--config", config)
+    assert first.code == 7
+    names = [parse_rfc5424(line)["msgid"] for line in syslog_tcp.wait(2)]
+    assert sorted(names) == ["destination.unreachable", "key.not_set"]
+    # This appliance first looked at the system kind three hours ago and never saw a success.
+    runs = tmp_path / "state" / "alerts" / "runs.json"
+    doc = json.loads(runs.read_text())
+    doc["system"]["first_seen"] = "2000-01-01T00:00:00Z"
+    runs.write_text(json.dumps(doc))
+    sealbox("probe", "--config", config)
+    sealbox("probe", "--config", config)
+    names = [parse_rfc5424(line)["msgid"] for line in syslog_tcp.wait(3)]
+    assert names[2:] == ["backup.system.overdue"] and len(syslog_tcp.wait(4, seconds=1)) == 3
+    overdue = parse_cef(parse_rfc5424(syslog_tcp.messages[2])["msg"])
+    assert overdue["signature"] == "212"
+    assert cef_labelled(overdue["ext"])["last_success"] == "never"

@@ -9,7 +9,7 @@ import pytest
 
 from sealbox.alerts import formats
 from sealbox.alerts.events import CATALOGUE, Event, event_markdown
-from tests.receivers import parse_cef, parse_leef, parse_rfc5424
+from tests.receivers import cef_labelled, parse_cef, parse_leef, parse_rfc5424
 
 DOCS = Path(__file__).parents[2] / "docs" / "reference" / "events.md"
 
@@ -65,7 +65,7 @@ def test_cef_fields_and_escaping():
     assert ext["dvchost"] == "pam-01.example" and ext["deviceExternalId"] == "pam-01"
     assert ext["destinationServiceName"] == "offsite" and ext["outcome"] == "failure"
     assert ext["rt"] == str(int(event.time.timestamp() * 1000))
-    labels = {ext[k]: ext[k[:-5]] for k in ext if k.endswith("Label")}
+    labels = cef_labelled(ext)
     assert labels["consecutive_failures"] == "3"
     assert labels["last_success"] == "2026-11-25T08:00:00Z"
 

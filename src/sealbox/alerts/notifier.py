@@ -228,6 +228,11 @@ class Notifier:
             event.fields.setdefault("consecutive_failures", entry["count"])
             return self._send_locked(event)
 
+    def queued(self) -> int:
+        """How many deliveries wait in the outbox."""
+        with self._locked():
+            return len(self._load("outbox.json", []))
+
     def active(self) -> dict[str, Any]:
         return self.read_state("conditions.json")
 

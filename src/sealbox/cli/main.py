@@ -99,15 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _StderrLine(logging.Handler):
+    """One ``sealbox: warning: ...`` line per record, on whatever stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            err_console.print(f"sealbox: warning: {record.getMessage()}", markup=False)
+        except Exception:
+            self.handleError(record)
+
+
 def _log_to_stderr() -> None:
-    """Sealbox's own warnings (an alert not delivered, unreadable state) as one stderr line each;
-    libraries stay quiet below WARNING."""
+    """Sealbox's own warnings (an alert not delivered, unreadable state) go to stderr; libraries
+    stay quiet below WARNING."""
     logger = logging.getLogger("sealbox")
-    if not any(getattr(h, "_sealbox", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("sealbox: warning: %(message)s"))
-        handler._sealbox = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    if not any(isinstance(h, _StderrLine) for h in logger.handlers):
+        logger.addHandler(_StderrLine())
         logger.setLevel(logging.WARNING)
         logger.propagate = False
 

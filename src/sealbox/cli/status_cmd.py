@@ -54,5 +54,11 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
             f" {days}",
             markup=False,
         )
+    for key, entry in sorted(report["alerts"]["conditions"].items()):
+        console.print(
+            f"  alerting   {key} since {entry['since']} ({entry['count']} time(s);"
+            f" last alert {entry['last_sent'] or 'none'})",
+            markup=False,
+        )
     for message in report["warnings"]:
         warn(message)
