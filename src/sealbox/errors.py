@@ -131,6 +131,11 @@ class AlertDeliveryError(SealboxError):
     )
 
 
+class RunRefusedError(SealboxError):
+    exit_code = 12
+    summary = "The daemon refused to start a run: no such job, running already, or stopping."
+
+
 # Exit codes that do not come from a SealboxError class.
 OTHER_EXIT_CODES: list[tuple[int, str, str]] = [
     (0, "success", "The command did what was asked."),

@@ -18,7 +18,15 @@ import orjson
 
 from sealbox.backends.base import Backend
 
-__all__ = ["RULE", "SizingReport", "forecast", "measure", "record_sample", "tree_size"]
+__all__ = [
+    "RULE",
+    "SizingReport",
+    "forecast",
+    "last_reports",
+    "measure",
+    "record_sample",
+    "tree_size",
+]
 
 RULE = 1.5
 VAR_CACHE_SECONDS = 24 * 3600
@@ -154,7 +162,7 @@ def measure(
     available = None if free is None else free + used
     growth, days = forecast(_state(state_dir).get("samples", {}).get(destination, []))
     target = int(var_bytes * RULE)
-    return SizingReport(
+    report = SizingReport(
         destination,
         str(var_dir),
         var_bytes,
@@ -166,3 +174,13 @@ def measure(
         growth,
         days,
     )
+    doc = _state(state_dir)
+    doc.setdefault("reports", {})[destination] = {**report.to_dict(), "at": time.time()}
+    _save(state_dir, doc)
+    return report
+
+
+def last_reports(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """The last sizing report of each destination (kept by :func:`measure`), for metrics."""
+    reports: Any = _state(state_dir).get("reports", {})
+    return reports if isinstance(reports, dict) else {}

@@ -125,6 +125,12 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         except SealboxError as exc:
             health[name] = str(exc)
             kinds.append(_kind(section, part.schedule, name, None, None, now, {"error": str(exc)}))
+    runs = _last_runs(state)
+    for item in kinds:
+        last_run = runs.get(item["kind"])
+        item["last_run"] = last_run
+        if last_run and last_run["result"] == "failed":
+            warnings.append(f"{item['kind']}: the last run failed: {last_run['error']}")
     for item in kinds:
         if item["state"] == "overdue":
             warnings.append(
@@ -153,8 +159,39 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "destinations": [{"name": n, "health": h} for n, h in sorted(health.items())],
         "sizing": sizing,
         "alerts": alerts,
+        "daemon": _daemon(state),
         "warnings": warnings,
     }
+
+
+def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
+    """Each job's last run in the daemon's history (empty when no daemon ever ran here)."""
+    from sealbox.daemon.history import History
+
+    history = History.maybe(state_dir)
+    if history is None:
+        return {}
+    try:
+        found: dict[str, dict[str, Any]] = {}
+        for row in history.runs(limit=200):
+            found.setdefault(row["kind"], row)
+        return found
+    finally:
+        history.close()
+
+
+def _daemon(state_dir: Any) -> dict[str, Any] | None:
+    """The running daemon's own report (``state_dir/daemon.json``), if its process lives."""
+    import os
+
+    import orjson
+
+    try:
+        doc: Any = orjson.loads((state_dir / "daemon.json").read_bytes())
+        os.kill(int(doc["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _alerts(config: Config) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``sealbox demo [--dir DIR] [--serve]``: the whole product on a demo appliance."""
+"""``sealbox demo [--dir DIR] [--serve | --daemon SECONDS]``: the product on a demo appliance."""
 
 from __future__ import annotations
 
@@ -23,8 +23,21 @@ from sealbox.cli.common import console
     is_flag=True,
     help="Only serve the demo's remote/ with its agent (foreground), so other commands can use it.",
 )
-def command(root: Path, serve: bool) -> None:
+@click.option(
+    "--daemon",
+    "daemon_seconds",
+    type=click.IntRange(5, 3600),
+    default=None,
+    metavar="SECONDS",
+    help="On a built demo: run the daemon that long (every job catches up), then show status.",
+)
+def command(root: Path, serve: bool, daemon_seconds: int | None) -> None:
     """Build a demo appliance and run the product on it (rerun for "the next day")."""
+    if daemon_seconds is not None:
+        from sealbox.demo.daemon import run_daemon_demo
+
+        run_daemon_demo(root, console, daemon_seconds)
+        return
     if serve:
         from sealbox.demo.run import serve_remote
 

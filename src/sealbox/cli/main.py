@@ -28,6 +28,7 @@ COMMANDS = {
     "status": "sealbox.cli.status_cmd:command",
     "probe": "sealbox.cli.probe_cmd:command",
     "notify": "sealbox.cli.notify_cmd:group",
+    "daemon": "sealbox.cli.daemon_cmd:command",
     "check": "sealbox.cli.check_cmd:command",
     "agent": "sealbox.cli.agent_cmd:group",
     "demo": "sealbox.cli.demo_cmd:command",

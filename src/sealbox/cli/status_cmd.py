@@ -36,6 +36,13 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
         f"  (last drill {report['last_drill'] or 'never'})",
         markup=False,
     )
+    daemon = report.get("daemon")
+    console.print(
+        f"  daemon     running (pid {daemon['pid']}) on {daemon['listen']}"
+        if daemon
+        else "  daemon     not running",
+        markup=False,
+    )
     for k in report["kinds"]:
         console.print(
             f"  {k['kind']:<11} {k['state']:<10} last {k['last_success'] or '-':<21}"

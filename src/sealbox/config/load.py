@@ -52,24 +52,36 @@ def validate(data: dict[str, Any]) -> tuple[Config | None, list[tuple[str, str]]
     return config, config.cross_check()
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} not found (use --config PATH or SEALBOX_CONFIG)"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    return parse_toml(read_text(path), path)
+
+
 def load_config(path: Path) -> Config:
     """Read and validate; raise ConfigError listing every problem on one line."""
-    config, problems = validate(read_toml(path))
+    return config_from_text(read_text(path), path)
+
+
+def config_from_text(text: str, path: Path) -> Config:
+    """Validate a config file's text (what the daemon keeps and hands to its jobs)."""
+    config, problems = validate(parse_toml(text, path))
     if problems or config is None:
         listed = "; ".join(f"{where}: {what}" for where, what in problems)
         raise ConfigError(

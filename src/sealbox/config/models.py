@@ -434,9 +434,53 @@ class RecordingsConfig(_Model):
 class DaemonConfig(_Model):
     listen: str = Field(
         default="127.0.0.1:9740",
-        description="Status API, /metrics and dashboard.",
+        description="Status API, /metrics and dashboard (HOST:PORT).",
         examples=["127.0.0.1:9740"],
     )
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the API token: needed for run-now (and for everything when"
+        " listen is not a loopback address).",
+        examples=["/etc/sealbox/daemon.token"],
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="Serve HTTPS with this certificate (PEM).", examples=[None]
+    )
+    tls_key: Path | None = Field(default=None, description="Its private key.", examples=[None])
+    check_schedule: str | None = Field(
+        default="0 3 * * 0",
+        description='Cron expression for the periodic `sealbox check` ("" to disable).',
+        examples=["0 3 * * 0"],
+    )
+    check_read_data_subset: str | None = Field(
+        default=None,
+        description="With an operator key: also decrypt this share of the packs, e.g. 5%.",
+        examples=["5%"],
+    )
+    check_identity_file: Path | None = Field(
+        default=None,
+        description="An operator age identity for --read-data-subset (never the master key).",
+        examples=[None],
+    )
+    stop_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="On SIGTERM, how long a running job may take to stop safely before it is killed.",
+        examples=[30],
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("use HOST:PORT, e.g. 127.0.0.1:9740")
+        return value
+
+    @field_validator("check_schedule")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        return _check_cron(value) if value else None
 
 
 class EmailAlert(_Model):

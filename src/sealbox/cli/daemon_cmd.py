@@ -1,0 +1,33 @@
+"""``sealbox daemon``: schedules, probes, the status API and /metrics, until SIGTERM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sealbox.cli.common import config_option, err_console
+from sealbox.cli.common import config_path as resolve_config
+
+
+@click.command("daemon")
+@config_option
+@click.pass_context
+def command(ctx: click.Context, config_path: Path | None) -> None:
+    """Run every job on its schedule; serve status, history, run-now and /metrics."""
+    import asyncio
+
+    from sealbox.daemon.service import Daemon
+
+    daemon = Daemon(resolve_config(ctx, config_path))
+
+    def ready() -> None:
+        d = daemon.config.daemon
+        scheme = "https" if d.tls_cert else "http"
+        jobs = ", ".join(f"{n} ({j.schedule})" for n, j in sorted(daemon.jobs.items()))
+        err_console.print(
+            f"sealbox daemon: listening on {scheme}://{d.listen}; jobs: {jobs or 'none'}",
+            markup=False,
+        )
+
+    asyncio.run(daemon.serve(on_ready=ready))

@@ -1,0 +1,1 @@
+"""The long-running service: schedules, run history, HTTP API, metrics."""

@@ -1,0 +1,107 @@
+"""The daemon's jobs and how each one runs: a child ``sealbox`` process per run.
+
+A child process per run keeps the daemon small and alive whatever a job does (a crash, a leak, a
+library that hangs); the child is the same command an operator types, so it emits the same alerts
+and leaves the same traces. The daemon hands it the configuration it validated on stdin
+(``--config /dev/stdin``): a config file edited but not yet reloaded (SIGHUP) never reaches a run.
+Stopping: SIGINT, which every command treats as Ctrl-C (nothing partial is published), then
+SIGKILL after ``stop_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sealbox.config.models import Config
+
+__all__ = ["JOBS", "Job", "JobOutcome", "argv_for", "jobs_of", "outcome_of"]
+
+JOBS = ("secrets", "system", "recordings", "probe", "check")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    schedule: str
+    catch_up_never_run: bool  # run at start when it never ran here (backups: yes; check: no)
+
+
+@dataclass
+class JobOutcome:
+    result: str  # success | failed | interrupted
+    bytes: int | None = None
+    files: int | None = None
+    snapshot: str | None = None
+    error: str | None = None
+
+
+def jobs_of(config: Config) -> dict[str, Job]:
+    found: dict[str, Job] = {}
+    for kind in ("secrets", "system", "recordings"):
+        section: Any = getattr(config, kind)
+        if section is not None:
+            found[kind] = Job(kind, section.schedule, True)
+    if config.destinations:
+        found["probe"] = Job("probe", config.probes.schedule, True)
+    if config.daemon.check_schedule and (config.system or config.recordings):
+        found["check"] = Job("check", config.daemon.check_schedule, False)
+    return found
+
+
+def argv_for(config: Config, job: str) -> list[str]:
+    base = [sys.executable, "-m", "sealbox", "--config", "/dev/stdin"]
+    if job in ("secrets", "system", "recordings"):
+        return [*base, "backup", job, "--json"]
+    if job == "probe":
+        return [*base, "probe", "--json"]
+    if job == "check":
+        d = config.daemon
+        extra: list[str] = []
+        if d.check_read_data_subset and d.check_identity_file:
+            extra = ["--read-data-subset", d.check_read_data_subset]
+            extra += ["--identity", str(d.check_identity_file)]
+        return [*base, "check", "--json", *extra]
+    raise ValueError(f"unknown job {job!r}")
+
+
+def _error_line(stderr: bytes) -> str | None:
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("sealbox: error: "):
+            return line.removeprefix("sealbox: error: ")
+        if line.startswith("sealbox: "):
+            return line.removeprefix("sealbox: ")
+    return lines[-1][:500] if lines else None
+
+
+def outcome_of(job: str, returncode: int, stdout: bytes, stderr: bytes) -> JobOutcome:
+    """Read what a finished child says: its JSON report and, on failure, its one-line error."""
+    if returncode in (130, -2, -9, -15):
+        return JobOutcome("interrupted", error=_error_line(stderr) or "stopped")
+    doc: Any = None
+    try:
+        doc = orjson.loads(stdout) if stdout.strip() else None
+    except orjson.JSONDecodeError:
+        doc = None
+    out = JobOutcome("success" if returncode == 0 else "failed")
+    if returncode != 0:
+        out.error = _error_line(stderr) or f"exit code {returncode}"
+    if isinstance(doc, dict):
+        if job == "secrets":
+            out.bytes, out.files, out.snapshot = doc.get("size"), doc.get("total"), doc.get("file")
+        elif job == "system":
+            out.bytes, out.files = doc.get("bytes_added"), doc.get("files")
+            out.snapshot = doc.get("snapshot")
+        elif job == "recordings":
+            out.bytes, out.files, out.snapshot = (
+                doc.get("bytes"),
+                doc.get("stored"),
+                doc.get("snapshot"),
+            )
+    elif isinstance(doc, list) and job == "probe":
+        out.files = len(doc)  # destinations probed
+    return out

@@ -1,0 +1,297 @@
+"""``sealbox daemon``: the schedules, the run history, the HTTP API, and clean stops.
+
+One asyncio loop runs the HTTP server (uvicorn) and the scheduler; each run is a child process
+(:mod:`sealbox.daemon.jobs`). Never two runs of one job at once; different jobs may overlap (the
+repository takes concurrent writers). Signals: SIGTERM/SIGINT stop (running jobs get SIGINT and
+``stop_timeout_seconds`` to stop safely, then SIGKILL; their history rows say ``interrupted``),
+SIGHUP reloads the config (refused, with the old one kept, when the new one is invalid).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sealbox.config.load import config_from_text, read_text
+from sealbox.config.models import Config
+from sealbox.daemon.history import History
+from sealbox.daemon.jobs import Job, JobOutcome, argv_for, jobs_of, outcome_of
+from sealbox.daemon.schedule_plan import first_due, next_due
+from sealbox.errors import ConfigError, RunRefusedError
+
+__all__ = ["Daemon"]
+
+log = logging.getLogger("sealbox.daemon")
+
+
+@dataclass
+class Running:
+    run_id: int
+    job: str
+    trigger: str
+    started: float
+    proc: asyncio.subprocess.Process | None = None
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Daemon:
+    config_path: Path
+    config_text: str = ""
+    config: Config = field(init=False)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    due: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    running: dict[str, Running] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    reloads: int = 0
+    last_reload_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.config_text = read_text(self.config_path)
+        self.config = config_from_text(self.config_text, self.config_path)
+        self.history = History(self.config.appliance.state_dir)
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    # -- schedule ------------------------------------------------------------------------------
+    def _plan(self) -> None:
+        now = datetime.now(UTC)
+        self.jobs = jobs_of(self.config)
+        fresh: dict[str, tuple[datetime, str]] = {}
+        for name, job in self.jobs.items():
+            last = self.history.last_started(name)
+            started = datetime.fromtimestamp(last, UTC) if last else None
+            fresh[name] = first_due(job, started, now)
+        self.due = fresh
+
+    def reload(self) -> bool:
+        """SIGHUP: take the file's new content if it validates; keep the old one otherwise."""
+        try:
+            text = read_text(self.config_path)
+            config = config_from_text(text, self.config_path)
+            if config.appliance.state_dir != self.config.appliance.state_dir:
+                raise ConfigError("state_dir cannot change while the daemon runs: restart it")
+        except ConfigError as exc:
+            self.last_reload_error = str(exc)
+            log.warning("config reload refused, the previous config stays: %s", exc)
+            return False
+        self.config_text, self.config = text, config
+        self.reloads += 1
+        self.last_reload_error = None
+        self._plan()
+        self._write_state()
+        log.warning("config reloaded from %s", self.config_path)
+        self._wake.set()
+        return True
+
+    # -- runs ----------------------------------------------------------------------------------
+    def run_now(self, job: str) -> int:
+        if self._stop.is_set():
+            raise RunRefusedError("the daemon is stopping")
+        if job not in self.jobs:
+            raise RunRefusedError(
+                f"no job {job!r} here (configured: {', '.join(sorted(self.jobs))})"
+            )
+        if job in self.running:
+            raise RunRefusedError(f"{job} is running already (run {self.running[job].run_id})")
+        return self._start(job, "manual")
+
+    def _start(self, job: str, trigger: str) -> int:
+        run_id = self.history.start(job, trigger)
+        entry = Running(run_id, job, trigger, time.time())
+        self.running[job] = entry
+        entry.task = asyncio.get_running_loop().create_task(self._run(entry))
+        return run_id
+
+    async def _run(self, entry: Running) -> None:
+        outcome = JobOutcome("failed", error="did not start")
+        try:
+            entry.proc = await asyncio.create_subprocess_exec(
+                *argv_for(self.config, entry.job),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # a Ctrl-C at the daemon's terminal is not the job's
+            )
+            out, err = await entry.proc.communicate(self.config_text.encode())
+            code = entry.proc.returncode if entry.proc.returncode is not None else -9
+            outcome = outcome_of(entry.job, code, out, err)
+        except OSError as exc:
+            outcome = JobOutcome("failed", error=f"cannot start the job: {exc}")
+        except Exception as exc:  # never let one job take the scheduler down
+            log.warning("job %s: %r", entry.job, exc)
+            outcome = JobOutcome("failed", error=f"internal error: {exc!r}")
+        finally:
+            if self._stop.is_set() and outcome.result != "success":
+                outcome.result = "interrupted"
+            self.history.finish(
+                entry.run_id,
+                outcome.result,
+                bytes_=outcome.bytes,
+                files=outcome.files,
+                snapshot=outcome.snapshot,
+                error=outcome.error,
+            )
+            self.running.pop(entry.job, None)
+            job = self.jobs.get(entry.job)
+            if job is not None:
+                now = datetime.now(UTC)
+                self.due[entry.job] = (
+                    next_due(job, datetime.fromtimestamp(entry.started, UTC), now),
+                    "schedule",
+                )
+            self._wake.set()
+
+    async def _scheduler(self) -> None:
+        while not self._stop.is_set():
+            now = datetime.now(UTC)
+            for name, (when, trigger) in list(self.due.items()):
+                if when <= now and name not in self.running and name in self.jobs:
+                    self.due.pop(name)
+                    self._start(name, trigger)
+            waits = [(w - now).total_seconds() for w, _ in self.due.values()]
+            timeout = max(0.2, min([30.0, *waits]))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _stop_jobs(self) -> None:
+        timeout = self.config.daemon.stop_timeout_seconds
+        for entry in list(self.running.values()):
+            if entry.proc is not None and entry.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(entry.proc.pid, signal.SIGINT)
+        tasks = [e.task for e in self.running.values() if e.task is not None]
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            for entry in list(self.running.values()):
+                if entry.proc is not None and entry.proc.returncode is None:
+                    log.warning("job %s did not stop within %g s: killed", entry.job, timeout)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(entry.proc.pid, signal.SIGKILL)
+            await asyncio.wait(pending, timeout=10)
+
+    # -- state for status ----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "started": self.started_at,
+            "listen": self.config.daemon.listen,
+            "config": str(self.config_path),
+            "reloads": self.reloads,
+            "last_reload_error": self.last_reload_error,
+            "jobs": {
+                name: {
+                    "schedule": job.schedule,
+                    "next_run": self.due[name][0].timestamp() if name in self.due else None,
+                    "running": name in self.running,
+                    "run_id": self.running[name].run_id if name in self.running else None,
+                    "running_since": self.running[name].started if name in self.running else None,
+                }
+                for name, job in sorted(self.jobs.items())
+            },
+        }
+
+    def _write_state(self) -> None:
+        path = self.config.appliance.state_dir / "daemon.json"
+        tmp = path.with_name(".daemon.json.tmp")
+        tmp.write_bytes(orjson.dumps(self.snapshot()))
+        os.replace(tmp, path)
+
+    # -- main ----------------------------------------------------------------------------------
+    async def serve(self, on_ready: Any = None) -> None:
+        import uvicorn
+
+        from sealbox.daemon.api import make_app
+
+        interrupted = self.history.recover()
+        if interrupted:
+            log.warning("%d run(s) of a previous daemon marked interrupted", interrupted)
+        self._plan()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        host, _, port = self.config.daemon.listen.rpartition(":")
+        d = self.config.daemon
+        server = _QuietServer(
+            uvicorn.Config(
+                make_app(self),
+                host=host.strip("[]"),
+                port=int(port),
+                log_level="warning",
+                access_log=False,
+                ssl_certfile=str(d.tls_cert) if d.tls_cert else None,
+                ssl_keyfile=str(d.tls_key) if d.tls_key else None,
+                lifespan="off",
+            )
+        )
+        listener = _bind(host.strip("[]"), int(port), d.listen)
+        web = loop.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            if web.done():
+                web.result()
+                raise ConfigError(f"cannot serve on {d.listen}")
+            await asyncio.sleep(0.05)
+        self._write_state()
+        if on_ready is not None:
+            on_ready()
+        scheduler = loop.create_task(self._scheduler())
+        state_writer = loop.create_task(self._keep_state())
+        await self._stop.wait()
+        log.warning("stopping: %d job(s) running", len(self.running))
+        scheduler.cancel()
+        state_writer.cancel()
+        await self._stop_jobs()
+        server.should_exit = True
+        await web
+        (self.config.appliance.state_dir / "daemon.json").unlink(missing_ok=True)
+        self.history.close()
+
+    async def _keep_state(self) -> None:
+        while True:
+            self._write_state()
+            await asyncio.sleep(2)
+
+
+def _bind(host: str, port: int, listen: str) -> socket.socket:
+    """The listening socket, bound here so that a taken port is one clear line, not a trace."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"[daemon] listen {listen}: cannot listen: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _QuietServer:
+    """uvicorn's Server without its own signal handling (the daemon owns SIGTERM and SIGHUP)."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return Server(config)

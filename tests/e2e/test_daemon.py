@@ -1,0 +1,332 @@
+"""``sealbox daemon`` as a real process: schedules, catch-up, history, API, /metrics, alerts,
+SIGHUP and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sealbox.daemon.history import History
+from sealbox.daemon.jobs import Job, outcome_of
+from sealbox.daemon.metrics import Metric, render
+from sealbox.daemon.schedule_plan import first_due, next_due
+from tests.receivers import SyslogReceiver, parse_rfc5424
+from tests.servers import free_port
+
+RECIPIENT = "age1c980te9ahls34kt99kll9jj43l85gqmj83qnrchhpcuulw2hrussuwet0j"
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+def _utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+
+
+def test_catch_up_runs_once_whatever_was_missed():
+    job = Job("system", "0 * * * *", True)
+    now = _utc("2026-11-26 10:30")
+    assert first_due(job, _utc("2026-11-26 09:00"), now) == (now, "catch-up")
+    assert first_due(job, _utc("2026-11-20 09:00"), now) == (now, "catch-up")  # days missed: once
+    assert first_due(job, _utc("2026-11-26 10:00"), now) == (_utc("2026-11-26 11:00"), "schedule")
+    assert first_due(job, None, now) == (now, "catch-up")
+    weekly = Job("check", "0 3 * * 0", False)
+    assert first_due(weekly, None, now)[1] == "schedule"  # a check that never ran waits its slot
+    # A run that overran three slots is followed by the next slot after now, not three runs.
+    assert next_due(job, _utc("2026-11-26 07:00"), now) == _utc("2026-11-26 11:00")
+
+
+def test_job_outcomes_from_child_output():
+    ok = outcome_of("system", 0, b'{"bytes_added": 5, "files": 2, "snapshot": "ab"}', b"")
+    assert (ok.result, ok.bytes, ok.files, ok.snapshot) == ("success", 5, 2, "ab")
+    bad = outcome_of("secrets", 7, b"", b"warning: x\nsealbox: error: cannot reach it\n")
+    assert (bad.result, bad.error) == ("failed", "cannot reach it")
+    assert outcome_of("system", 130, b"", b"sealbox: interrupted\n").result == "interrupted"
+    assert outcome_of("probe", -9, b"", b"").result == "interrupted"
+
+
+def test_history_recovers_runs_a_dead_daemon_left(tmp_path):
+    history = History(tmp_path)
+    left = history.start("system", "schedule")
+    done = history.start("secrets", "manual")
+    history.finish(done, "success", bytes_=10, files=1)
+    history.close()
+    again = History(tmp_path)
+    assert again.recover() == 1
+    row = again.runs(kind="system")[0]
+    assert row["id"] == left and row["result"] == "interrupted" and row["ended"]
+    assert again.last("secrets", "success")["bytes"] == 10
+    with pytest.raises(ValueError, match="final"):
+        again.finish(left, "running")
+
+
+def test_metrics_text_format():
+    m = Metric("sealbox_x_seconds", "Help text.", "gauge")
+    m.add(1.5, kind='a"b')
+    m.add(None, kind="skipped")
+    m.add(3, kind="c")
+    assert render([m]) == (
+        "# HELP sealbox_x_seconds Help text.\n# TYPE sealbox_x_seconds gauge\n"
+        'sealbox_x_seconds{kind="a\\"b"} 1.5\nsealbox_x_seconds{kind="c"} 3\n'
+    )
+
+
+# -- the daemon as a process ---------------------------------------------------------------------
+class DaemonProcess:
+    def __init__(self, config: Path, port: int) -> None:
+        self.config, self.port = config, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sealbox", "daemon", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited: {self.proc.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("daemon did not answer")
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", timeout=30, **kw)
+
+    def history(self, **params) -> list[dict]:
+        return self.get("/api/history", params=params).json()["runs"]
+
+    def wait_for(self, predicate, seconds: float, what: str):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}: {self.history()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> float:
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return time.monotonic() - started
+
+
+def _config(tmp_path: Path, port: int, body: str, syslog_port: int | None = None) -> Path:
+    token = tmp_path / "daemon.token"
+    token.write_text("t0ken-for-tests\n")
+    (tmp_path / "remote").mkdir(exist_ok=True)
+    alerts = (
+        f'[alerts]\nsyslog = {{ host = "127.0.0.1", port = {syslog_port}, transport = "tcp",'
+        ' format = "cef" }\n'
+        if syslog_port
+        else ""
+    )
+    path = tmp_path / "sealbox.toml"
+    path.write_text(
+        f"""
+[appliance]
+name = "pam-01"
+state_dir = "{tmp_path / "state"}"
+var_dir = "{tmp_path / "var"}"
+[keys]
+recipients = ["{RECIPIENT}"]
+[destinations.offsite]
+url = "file://{tmp_path / "remote"}"
+allow_on_appliance = true
+[probes]
+schedule = "* * * * *"
+[daemon]
+listen = "127.0.0.1:{port}"
+token_file = "{token}"
+check_schedule = ""
+stop_timeout_seconds = 10
+{alerts}
+{body}
+"""
+    )
+    return path
+
+
+def _sources(tmp_path: Path) -> str:
+    vault = tmp_path / "vault.json"
+    vault.write_text(json.dumps([{"id": "a", "type": "secret", "name": "t", "secret": {"k": "v"}}]))
+    etc = tmp_path / "var" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "app.conf").write_text("listen = 443\n" * 100)
+    return f"""
+[secrets]
+destination = "offsite"
+schedule = "* * * * *"
+[[secrets.sources]]
+type = "json"
+path = "{vault}"
+[system]
+destination = "offsite"
+schedule = "* * * * *"
+paths = ["{etc}"]
+[recordings]
+destination = "offsite"
+schedule = "* * * * *"
+path = "{tmp_path / "no-such-recordings"}"
+"""
+
+
+def test_daemon_runs_reports_and_reloads(tmp_path, sealbox):
+    siem = SyslogReceiver("tcp").start()
+    port = free_port()
+    config = _config(tmp_path, port, _sources(tmp_path), siem.port)
+    daemon = DaemonProcess(config, port)
+    try:
+        # Nothing ever ran here: every backup and the probe catch up at once.
+        def first_round():
+            runs = {r["kind"]: r for r in daemon.history() if r["result"] != "running"}
+            return runs if len(runs) == 4 else None
+
+        runs = daemon.wait_for(first_round, 60, "the first runs")
+        assert {k: r["result"] for k, r in runs.items()} == {
+            "secrets": "success",
+            "system": "success",
+            "recordings": "failed",  # its path is missing: one job failing stops no other
+            "probe": "success",
+        }
+        assert all(r["trigger"] == "catch-up" for r in runs.values())
+        assert "no-such-recordings" in runs["recordings"]["error"]
+        assert runs["system"]["files"] >= 1 and runs["secrets"]["bytes"] > 0
+
+        # The child's alert for the failed kind reached the SIEM.
+        names = {parse_rfc5424(m)["msgid"] for m in siem.wait(4)}
+        assert "backup.recordings.failed" in names and "backup.system.succeeded" in names
+
+        metrics = daemon.get("/metrics").text
+        assert 'sealbox_last_success_timestamp_seconds{kind="system"}' in metrics
+        assert 'sealbox_runs_total{kind="recordings",result="failed"} 1' in metrics
+        assert 'sealbox_destination_up{destination="offsite"} 1' in metrics
+        assert 'sealbox_destination_capacity_ratio{destination="offsite"}' in metrics
+        assert "sealbox_last_run_duration_seconds" in metrics
+
+        status = json.loads(sealbox("status", "--json", "--config", config).out)
+        kinds = {k["kind"]: k for k in status["kinds"]}
+        assert kinds["system"]["last_run"]["result"] == "success"
+        assert status["daemon"]["pid"] == daemon.proc.pid
+        api = daemon.get("/api/status").json()
+        assert api["daemon"]["jobs"]["system"]["schedule"] == "* * * * *"
+
+        # Run-now needs the token; a job cannot run twice at once.
+        assert httpx.post(f"{daemon.base}/api/run/system", timeout=10).status_code == 401
+        auth = {"Authorization": "Bearer t0ken-for-tests"}
+        started = httpx.post(f"{daemon.base}/api/run/system", headers=auth, timeout=10)
+        assert started.status_code == 202, started.text
+        again = httpx.post(f"{daemon.base}/api/run/system", headers=auth, timeout=10)
+        assert again.status_code in (202, 409)  # 409 unless the first one already finished
+        assert (
+            httpx.post(f"{daemon.base}/api/run/nope", headers=auth, timeout=10).status_code == 404
+        )
+        daemon.wait_for(
+            lambda: any(
+                r["trigger"] == "manual" and r["result"] == "success"
+                for r in daemon.history(kind="system")
+            ),
+            60,
+            "the manual run",
+        )
+
+        # The schedule itself: a run at the next minute boundary.
+        daemon.wait_for(
+            lambda: any(r["trigger"] == "schedule" for r in daemon.history(kind="secrets")),
+            75,
+            "a scheduled run",
+        )
+
+        # SIGHUP: a broken config is refused and the old one kept; a good one is taken.
+        text = config.read_text()
+        config.write_text(text + "\n[bogus]\n")
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        daemon.wait_for(
+            lambda: daemon.get("/api/status").json()["daemon"]["last_reload_error"], 10, "refusal"
+        )
+        assert daemon.proc.poll() is None
+        start = text.index("[recordings]")
+        config.write_text(text[:start])
+        os.kill(daemon.proc.pid, signal.SIGHUP)
+        daemon.wait_for(
+            lambda: "recordings" not in daemon.get("/api/status").json()["daemon"]["jobs"],
+            10,
+            "the reload",
+        )
+    finally:
+        seconds = daemon.stop()
+        siem.stop()
+    assert seconds < 15 and daemon.proc.returncode == 0
+    history = History(tmp_path / "state")
+    assert not history.runs(result="running")
+
+
+def test_sigterm_stops_a_running_job_safely(tmp_path):
+    port = free_port()
+    body = f"""
+[secrets]
+destination = "offsite"
+schedule = "* * * * *"
+[[secrets.sources]]
+type = "command"
+command = ["{sys.executable}", "-c", "import time; time.sleep(60)"]
+"""
+    daemon = DaemonProcess(_config(tmp_path, port, body), port)
+    daemon.wait_for(
+        lambda: any(r["result"] == "running" for r in daemon.history(kind="secrets")),
+        30,
+        "the slow run",
+    )
+    time.sleep(1)
+    seconds = daemon.stop()
+    assert seconds < 10, "SIGTERM stops within seconds"
+    assert daemon.proc.returncode == 0
+    history = History(tmp_path / "state")
+    [run] = history.runs(kind="secrets")
+    assert run["result"] == "interrupted" and run["ended"] >= run["started"]
+    assert list((tmp_path / "remote").glob("secrets-*")) == []  # nothing half-published
+    assert not (tmp_path / "state" / "daemon.json").exists()
+
+
+def test_daemon_refuses_a_bad_config_and_a_taken_port(tmp_path, sealbox):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[appliance]\nname = "x"\nstate_dir = "/tmp/x"\n[daemon]\nlisten = "nope"\n')
+    result = sealbox("daemon", "--config", bad)
+    assert result.code == 3 and "daemon.listen" in result.err
+    port = free_port()
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sealbox",
+                "daemon",
+                "--config",
+                str(_config(tmp_path, port, "")),
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0 and b"Traceback" not in done.stderr
+    assert str(port).encode() in done.stderr
