@@ -105,7 +105,11 @@ def test_oversized_body_and_stalled_client(agent_server):
     )
     time.sleep(0.5)
     raw.close()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10  # the agent notices the disconnect and cleans up
+    while [
+        p for p in (agent_server.root / "limits").rglob(".tmp-*")
+    ] and time.monotonic() < deadline:
+        time.sleep(0.05)
     with _client(agent_server, token) as client:
         assert client.get("/v1/ns/limits/objects").json() == []  # nothing half-stored
         assert (

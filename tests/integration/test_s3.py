@@ -116,7 +116,10 @@ def test_destination_lost_mid_backup_then_the_next_run_completes(s3_server, s3_e
 
     thread = threading.Thread(target=backup)
     thread.start()
-    time.sleep(0.5)
+    watcher = open_backend(s3_env)
+    deadline = time.monotonic() + 60
+    while not any(True for _ in watcher.list("data/")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the first pack is stored, however busy the machine is
     s3_server.stop()  # the storage server goes away in the middle of the run
     thread.join(timeout=300)
     s3_server.start()
