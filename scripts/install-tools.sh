@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the external tools the tests use: the age CLI (interoperability), OpenSSH's ssh-keygen
-# (signature verification with the standard tool) and sshd (the SFTP tests' server).
+# (signature verification with the standard tool), sshd (the SFTP tests' server) and Chromium
+# (the dashboard tests' browser, driven by Playwright; never `playwright install`).
 # Debian packages; root only. SeaweedFS (the S3 tests' server) comes from PyPI with the dev extras.
 set -euo pipefail
 need=()
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${1:-}" = "--bench" ]; then
     command -v restic >/dev/null 2>&1 || need+=(restic)
     command -v borg >/dev/null 2>&1 || need+=(borgbackup)

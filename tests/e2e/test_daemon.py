@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,10 +18,9 @@ from sealbox.daemon.history import History
 from sealbox.daemon.jobs import Job, outcome_of
 from sealbox.daemon.metrics import Metric, render
 from sealbox.daemon.schedule_plan import first_due, next_due
+from tests.daemons import DaemonProcess, daemon_config, kinds_config
 from tests.receivers import SyslogReceiver, parse_rfc5424
 from tests.servers import free_port
-
-RECIPIENT = "age1c980te9ahls34kt99kll9jj43l85gqmj83qnrchhpcuulw2hrussuwet0j"
 
 
 # -- pure parts ---------------------------------------------------------------------------------
@@ -78,119 +76,10 @@ def test_metrics_text_format():
     )
 
 
-# -- the daemon as a process ---------------------------------------------------------------------
-class DaemonProcess:
-    def __init__(self, config: Path, port: int) -> None:
-        self.config, self.port = config, port
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sealbox", "daemon", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.proc.stderr.read().decode()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError("daemon did not answer")
-
-    def get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=30, **kw)
-
-    def history(self, **params) -> list[dict]:
-        return self.get("/api/history", params=params).json()["runs"]
-
-    def wait_for(self, predicate, seconds: float, what: str):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {what}: {self.history()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> float:
-        started = time.monotonic()
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return time.monotonic() - started
-
-
-def _config(tmp_path: Path, port: int, body: str, syslog_port: int | None = None) -> Path:
-    token = tmp_path / "daemon.token"
-    token.write_text("t0ken-for-tests\n")
-    (tmp_path / "remote").mkdir(exist_ok=True)
-    alerts = (
-        f'[alerts]\nsyslog = {{ host = "127.0.0.1", port = {syslog_port}, transport = "tcp",'
-        ' format = "cef" }\n'
-        if syslog_port
-        else ""
-    )
-    path = tmp_path / "sealbox.toml"
-    path.write_text(
-        f"""
-[appliance]
-name = "pam-01"
-state_dir = "{tmp_path / "state"}"
-var_dir = "{tmp_path / "var"}"
-[keys]
-recipients = ["{RECIPIENT}"]
-[destinations.offsite]
-url = "file://{tmp_path / "remote"}"
-allow_on_appliance = true
-[probes]
-schedule = "* * * * *"
-[daemon]
-listen = "127.0.0.1:{port}"
-token_file = "{token}"
-check_schedule = ""
-stop_timeout_seconds = 10
-{alerts}
-{body}
-"""
-    )
-    return path
-
-
-def _sources(tmp_path: Path) -> str:
-    vault = tmp_path / "vault.json"
-    vault.write_text(json.dumps([{"id": "a", "type": "secret", "name": "t", "secret": {"k": "v"}}]))
-    etc = tmp_path / "var" / "etc"
-    etc.mkdir(parents=True)
-    (etc / "app.conf").write_text("listen = 443\n" * 100)
-    return f"""
-[secrets]
-destination = "offsite"
-schedule = "* * * * *"
-[[secrets.sources]]
-type = "json"
-path = "{vault}"
-[system]
-destination = "offsite"
-schedule = "* * * * *"
-paths = ["{etc}"]
-[recordings]
-destination = "offsite"
-schedule = "* * * * *"
-path = "{tmp_path / "no-such-recordings"}"
-"""
-
-
 def test_daemon_runs_reports_and_reloads(tmp_path, sealbox):
     siem = SyslogReceiver("tcp").start()
     port = free_port()
-    config = _config(tmp_path, port, _sources(tmp_path), siem.port)
+    config = daemon_config(tmp_path, port, kinds_config(tmp_path), siem.port)
     daemon = DaemonProcess(config, port)
     try:
         # Nothing ever ran here: every backup and the probe catch up at once.
@@ -287,7 +176,7 @@ schedule = "* * * * *"
 type = "command"
 command = ["{sys.executable}", "-c", "import time; time.sleep(60)"]
 """
-    daemon = DaemonProcess(_config(tmp_path, port, body), port)
+    daemon = DaemonProcess(daemon_config(tmp_path, port, body), port)
     daemon.wait_for(
         lambda: any(r["result"] == "running" for r in daemon.history(kind="secrets")),
         30,
@@ -322,7 +211,7 @@ def test_daemon_refuses_a_bad_config_and_a_taken_port(tmp_path, sealbox):
                 "sealbox",
                 "daemon",
                 "--config",
-                str(_config(tmp_path, port, "")),
+                str(daemon_config(tmp_path, port, "")),
             ],
             capture_output=True,
             timeout=60,

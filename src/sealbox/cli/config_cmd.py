@@ -59,3 +59,25 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
         raise ConfigError(f"{path}: {len(problems)} problem(s)")
     if not as_json:
         console.print(f"{path}: valid", markup=False)
+
+
+@group.command("hash-password")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Read the password from this file (else prompted twice, not echoed).",
+)
+def hash_password(password_file: Path | None) -> None:
+    """Print an argon2id hash for a dashboard user's password_hash."""
+    from argon2 import PasswordHasher
+
+    from sealbox.errors import ConfigError
+
+    if password_file is not None:
+        password = password_file.read_text().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        raise ConfigError("use a password of at least 12 characters")
+    click.echo(PasswordHasher().hash(password))
+    del password

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -68,10 +72,45 @@ def backup_progress(title: str, enabled: bool) -> Iterator[BackupProgress]:
         progress = EngineProgress()
         seen = [0, 0]
 
+        report = _ProgressFile.from_environment()
+
         def update(p: EngineProgress) -> None:
             bar.total(p.total_bytes)
             bar.advance(p.bytes - seen[0], p.files - seen[1])
             seen[0], seen[1] = p.bytes, p.files
+            if report is not None:
+                report.write(p)
 
         progress.on_update = update
         yield progress
+
+
+class _ProgressFile:
+    """``SEALBOX_PROGRESS_FILE``: the daemon asks its backup jobs to report their counters
+    there (JSON, replaced at most twice a second) for the dashboard's progress display."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.last = path, 0.0
+
+    @classmethod
+    def from_environment(cls) -> _ProgressFile | None:
+        value = os.environ.get("SEALBOX_PROGRESS_FILE")
+        return cls(Path(value)) if value else None
+
+    def write(self, p: BackupProgress) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        doc = {
+            "bytes": p.bytes,
+            "total_bytes": p.total_bytes,
+            "files": p.files,
+            "total_files": p.total_files,
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_bytes(orjson.dumps(doc))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # progress is a courtesy: never fail a backup over it

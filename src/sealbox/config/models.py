@@ -431,6 +431,26 @@ class RecordingsConfig(_Model):
         return value
 
 
+class DashboardUser(_Model):
+    name: str = Field(description="Login name.", examples=["alice"])
+    password_hash: str = Field(
+        description="argon2 hash of the password, from `sealbox config hash-password`.",
+        examples=["$argon2id$v=19$m=65536,t=3,p=4$..."],
+    )
+    role: Literal["viewer", "operator"] = Field(
+        default="viewer",
+        description="viewer: read-only; operator: may also start runs.",
+        examples=["operator"],
+    )
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, value: str) -> str:
+        if not value.startswith("$argon2"):
+            raise ValueError("not an argon2 hash: make one with `sealbox config hash-password`")
+        return value
+
+
 class DaemonConfig(_Model):
     listen: str = Field(
         default="127.0.0.1:9740",
@@ -461,6 +481,13 @@ class DaemonConfig(_Model):
         default=None,
         description="An operator age identity for --read-data-subset (never the master key).",
         examples=[None],
+    )
+    users: list[DashboardUser] = Field(
+        default_factory=list,
+        description="Dashboard logins (the API token also logs in, as an operator).",
+    )
+    session_hours: float = Field(
+        default=8, gt=0, description="A dashboard login lasts this long.", examples=[8]
     )
     stop_timeout_seconds: float = Field(
         default=30,

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["collect_metrics", "make_app"]
 
-STATUS_CACHE_SECONDS = 30
-
 
 def _loopback(listen: str) -> bool:
     host = listen.rpartition(":")[0].strip("[]")
@@ -66,9 +64,6 @@ def _refuse(message: str, status: int) -> JSONResponse:
 
 
 def make_app(daemon: Daemon) -> Starlette:
-    cache: dict[str, Any] = {"at": 0.0, "doc": None}
-    lock = asyncio.Lock()
-
     def readable(request: Request) -> bool:
         return _loopback(daemon.config.daemon.listen) or _authorized(daemon, request)
 
@@ -78,13 +73,8 @@ def make_app(daemon: Daemon) -> Starlette:
     async def status(request: Request) -> Response:
         if not readable(request):
             return _refuse("a token is needed on a non-loopback listener", 401)
-        from sealbox.status import collect
-
-        async with lock:
-            if cache["doc"] is None or time.time() - cache["at"] > STATUS_CACHE_SECONDS:
-                cache["doc"] = await asyncio.to_thread(collect, daemon.config)
-                cache["at"] = time.time()
-        return JSONResponse({**cache["doc"], "daemon": daemon.snapshot()})
+        doc = await daemon.status_doc()
+        return JSONResponse({**doc, "daemon": daemon.snapshot()})
 
     async def history(request: Request) -> Response:
         if not readable(request):
@@ -122,6 +112,8 @@ def make_app(daemon: Daemon) -> Starlette:
         text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    from sealbox.dashboard.web import routes as dashboard_routes
+
     return Starlette(
         routes=[
             Route("/healthz", health),
@@ -129,6 +121,7 @@ def make_app(daemon: Daemon) -> Starlette:
             Route("/api/history", history),
             Route("/api/run/{job}", run_now, methods=["POST"]),
             Route("/metrics", metrics),
+            *dashboard_routes(daemon),
         ]
     )
 

@@ -34,6 +34,7 @@ from sealbox.errors import ConfigError, RunRefusedError
 __all__ = ["Daemon"]
 
 log = logging.getLogger("sealbox.daemon")
+STATUS_CACHE_SECONDS = 30
 
 
 @dataclass
@@ -64,6 +65,9 @@ class Daemon:
         self.history = History(self.config.appliance.state_dir)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._status_lock = asyncio.Lock()
+        self._status: dict[str, Any] | None = None
+        self._status_at = 0.0
 
     # -- schedule ------------------------------------------------------------------------------
     def _plan(self) -> None:
@@ -91,6 +95,7 @@ class Daemon:
         self.reloads += 1
         self.last_reload_error = None
         self._plan()
+        self._status = None
         self._write_state()
         log.warning("config reloaded from %s", self.config_path)
         self._wake.set()
@@ -120,6 +125,7 @@ class Daemon:
         try:
             entry.proc = await asyncio.create_subprocess_exec(
                 *argv_for(self.config, entry.job),
+                env={**os.environ, "SEALBOX_PROGRESS_FILE": str(self.progress_file(entry.run_id))},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -145,6 +151,8 @@ class Daemon:
                 error=outcome.error,
             )
             self.running.pop(entry.job, None)
+            self._status = None
+            self.progress_file(entry.run_id).unlink(missing_ok=True)
             job = self.jobs.get(entry.job)
             if job is not None:
                 now = datetime.now(UTC)
@@ -185,7 +193,34 @@ class Daemon:
                         os.killpg(entry.proc.pid, signal.SIGKILL)
             await asyncio.wait(pending, timeout=10)
 
+    def progress_file(self, run_id: int) -> Path:
+        folder = self.config.appliance.state_dir / "runs"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / f"{run_id}.progress.json"
+
+    def progress(self, job: str) -> dict[str, Any] | None:
+        """What a running backup last reported (bytes and files done, of how many)."""
+        entry = self.running.get(job)
+        if entry is None:
+            return None
+        try:
+            doc: Any = orjson.loads(self.progress_file(entry.run_id).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
     # -- state for status ----------------------------------------------------------------------
+    async def status_doc(self) -> dict[str, Any]:
+        """``sealbox status`` as JSON, cached (it contacts the destinations); a run that ends
+        clears the cache, so pages show its result at once."""
+        from sealbox.status import collect
+
+        async with self._status_lock:
+            if self._status is None or time.time() - self._status_at > STATUS_CACHE_SECONDS:
+                self._status = await asyncio.to_thread(collect, self.config)
+                self._status_at = time.time()
+            return self._status
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
