@@ -9,11 +9,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sealbox.config.models import Config
 from sealbox.errors import SealboxError
 from sealbox.product_repo import destination_backend
+from sealbox.statefile import read_json, write_json
 
 __all__ = ["ProbeResult", "last_probes", "probe", "probe_all"]
 
@@ -104,12 +103,7 @@ def probe_all(config: Config, only: str | None = None) -> list[ProbeResult]:
 def _remember(state_dir: Path, results: list[ProbeResult]) -> None:
     """Keep each destination's last probe and last success in ``state_dir/probes.json``."""
     path = state_dir / "probes.json"
-    try:
-        doc: Any = orjson.loads(path.read_bytes())
-        if not isinstance(doc, dict):
-            doc = {}
-    except (OSError, orjson.JSONDecodeError):
-        doc = {}
+    doc: dict[str, Any] = read_json(path)
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for r in results:
         entry = doc.setdefault(r.destination, {})
@@ -121,15 +115,9 @@ def _remember(state_dir: Path, results: list[ProbeResult]) -> None:
         history = entry.setdefault("history", [])
         history.append([now, r.ok, r.write_ms, r.read_ms])
         del history[:-288]  # a day of five-minute probes
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / ".probes.json.tmp"
-    tmp.write_bytes(orjson.dumps(doc))
-    os.replace(tmp, path)
+    write_json(path, doc)
 
 
 def last_probes(state_dir: Path) -> dict[str, Any]:
-    try:
-        doc: Any = orjson.loads((state_dir / "probes.json").read_bytes())
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, orjson.JSONDecodeError):
-        return {}
+    doc: dict[str, Any] = read_json(state_dir / "probes.json")
+    return doc

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sealbox.backends.base import Backend
+from sealbox.statefile import read_json, write_json
 
 __all__ = [
     "RULE",
@@ -63,18 +62,12 @@ def tree_size(root: Path) -> int:
 
 
 def _state(state_dir: Path) -> dict[str, Any]:
-    try:
-        doc: Any = orjson.loads((state_dir / "sizing.json").read_bytes())
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, orjson.JSONDecodeError):
-        return {}
+    doc: dict[str, Any] = read_json(state_dir / "sizing.json")
+    return doc
 
 
 def _save(state_dir: Path, doc: dict[str, Any]) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = state_dir / ".sizing.json.tmp"
-    tmp.write_bytes(orjson.dumps(doc))
-    os.replace(tmp, state_dir / "sizing.json")
+    write_json(state_dir / "sizing.json", doc)
 
 
 def var_size(state_dir: Path, var_dir: Path, fresh: bool = False) -> int:

@@ -184,14 +184,14 @@ def _daemon(state_dir: Any) -> dict[str, Any] | None:
     """The running daemon's own report (``state_dir/daemon.json``), if its process lives."""
     import os
 
-    import orjson
+    from sealbox.statefile import read_json
 
+    doc: dict[str, Any] = read_json(state_dir / "daemon.json")
     try:
-        doc: Any = orjson.loads((state_dir / "daemon.json").read_bytes())
         os.kill(int(doc["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return doc if isinstance(doc, dict) else None
+    return doc
 
 
 def _alerts(config: Config) -> dict[str, Any]:

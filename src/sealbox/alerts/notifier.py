@@ -30,6 +30,7 @@ from sealbox.alerts.channels import Channel, channels_from_config
 from sealbox.alerts.events import Event, make_event
 from sealbox.config.models import Config
 from sealbox.errors import AlertDeliveryError
+from sealbox.statefile import read_json, write_json
 
 __all__ = ["Delivery", "Notifier", "recent_deliveries"]
 
@@ -83,18 +84,10 @@ class Notifier:
             os.close(fd)
 
     def _load(self, name: str, default: Any) -> Any:
-        try:
-            return orjson.loads((self.dir / name).read_bytes())
-        except FileNotFoundError:
-            return default
-        except (OSError, orjson.JSONDecodeError) as exc:
-            log.warning("alert state %s unreadable (%s): starting afresh", name, exc)
-            return default
+        return read_json(self.dir / name, default)
 
     def _save(self, name: str, doc: Any) -> None:
-        tmp = self.dir / f".{name}.tmp"
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, self.dir / name)
+        write_json(self.dir / name, doc, indent=True)
 
     def _record(self, deliveries: list[Delivery]) -> None:
         if not deliveries:

@@ -35,6 +35,9 @@ def command(
     if destination is None:
         report.check_overdue(config)
         report.check_key(config)
+        from sealbox.alerts.notifier import Notifier
+
+        Notifier(config).flush()  # alerts a channel refused earlier go out on the probe schedule
     if as_json:
         print_json([r.to_dict() for r in results])
     else:

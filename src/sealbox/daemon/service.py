@@ -22,14 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
 from sealbox.daemon.history import History
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, jobs_of, outcome_of
 from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.errors import ConfigError, RunRefusedError
+from sealbox.statefile import read_json, write_json
 
 __all__ = ["Daemon"]
 
@@ -203,11 +202,8 @@ class Daemon:
         entry = self.running.get(job)
         if entry is None:
             return None
-        try:
-            doc: Any = orjson.loads(self.progress_file(entry.run_id).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        return doc if isinstance(doc, dict) else None
+        doc: dict[str, Any] = read_json(self.progress_file(entry.run_id))
+        return doc or None
 
     # -- state for status ----------------------------------------------------------------------
     async def status_doc(self) -> dict[str, Any]:
@@ -242,10 +238,7 @@ class Daemon:
         }
 
     def _write_state(self) -> None:
-        path = self.config.appliance.state_dir / "daemon.json"
-        tmp = path.with_name(".daemon.json.tmp")
-        tmp.write_bytes(orjson.dumps(self.snapshot()))
-        os.replace(tmp, path)
+        write_json(self.config.appliance.state_dir / "daemon.json", self.snapshot())
 
     # -- main ----------------------------------------------------------------------------------
     async def serve(self, on_ready: Any = None) -> None:
