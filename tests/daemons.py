@@ -63,6 +63,16 @@ class DaemonProcess:
         return time.monotonic() - started
 
 
+def appliance_toml(tmp_path: Path, var_dir: Path) -> str:
+    """The [appliance] section of a test config, its state under ``tmp_path``."""
+    return f"""
+[appliance]
+name = "pam-01"
+state_dir = "{tmp_path / "state"}"
+var_dir = "{var_dir}"
+"""
+
+
 def daemon_config(tmp_path: Path, port: int, body: str, syslog_port: int | None = None) -> Path:
     token = tmp_path / "daemon.token"
     token.write_text("t0ken-for-tests\n")
@@ -75,11 +85,8 @@ def daemon_config(tmp_path: Path, port: int, body: str, syslog_port: int | None 
     )
     path = tmp_path / "sealbox.toml"
     path.write_text(
-        f"""
-[appliance]
-name = "pam-01"
-state_dir = "{tmp_path / "state"}"
-var_dir = "{tmp_path / "var"}"
+        appliance_toml(tmp_path, tmp_path / "var")
+        + f"""
 [keys]
 recipients = ["{RECIPIENT}"]
 [destinations.offsite]

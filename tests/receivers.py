@@ -19,6 +19,14 @@ from typing import Any
 from tests.servers import free_port
 
 
+def _until(received: list[Any], count: int, seconds: float) -> list[Any]:
+    """``received`` once it holds ``count`` items, or after ``seconds`` (tests then assert)."""
+    deadline = time.monotonic() + seconds
+    while len(received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return received
+
+
 @dataclass
 class SMTPReceiver:
     """aiosmtpd's Controller: a real SMTP server in a thread, messages kept in order."""
@@ -73,10 +81,7 @@ class SMTPReceiver:
         self.controller.stop()
 
     def wait(self, count: int, seconds: float = 10) -> list[Message]:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.messages
+        return _until(self.messages, count, seconds)
 
 
 class SyslogReceiver:
@@ -141,10 +146,7 @@ class SyslogReceiver:
         self.server.server_close()
 
     def wait(self, count: int, seconds: float = 10) -> list[str]:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.messages
+        return _until(self.messages, count, seconds)
 
 
 def closed_port() -> int:

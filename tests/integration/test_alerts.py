@@ -14,6 +14,7 @@ from sealbox.alerts.notifier import Notifier, recent_deliveries
 from sealbox.config.load import load_config
 from sealbox.config.models import EmailAlert, SyslogAlert
 from sealbox.errors import AlertDeliveryError
+from tests.daemons import appliance_toml
 from tests.receivers import (
     SMTPReceiver,
     SyslogReceiver,
@@ -157,11 +158,8 @@ def test_syslog_tls_refuses_an_unverified_collector(tls_pair):
 def _config(tmp_path: Path, alerts: str, extra: str = "") -> Path:
     path = tmp_path / "sealbox.toml"
     path.write_text(
-        f"""
-[appliance]
-name = "pam-01"
-state_dir = "{tmp_path / "state"}"
-var_dir = "{tmp_path}"
+        appliance_toml(tmp_path, tmp_path)
+        + f"""
 {extra}
 [alerts]
 {alerts}
