@@ -32,3 +32,11 @@ def test_demo_twice(tmp_path, sealbox):
         "--json",
     )
     assert newest.code == 0 and len(json.loads(newest.out)) == 6000
+    # The daemon on the same demo: every job catches up, then status and metrics.
+    daemon = sealbox("demo", "--dir", root, "--daemon", "8")
+    assert daemon.code == 0, daemon.err
+    for kind in ("secrets", "system", "recordings", "probe"):
+        assert f"{kind:<10} catch-up success" in daemon.out, daemon.out
+    assert "daemon     running" in daemon.out and "dashboard: http://127.0.0.1:" in daemon.out
+    assert 'sealbox_destination_up{destination="remote"} 1' in daemon.out
+    assert "Daemon stopped (SIGTERM)" in daemon.out

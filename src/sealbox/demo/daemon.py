@@ -8,6 +8,7 @@ the runs are printed as they end, then ``sealbox status`` and a few lines of ``/
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,8 +37,13 @@ def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
         raise ConfigError(f"{source} has its own [daemon] section: run `sealbox daemon` on it")
     port = _free_port()
     derived = root / "sealbox-daemon.toml"
+    token_file = root / "appliance" / "daemon.token"
+    token = secrets.token_urlsafe(24)
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     derived.write_text(
-        text + f'\n[daemon]\nlisten = "127.0.0.1:{port}"\ncheck_schedule = "*/2 * * * *"\n'
+        text + f'\n[daemon]\nlisten = "127.0.0.1:{port}"\ntoken_file = "{token_file}"\n'
+        'check_schedule = "*/2 * * * *"\n'
     )
     config = load_config(derived)
     base = f"http://127.0.0.1:{port}"
@@ -53,6 +59,10 @@ def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
             console.print(
                 f"[bold cyan]>[/] sealbox daemon on {base} for {seconds} s"
                 " (status, history, /metrics; every job catches up at start) ..."
+            )
+            console.print(
+                f"  dashboard: {base}/ (leave the name empty; password: the token in {token_file})",
+                markup=False,
             )
             seen: set[int] = set()
             deadline = time.monotonic() + seconds
