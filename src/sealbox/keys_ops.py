@@ -82,9 +82,9 @@ def render_sheet(
             sealbox breakglass open FILE --share ... show ITEM_ID --reveal
             sealbox breakglass open FILE --share ... export --format kdbx --out vault.kdbx
 
-        TO OPEN IT WITH THE STANDARD age TOOL
-            sealbox keys combine --share s1.txt --share s2.txt ... --out identity.txt
-            age -d -i identity.txt secrets-{appliance}-<time>.age > secrets.json
+        TO OPEN IT WITH THE STANDARD age TOOL (bash; the key and secrets stay off disk)
+            age -d -i <(sealbox keys combine --share s1.txt --share s2.txt ...) \\
+                secrets-{appliance}-<time>.age | less
           The signature checks with OpenSSH alone:
             echo "sealbox {signer}" > allowed_signers
             ssh-keygen -Y verify -f allowed_signers -I sealbox -n sealbox-secrets \\
