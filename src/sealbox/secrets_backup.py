@@ -223,7 +223,7 @@ def run(
             raise
         timings["store"] = time.perf_counter() - mark
 
-        record_sample(config.appliance.state_dir, dest_name, backend)
+        record_sample(config.appliance.state_dir, dest_name, backend, added=len(sealed.ciphertext))
         deleted = apply_retention(
             backend, config.appliance.name, section.keep_last, section.keep_within, now, name
         )

@@ -25,10 +25,12 @@ __all__ = [
     "measure",
     "record_sample",
     "tree_size",
+    "used_bytes",
 ]
 
 RULE = 1.5
 VAR_CACHE_SECONDS = 24 * 3600
+USED_CACHE_SECONDS = 6 * 3600
 MAX_SAMPLES = 500
 
 
@@ -85,19 +87,42 @@ def var_size(state_dir: Path, var_dir: Path, fresh: bool = False) -> int:
     return size
 
 
-def record_sample(state_dir: Path, destination: str, backend: Backend) -> None:
-    """Remember the destination's free space now (one statvfs; called after each backup)."""
+def record_sample(state_dir: Path, destination: str, backend: Backend, added: int = 0) -> None:
+    """After each backup: remember the destination's free space now (one statvfs), and count
+    the bytes the backup ``added`` into the cached "used by Sealbox" figure."""
     try:
         free = backend.capacity().free
     except Exception:
-        return
-    if free is None:
-        return
+        free = None
     doc = _state(state_dir)
-    samples = doc.setdefault("samples", {}).setdefault(destination, [])
-    samples.append([time.time(), free])
-    del samples[:-MAX_SAMPLES]
+    cached = doc.get("used", {}).get(destination)
+    if added and isinstance(cached, list) and len(cached) == 2:
+        cached[1] = int(cached[1]) + added
+    if free is not None:
+        samples = doc.setdefault("samples", {}).setdefault(destination, [])
+        samples.append([time.time(), free])
+        del samples[:-MAX_SAMPLES]
     _save(state_dir, doc)
+
+
+def used_bytes(state_dir: Path, destination: str, backend: Backend, fresh: bool = False) -> int:
+    """What Sealbox stores at the destination. Listing every object is O(objects) (millions of
+    recordings make that slow, and the dashboard asks often), so the sum is kept for
+    ``USED_CACHE_SECONDS``, grown by what each backup adds (:func:`record_sample`); retention's
+    deletions show at the next full count."""
+    doc = _state(state_dir)
+    cached = doc.get("used", {}).get(destination)
+    if (
+        not fresh
+        and isinstance(cached, list)
+        and len(cached) == 2
+        and time.time() - cached[0] < USED_CACHE_SECONDS
+    ):
+        return int(cached[1])
+    used = sum(info.size for info in backend.list(""))
+    doc.setdefault("used", {})[destination] = [time.time(), used]
+    _save(state_dir, doc)
+    return used
 
 
 def forecast(
@@ -150,7 +175,7 @@ def measure(
     state_dir: Path, var_dir: Path, destination: str, backend: Backend, fresh: bool = False
 ) -> SizingReport:
     var_bytes = var_size(state_dir, var_dir, fresh)
-    used = sum(info.size for info in backend.list(""))
+    used = used_bytes(state_dir, destination, backend, fresh)
     free = backend.capacity().free
     available = None if free is None else free + used
     growth, days = forecast(_state(state_dir).get("samples", {}).get(destination, []))

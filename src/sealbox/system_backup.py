@@ -134,7 +134,7 @@ def run(
         level=section.compression_level,
         reusable_keys=reusable_keys(repo),
     )
-    record_sample(config.appliance.state_dir, dest, repo.backend)
+    record_sample(config.appliance.state_dir, dest, repo.backend, added=result.bytes_added)
     sizing = measure(
         config.appliance.state_dir,
         config.appliance.var_dir,

@@ -34,3 +34,21 @@ def test_below_the_rule_and_near_full_are_warned():
     assert "full in 10 days" in (soon.warning() or "")
     fine = SizingReport("offsite", "/var", 10, 15, 10**9, 0, 10**9, True, None, None)
     assert fine.warning() is None
+
+
+def test_used_bytes_is_counted_once_then_grown_by_backups(tmp_path):
+    from sealbox.backends.local import LocalBackend
+    from sealbox.sizing import record_sample, used_bytes
+
+    root = tmp_path / "dest"
+    root.mkdir()
+    backend = LocalBackend(root)
+    backend.put("a", b"x" * 1000)
+    state = tmp_path / "state"
+    assert used_bytes(state, "offsite", backend) == 1000
+    backend.put("b", b"y" * 500)
+    assert used_bytes(state, "offsite", backend) == 1000  # cached: no listing
+    record_sample(state, "offsite", backend, added=500)
+    assert used_bytes(state, "offsite", backend) == 1500  # grown by what the backup added
+    backend.delete("a")
+    assert used_bytes(state, "offsite", backend, fresh=True) == 500  # a full count

@@ -153,7 +153,8 @@ def run(
         result.stored, result.bytes = len(entries), sum(e["size"] for e in entries)
         result.last_seq, result.head = seq, head
         result.seconds["total"] = time.perf_counter() - started
-        record_sample(config.appliance.state_dir, dest, repo.backend)
+        added = result.backup.bytes_added if result.backup else 0
+        record_sample(config.appliance.state_dir, dest, repo.backend, added=added)
         return result
     finally:
         catalog.close()
