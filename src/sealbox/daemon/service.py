@@ -90,6 +90,28 @@ class Daemon:
             self.last_reload_error = str(exc)
             log.warning("config reload refused, the previous config stays: %s", exc)
             return False
+        old = self.config.daemon
+        if (config.daemon.listen, config.daemon.tls_cert, config.daemon.tls_key) != (
+            old.listen,
+            old.tls_cert,
+            old.tls_key,
+        ):
+            log.warning(
+                "[daemon] listen and TLS changes take effect when the daemon restarts;"
+                " still serving on %s",
+                old.listen,
+            )
+            config = config.model_copy(
+                update={
+                    "daemon": config.daemon.model_copy(
+                        update={
+                            "listen": old.listen,
+                            "tls_cert": old.tls_cert,
+                            "tls_key": old.tls_key,
+                        }
+                    )
+                }
+            )
         self.config_text, self.config = text, config
         self.reloads += 1
         self.last_reload_error = None
