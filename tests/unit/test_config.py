@@ -85,3 +85,25 @@ def test_load_config_errors_are_config_errors(tmp_path):
     bad.write_text("[appliance]\n")
     with pytest.raises(ConfigError, match=r"appliance\.name: Field required"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("daemon", "problem"),
+    [
+        ('listen = "0.0.0.0:9740"', "serve HTTPS"),
+        ('listen = "127.0.0.1:9740"\ntls_cert = "/etc/c.pem"', "go together"),
+        ('listen = "9740"', "HOST:PORT"),
+        ('check_schedule = "every day"', ""),
+        ('[[daemon.users]]\nname = "a"\npassword_hash = "plain"', "argon2"),
+    ],
+)
+def test_daemon_settings_are_checked(daemon, problem):
+    text = MINIMAL + "[daemon]\n" + daemon + "\n"
+    _, problems = validate(tomllib.loads(text))
+    assert problems and all(k.startswith("daemon") for k, _ in problems)
+    assert problem in " ".join(m for _, m in problems)
+
+
+def test_daemon_on_a_network_address_with_https_is_fine():
+    text = MINIMAL + '[daemon]\nlisten = "[::]:9740"\ntls_cert = "/c.pem"\ntls_key = "/k.pem"\n'
+    assert validate(tomllib.loads(text))[1] == []

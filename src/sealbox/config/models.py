@@ -504,6 +504,24 @@ class DaemonConfig(_Model):
             raise ValueError("use HOST:PORT, e.g. 127.0.0.1:9740")
         return value
 
+    @model_validator(mode="after")
+    def _https_off_loopback(self) -> DaemonConfig:
+        import ipaddress
+
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        host = self.listen.rpartition(":")[0].strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback and self.tls_cert is None:
+            raise ValueError(
+                f"listen {self.listen} is not a loopback address: serve HTTPS (tls_cert, tls_key)"
+                " so logins, tokens and the dashboard never cross the network in clear"
+            )
+        return self
+
     @field_validator("check_schedule")
     @classmethod
     def _check_cron(cls, value: str | None) -> str | None:
