@@ -389,3 +389,13 @@ paths = ["/etc/hostname"]
     overdue = parse_cef(parse_rfc5424(syslog_tcp.messages[2])["msg"])
     assert overdue["signature"] == "212"
     assert cef_labelled(overdue["ext"])["last_success"] == "never"
+
+
+def test_broken_alert_state_never_fails_a_backup(appliance, sealbox):
+    state = appliance.root / "appliance" / "state"
+    (state / "alerts").write_text("not a directory")  # the alert state cannot be kept
+    result = sealbox("backup", "secrets", "--config", appliance.config)
+    assert result.code == 0, result.err
+    assert "alerts for the secrets backup not handled" in result.err
+    probe = sealbox("probe", "--config", appliance.config)
+    assert probe.code == 0, probe.err

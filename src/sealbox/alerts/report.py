@@ -7,6 +7,7 @@ changes a command's outcome or exit code.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +22,14 @@ __all__ = [
     "backup_run",
     "check_key",
     "check_overdue",
+    "health_checks",
     "integrity_failed",
     "probe_outcome",
     "restore_run",
 ]
 
 KINDS = ("secrets", "system", "recordings")
+log = logging.getLogger("sealbox.alerts")
 
 
 def _now_iso() -> str:
@@ -52,8 +55,21 @@ def _note_run(notifier: Notifier, kind: str, ok: bool) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
+def _never_fails(what: str) -> Iterator[None]:
+    """Alert bookkeeping (state files, formatting) must not change a command's outcome either:
+    whatever goes wrong in it is one warning line."""
+    try:
+        yield
+    except Exception as exc:
+        log.warning("alerts for %s not handled: %s", what, exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SealboxError) else f"internal error: {exc!r}"
+
+
+@contextlib.contextmanager
 def backup_run(config: Config, kind: str, destination: str) -> Iterator[RunReport]:
-    notifier = Notifier(config)
     report = RunReport()
     started = datetime.now(UTC)
     try:
@@ -61,26 +77,41 @@ def backup_run(config: Config, kind: str, destination: str) -> Iterator[RunRepor
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
-        reason = str(exc) if isinstance(exc, SealboxError) else f"internal error: {exc!r}"
-        entry = _note_run(notifier, kind, ok=False)
-        notifier.condition(
-            f"backup:{kind}",
-            notifier.event(
-                f"backup.{kind}.failed",
-                destination=destination,
-                reason=reason,
-                last_success=entry["last_success"] or "never",
-            ),
-        )
-        if isinstance(exc, KeyNotSetError):
-            notifier.condition("key", notifier.event("key.not_set", reason=str(exc)))
+        with _never_fails(f"the failed {kind} backup"):
+            _backup_failed(Notifier(config), kind, destination, exc)
         raise
+    with _never_fails(f"the {kind} backup"):
+        fields = {
+            "destination": destination,
+            "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
+            **report.fields,
+        }
+        _backup_succeeded(Notifier(config), kind, destination, fields, report.sizing_warning)
+
+
+def _backup_failed(notifier: Notifier, kind: str, destination: str, exc: BaseException) -> None:
+    entry = _note_run(notifier, kind, ok=False)
+    notifier.condition(
+        f"backup:{kind}",
+        notifier.event(
+            f"backup.{kind}.failed",
+            destination=destination,
+            reason=_reason(exc),
+            last_success=entry["last_success"] or "never",
+        ),
+    )
+    if isinstance(exc, KeyNotSetError):
+        notifier.condition("key", notifier.event("key.not_set", reason=str(exc)))
+
+
+def _backup_succeeded(
+    notifier: Notifier,
+    kind: str,
+    destination: str,
+    fields: dict[str, Any],
+    sizing_warning: str | None,
+) -> None:
     _note_run(notifier, kind, ok=True)
-    fields = {
-        "destination": destination,
-        "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
-        **report.fields,
-    }
     # The first success after failures ends the condition and is worth a notice (emails it).
     recovered = notifier.clear(
         f"backup:{kind}", notifier.event(f"backup.{kind}.succeeded", "notice", **fields)
@@ -89,13 +120,11 @@ def backup_run(config: Config, kind: str, destination: str) -> Iterator[RunRepor
         notifier.send(notifier.event(f"backup.{kind}.succeeded", **fields))
     notifier.clear(f"overdue:{kind}", None)
     notifier.clear("key", None)
-    if report.sizing_warning:
+    if sizing_warning:
         notifier.condition(
             f"sizing:{destination}",
             notifier.event(
-                "destination.below_sizing_target",
-                destination=destination,
-                reason=report.sizing_warning,
+                "destination.below_sizing_target", destination=destination, reason=sizing_warning
             ),
         )
     else:
@@ -115,41 +144,50 @@ def restore_run(
     if not enabled:  # a dry run: nothing is restored, nothing to tell
         yield report
         return
-    notifier = Notifier(config)
     common: dict[str, Any] = {
         "kind": kind,
         "destination": destination,
         "snapshot": snapshot,
         "target": target,
     }
-    notifier.send(notifier.event("restore.started", **common))
+
+    def send(name: str, **fields: Any) -> None:
+        with _never_fails(f"the {kind} restore"):
+            notifier = Notifier(config)
+            notifier.send(notifier.event(name, **common, **fields))
+
+    send("restore.started")
     started = datetime.now(UTC)
     try:
         yield report
     except KeyboardInterrupt:
-        notifier.send(notifier.event("restore.failed", reason="interrupted", **common))
+        send("restore.failed", reason="interrupted")
         raise
     except BaseException as exc:
-        reason = str(exc) if isinstance(exc, SealboxError) else f"internal error: {exc!r}"
-        notifier.send(notifier.event("restore.failed", reason=reason, **common))
+        send("restore.failed", reason=_reason(exc))
         raise
     duration = round((datetime.now(UTC) - started).total_seconds(), 1)
-    notifier.send(
-        notifier.event("restore.succeeded", duration_s=duration, **common, **report.fields)
-    )
+    send("restore.succeeded", duration_s=duration, **report.fields)
 
 
 def integrity_failed(config: Config, destination: str, reason: str, tampering: bool) -> None:
-    notifier = Notifier(config)
     name = "recordings.tampering_detected" if tampering else "check.integrity_failed"
-    notifier.send(notifier.event(name, destination=destination, reason=reason))
+    with _never_fails(name):
+        notifier = Notifier(config)
+        notifier.send(notifier.event(name, destination=destination, reason=reason))
 
 
 def probe_outcome(
     config: Config, destination: str, url: str, ok: bool, error: str | None, last_ok: str | None
 ) -> None:
     """Turn one probe result into at most one alert: on the change of state, and reminders."""
-    notifier = Notifier(config)
+    with _never_fails(f"the probe of {destination}"):
+        _probe_outcome(Notifier(config), destination, url, ok, error, last_ok)
+
+
+def _probe_outcome(
+    notifier: Notifier, destination: str, url: str, ok: bool, error: str | None, last_ok: str | None
+) -> None:
     key = f"destination:{destination}"
     if ok:
         notifier.clear(
@@ -216,3 +254,12 @@ def check_key(config: Config) -> bool:
         return False
     notifier.clear("key", None)
     return True
+
+
+def health_checks(config: Config) -> None:
+    """What a full probe run adds (the daemon's probe schedule): overdue kinds, a missing master
+    key, and another try for alerts a channel refused earlier."""
+    with _never_fails("the health checks"):
+        check_overdue(config)
+        check_key(config)
+        Notifier(config).flush()

@@ -33,11 +33,7 @@ def command(
     for r in results:
         report.probe_outcome(config, r.destination, r.url, r.ok, r.error, r.last_ok)
     if destination is None:
-        report.check_overdue(config)
-        report.check_key(config)
-        from sealbox.alerts.notifier import Notifier
-
-        Notifier(config).flush()  # alerts a channel refused earlier go out on the probe schedule
+        report.health_checks(config)
     if as_json:
         print_json([r.to_dict() for r in results])
     else:
