@@ -15,10 +15,11 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,10 @@ class Daemon:
         return self._start(job, "manual")
 
     def _start(self, job: str, trigger: str) -> int:
-        run_id = self.history.start(job, trigger)
+        try:
+            run_id = self.history.start(job, trigger)
+        except sqlite3.Error as exc:
+            raise RunRefusedError(f"cannot record the run in the history: {exc}") from exc
         entry = Running(run_id, job, trigger, time.time())
         self.running[job] = entry
         entry.task = asyncio.get_running_loop().create_task(self._run(entry))
@@ -163,17 +167,20 @@ class Daemon:
         finally:
             if self._stop.is_set() and outcome.result != "success":
                 outcome.result = "interrupted"
-            self.history.finish(
-                entry.run_id,
-                outcome.result,
-                bytes_=outcome.bytes,
-                files=outcome.files,
-                snapshot=outcome.snapshot,
-                error=outcome.error,
-            )
             self.running.pop(entry.job, None)
             self._status = None
-            self.progress_file(entry.run_id).unlink(missing_ok=True)
+            try:  # a full disk must not leave the job marked running (and never run again)
+                self.history.finish(
+                    entry.run_id,
+                    outcome.result,
+                    bytes_=outcome.bytes,
+                    files=outcome.files,
+                    snapshot=outcome.snapshot,
+                    error=outcome.error,
+                )
+                self.progress_file(entry.run_id).unlink(missing_ok=True)
+            except (OSError, sqlite3.Error) as exc:
+                log.warning("run %d of %s: history not written: %s", entry.run_id, entry.job, exc)
             job = self.jobs.get(entry.job)
             if job is not None:
                 now = datetime.now(UTC)
@@ -189,7 +196,11 @@ class Daemon:
             for name, (when, trigger) in list(self.due.items()):
                 if when <= now and name not in self.running and name in self.jobs:
                     self.due.pop(name)
-                    self._start(name, trigger)
+                    try:
+                        self._start(name, trigger)
+                    except RunRefusedError as exc:  # e.g. the history's disk is full
+                        log.warning("%s not started: %s; trying again in a minute", name, exc)
+                        self.due[name] = (now + timedelta(minutes=1), trigger)
             waits = [(w - now).total_seconds() for w, _ in self.due.values()]
             timeout = max(0.2, min([30.0, *waits]))
             self._wake.clear()
