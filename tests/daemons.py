@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -16,9 +17,12 @@ RECIPIENT = "age1c980te9ahls34kt99kll9jj43l85gqmj83qnrchhpcuulw2hrussuwet0j"
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, ca: Path | None = None) -> None:
         self.config, self.port = config, port
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca)) if ca else True
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sealbox", "daemon", "--config", str(config)],
             stdout=subprocess.DEVNULL,
@@ -30,14 +34,15 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited: {self.proc.stderr.read().decode()}")
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.base}/healthz", timeout=1, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise AssertionError("daemon did not answer")
 
     def get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", timeout=30, **kw)
+        return httpx.get(f"{self.base}{path}", timeout=30, verify=self.verify, **kw)
 
     def history(self, **params) -> list[dict]:
         return self.get("/api/history", params=params).json()["runs"]
@@ -73,7 +78,14 @@ var_dir = "{var_dir}"
 """
 
 
-def daemon_config(tmp_path: Path, port: int, body: str, syslog_port: int | None = None) -> Path:
+def daemon_config(
+    tmp_path: Path,
+    port: int,
+    body: str,
+    syslog_port: int | None = None,
+    daemon_extra: str = "",
+    host: str = "127.0.0.1",
+) -> Path:
     token = tmp_path / "daemon.token"
     token.write_text("t0ken-for-tests\n")
     (tmp_path / "remote").mkdir(exist_ok=True)
@@ -95,8 +107,9 @@ allow_on_appliance = true
 [probes]
 schedule = "* * * * *"
 [daemon]
-listen = "127.0.0.1:{port}"
+listen = "{host}:{port}"
 token_file = "{token}"
+{daemon_extra}
 check_schedule = ""
 stop_timeout_seconds = 10
 {alerts}

@@ -219,3 +219,34 @@ def test_daemon_refuses_a_bad_config_and_a_taken_port(tmp_path, sealbox):
         )
     assert done.returncode != 0 and b"Traceback" not in done.stderr
     assert str(port).encode() in done.stderr
+
+
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - the point of the test: a listener off loopback
+
+
+def test_daemon_over_https_needs_the_token_off_loopback(tmp_path):
+    from tests.servers import self_signed
+
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    config = daemon_config(
+        tmp_path,
+        port,
+        "",
+        daemon_extra=f'tls_cert = "{cert}"\ntls_key = "{key}"',
+        host=ANY_ADDRESS,
+    )
+    daemon = DaemonProcess(config, port, ca=cert)
+    try:
+        assert daemon.get("/api/status").status_code == 401  # reads need the token here
+        auth = {"Authorization": "Bearer t0ken-for-tests"}
+        status = daemon.get("/api/status", headers=auth)
+        assert status.status_code == 200
+        assert status.json()["daemon"]["listen"] == f"{ANY_ADDRESS}:{port}"
+        assert daemon.get("/metrics", headers=auth).status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # no plain HTTP
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=5)  # an unknown CA: refused
+    finally:
+        daemon.stop()
