@@ -113,7 +113,7 @@ def _remember(state_dir: Path, results: list[ProbeResult]) -> None:
         entry["last_ok"] = now if r.ok else previous_ok
         r.last_ok = entry["last_ok"]
         history = entry.setdefault("history", [])
-        history.append([now, r.ok, r.write_ms, r.read_ms])
+        history.append([now, r.ok, r.write_ms, r.read_ms, r.error])
         del history[:-288]  # a day of five-minute probes
     write_json(path, doc)
 

@@ -154,6 +154,7 @@ def test_dashboard_in_a_browser(browser, dashboard):
     page.goto(f"{base}/destinations")
     assert "reachable" in page.inner_text("#dest-offsite")
     assert page.locator("#dest-offsite svg.chart").count() == 3
+    assert page.locator("#dest-offsite table.probes tr.ok").count() >= 1  # the last probes
     _shot(page, "destinations")
     page.goto(f"{base}/alerts")
     assert page.is_visible("#deliveries")

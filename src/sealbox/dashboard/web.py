@@ -199,9 +199,20 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             history = probe.get("history", [])
             latency = {
                 "write+read ms": [
-                    (_ts(t), (w or 0) + (r or 0)) for t, ok, w, r in history if ok and w is not None
+                    (_ts(h[0]), (h[2] or 0) + (h[3] or 0))
+                    for h in history
+                    if h[1] and h[2] is not None
                 ]
             }
+            recent = [
+                {
+                    "time": h[0],
+                    "ok": h[1],
+                    "ms": (h[2] or 0) + (h[3] or 0) if h[1] else None,
+                    "error": h[4] if len(h) > 4 else None,
+                }
+                for h in reversed(history[-10:])
+            ]
             free = {"free": [(t, f) for t, f in samples.get(name, [])]}
             rows.append(
                 {
@@ -209,7 +220,8 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
                     "url": dest.url.split("?")[0],
                     "probe": probe,
                     "report": report,
-                    "failures": sum(1 for _, ok, _w, _r in history[-288:] if not ok),
+                    "failures": sum(1 for h in history[-288:] if not h[1]),
+                    "recent": recent,
                     "probes": len(history),
                     "capacity_svg": charts.capacity_bar(
                         report.get("used_bytes"),
