@@ -4,8 +4,35 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET_TOOL = ROOT.parent / "shared" / "bench" / "make_dataset.py"
+
+
+def ensure_dataset(path: Path, size_mb: int, seed: int, tool: Path = DATASET_TOOL) -> Path:
+    """The shared generator's dataset at ``path``, generated once (kept for later runs)."""
+    if not path.exists():
+        if not tool.exists():
+            raise SystemExit(f"{tool} missing: the dataset generator comes from ../shared/bench/")
+        print(f"generating the {size_mb} MiB dataset once ...", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(tool),
+                "--out",
+                str(path),
+                "--size-mb",
+                str(size_mb),
+                "--seed",
+                str(seed),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return path
 
 
 def timed(argv: list[str], **kw: object) -> float:

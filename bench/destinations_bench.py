@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import timed_cpu
+from benchlib import ensure_dataset, timed_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,10 +40,7 @@ def main() -> None:
         " which varies several-fold from run to run here, does not drown the transports).",
     )
     args = parser.parse_args()
-    if not args.dataset.exists():
-        raise SystemExit(
-            f"{args.dataset} missing: run bench/repo_bench.py once (it generates the dataset)"
-        )
+    ensure_dataset(args.dataset, 1024, 1)  # the default one is shared with bench/repo_bench.py
     from tests.servers import (
         S3_KEY,
         S3_SECRET,

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import ensure_dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"initial backup": 0.5, "no-change backup": 0.5, "incremental backup": 0.6, "restore": 0.8}
 
@@ -62,23 +64,9 @@ def main() -> None:
                 f"{tool} is not installed (Debian package {tool if tool == 'restic' else 'borgbackup'})"
             )
     work = args.workdir.absolute()
-    pristine = work / f"pristine-{args.size_mb}-{args.seed}"
-    if not pristine.exists():
-        print(f"generating the {args.size_mb} MiB dataset once ...", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                str(args.dataset_tool),
-                "--out",
-                str(pristine),
-                "--size-mb",
-                str(args.size_mb),
-                "--seed",
-                str(args.seed),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    pristine = ensure_dataset(
+        work / f"pristine-{args.size_mb}-{args.seed}", args.size_mb, args.seed, args.dataset_tool
+    )
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
