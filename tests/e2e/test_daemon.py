@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,14 +105,16 @@ def test_daemon_runs_reports_and_reloads(tmp_path, sealbox):
 
         metrics = daemon.get("/metrics").text
         assert 'sealbox_last_success_timestamp_seconds{kind="system"}' in metrics
-        assert 'sealbox_runs_total{kind="recordings",result="failed"} 1' in metrics
+        # (scheduled runs at a minute boundary may have added more failures by now)
+        assert re.search(r'sealbox_runs_total\{kind="recordings",result="failed"\} [1-9]', metrics)
         assert 'sealbox_destination_up{destination="offsite"} 1' in metrics
         assert 'sealbox_destination_capacity_ratio{destination="offsite"}' in metrics
         assert "sealbox_last_run_duration_seconds" in metrics
 
         status = json.loads(sealbox("status", "--json", "--config", config).out)
         kinds = {k["kind"]: k for k in status["kinds"]}
-        assert kinds["system"]["last_run"]["result"] == "success"
+        assert kinds["system"]["last_success"]  # (its newest run may be a scheduled one going)
+        assert kinds["system"]["last_run"]["result"] in ("success", "running")
         assert status["daemon"]["pid"] == daemon.proc.pid
         api = daemon.get("/api/status").json()
         assert api["daemon"]["jobs"]["system"]["schedule"] == "* * * * *"

@@ -238,3 +238,99 @@ def test_sqlite_path_must_be_absolute():
         str(database_for(DatabaseConfig(type="sqlite", url="sqlite:////var/x.db"), 1).path)
         == "/var/x.db"
     )
+
+
+@pytest.mark.postgres
+def test_postgresql_dump_brings_its_roles_to_a_fresh_server(env, tmp_path):
+    """A rebuilt appliance's PostgreSQL has none of the application's roles: the dump creates the
+    ones missing (with attributes, password and memberships) and never alters existing ones."""
+    tag = secrets.token_hex(3)
+    name, owner, reader = f"sbx_{tag}", f"sbx_owner_{tag}", f"sbx_reader_{tag}"
+    _psql(f"CREATE ROLE {owner} LOGIN CREATEDB PASSWORD 'owner-pw' CONNECTION LIMIT 7")
+    _psql(f"CREATE ROLE {reader} NOLOGIN")
+    _psql(f"GRANT {reader} TO {owner}")
+    _psql(f"CREATE DATABASE {name} OWNER {owner}")
+    db = database_for(
+        DatabaseConfig(type="postgresql", url=f"postgresql://postgres@127.0.0.1/{name}"), 1
+    )
+    try:
+        _psql(
+            f"CREATE TABLE secrets_meta (id int); ALTER TABLE secrets_meta OWNER TO {owner};"
+            f"GRANT SELECT ON secrets_meta TO {reader}; INSERT INTO secrets_meta VALUES (42);",
+            name,
+        )
+        password = _psql(f"SELECT rolpassword FROM pg_authid WHERE rolname = '{owner}'").strip()
+        dump = _dump_bytes(env, tmp_path, db)
+        assert dump.startswith(b"-- Sealbox: roles")
+        # The appliance is rebuilt: its database and roles are gone.
+        _psql(f"DROP DATABASE {name}")
+        _psql(f"DROP ROLE {owner}")
+        _psql(f"DROP ROLE {reader}")
+        db.load(iter([dump[:1000], dump[1000:]]), replace=False)
+        assert _psql("SELECT id FROM secrets_meta", name).strip() == "42"
+        owner_row = _psql(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'secrets_meta'", name
+        ).strip()
+        assert owner_row == owner
+        attrs = _psql(
+            "SELECT rolcanlogin, rolcreatedb, rolconnlimit, rolpassword FROM pg_authid"
+            f" WHERE rolname = '{owner}'"
+        ).strip()
+        assert attrs == f"t|t|7|{password}"
+        member = _psql(f"SELECT pg_has_role('{owner}', '{reader}', 'MEMBER')").strip()
+        assert member == "t"
+        # Loading again over existing roles: nothing fails, an existing role is not altered.
+        _psql(f"ALTER ROLE {owner} CONNECTION LIMIT 3")
+        db.load(iter([dump]), replace=True)
+        assert _psql(f"SELECT rolconnlimit FROM pg_roles WHERE rolname = '{owner}'").strip() == "3"
+    finally:
+        _psql(f"DROP DATABASE IF EXISTS {name}")
+        _psql(f"DROP ROLE IF EXISTS {owner}")
+        _psql(f"DROP ROLE IF EXISTS {reader}")
+
+
+@pytest.mark.mariadb
+def test_mariadb_dump_brings_its_accounts_to_a_fresh_server(env, tmp_path):
+    """The application's account and grants come back on a rebuilt server; an account that
+    exists there keeps its own password."""
+    tag = secrets.token_hex(3)
+    name, user = f"sbx_{tag}", f"sbx_app_{tag}"
+    _mysql(f"CREATE DATABASE {name}")
+    _mysql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'app-pw-1'")
+    _mysql(f"GRANT SELECT, INSERT ON {name}.* TO '{user}'@'127.0.0.1'")
+    db = database_for(DatabaseConfig(type="mariadb", url=f"mysql://root@127.0.0.1/{name}"), 1)
+    try:
+        _mysql("CREATE TABLE t (id int); INSERT INTO t VALUES (42);", name)
+        dump = _dump_bytes(env, tmp_path, db)
+        assert dump.startswith(b"-- Sealbox: accounts")
+        _mysql(f"DROP DATABASE {name}")
+        _mysql(f"DROP USER '{user}'@'127.0.0.1'")
+        db.load(iter([dump]), replace=False)
+        assert _mysql("SELECT id FROM t", name).strip() == "42"
+
+        def login(password: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    "mariadb",
+                    "--protocol=TCP",
+                    "-h127.0.0.1",
+                    f"-u{user}",
+                    f"-p{password}",
+                    "-N",
+                    "-e",
+                    "SELECT COUNT(*) FROM t",
+                    name,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        assert login("app-pw-1").stdout.strip() == "1"  # the account and its grant are back
+        _mysql(f"ALTER USER '{user}'@'127.0.0.1' IDENTIFIED BY 'app-pw-2'")
+        db.load(iter([dump]), replace=True)
+        assert login("app-pw-2").returncode == 0  # an existing account keeps its password
+        assert login("app-pw-1").returncode != 0
+    finally:
+        _mysql(f"DROP DATABASE IF EXISTS {name}")
+        _mysql(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")

@@ -111,9 +111,15 @@ class _Stderr:
                 self.data += line
 
     def first_line(self) -> str:
+        """The tool's error line (``ERROR ...`` when there is one; never a rule of dashes)."""
         self.thread.join(timeout=5)
-        lines = [line for line in self.data.decode(errors="replace").splitlines() if line.strip()]
-        return lines[0][:300] if lines else "no message"
+        lines = [
+            line.strip()
+            for line in self.data.decode(errors="replace").splitlines()
+            if line.strip().strip("-")
+        ]
+        errors = [line for line in lines if line.upper().startswith(("ERROR", "FATAL"))]
+        return (errors or lines or ["no message"])[0][:300]
 
 
 def _spawn(
@@ -129,25 +135,62 @@ def _spawn(
     return proc, _Stderr(proc.stderr)
 
 
-def start_dump(argv: list[str], env: dict[str, str], what: str) -> Stream:
-    """A Stream running ``argv`` and reading its stdout."""
+def start_dump(
+    argv: list[str],
+    env: dict[str, str],
+    what: str,
+    prelude: Callable[[], bytes] | None = None,
+) -> Stream:
+    """A Stream running ``argv`` and reading its stdout; with ``prelude``, those bytes (made when
+    the stream opens) come first, then the tool's output spliced behind them in the kernel."""
 
     def open_() -> tuple[int, Callable[..., None]]:
+        head = prelude() if prelude is not None else b""
         proc, stderr = _spawn(argv, env, what, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         fd = os.dup(proc.stdout.fileno())
         proc.stdout.close()
+        joiner = _Joiner(head, fd) if head else None
 
         def finish(failed: bool = False) -> None:
             if failed:
                 proc.kill()
             code = proc.wait()
+            if joiner is not None:
+                joiner.close()
             if code != 0 and not failed:
                 raise SourceError(f"{what}: dump failed ({stderr.first_line()})")
 
-        return fd, finish
+        return (joiner.read_fd if joiner is not None else fd), finish
 
     return Stream(name="", open=open_)
+
+
+class _Joiner:
+    """A pipe that yields ``head`` and then everything read from ``source`` (a tool's stdout),
+    moved with splice(2): no copy of the dump passes through Python."""
+
+    def __init__(self, head: bytes, source: int) -> None:
+        self.read_fd, self._write_fd = os.pipe()
+        self._source = source
+        self._thread = threading.Thread(target=self._run, args=(head,), daemon=True)
+        self._thread.start()
+
+    def _run(self, head: bytes) -> None:
+        try:
+            view = memoryview(head)
+            while view:
+                view = view[os.write(self._write_fd, view) :]
+            while os.splice(self._source, self._write_fd, 1 << 20):
+                pass
+        except OSError:
+            pass  # the reader went away (a failed backup): the tool's exit status tells why
+        finally:
+            os.close(self._write_fd)
+            os.close(self._source)
+
+    def close(self) -> None:
+        self._thread.join(timeout=30)
 
 
 def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: str) -> None:

@@ -3,14 +3,23 @@ appliance keeps writing), loaded back with the ``mariadb`` client."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import replace as dc_replace
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
+from sealbox.errors import SourceError
 from sealbox.repo.backup import Stream
 
 __all__ = ["MariaDB"]
+
+# "GRANT ... TO `u`@`h` IDENTIFIED VIA ... [WITH GRANT OPTION];": the clause would reset the
+# credentials of an account that exists on the target server.
+# Accounts every server has (and which a load must not touch), and proxy grants (only the
+# server's own root holds them).
+_BUILT_IN = re.compile(r"[`'](?:root|mysql|mariadb\.sys)[`']@")
+_IDENTIFIED = re.compile(r" IDENTIFIED (?:BY|VIA) .*?(?=(?: WITH GRANT OPTION)?;$)")
 
 
 class MariaDB:
@@ -55,7 +64,36 @@ class MariaDB:
             "--databases",
             self.url.database,
         ]
-        return dc_replace(start_dump(argv, self._env(), self.label), name=self.file_name)
+        stream = start_dump(argv, self._env(), self.label, prelude=self.users_sql)
+        return dc_replace(stream, name=self.file_name)
+
+    def users_sql(self) -> bytes:
+        """The server's accounts, roles and grants (``mariadb-dump --system=users``), so the dump
+        loads into a freshly installed server with the accounts its application logs in with.
+        ``--insert-ignore`` makes them ``CREATE USER IF NOT EXISTS``; the ``IDENTIFIED ...``
+        clauses of the GRANTs are dropped, so an account that exists keeps its credentials;
+        the built-in accounts (root, mysql, mariadb.sys) and proxy grants are left out."""
+        argv = [
+            tool(("mariadb-dump", "mysqldump"), "mariadb-client"),
+            *self._conn(),
+            "--system=users",
+            "--insert-ignore",
+            "--skip-comments",
+        ]
+        try:
+            text = run_query(argv, self._env(), self.label)
+        except SourceError as exc:  # an account without the privilege: the data still matters
+            return f"-- Sealbox: accounts not included ({exc})\n".encode()
+        lines = [
+            _IDENTIFIED.sub("", line) if line.startswith("GRANT ") else line
+            for line in text.splitlines()
+            if not _BUILT_IN.search(line) and not line.startswith("GRANT PROXY ")
+        ]
+        return (
+            "-- Sealbox: accounts and grants, created only where missing\n"
+            + "\n".join(lines)
+            + "\n-- Sealbox: the database (mariadb-dump)\n"
+        ).encode()
 
     def _client(self) -> str:
         return tool(("mariadb", "mysql"), "mariadb-client")

@@ -8,9 +8,38 @@ from dataclasses import replace as dc_replace
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
+from sealbox.errors import SourceError
 from sealbox.repo.backup import Stream
 
 __all__ = ["PostgreSQL"]
+
+# Server-side quoting (format %I, %L): no role name or password is pasted into SQL by Python.
+# Roles pg_* and the bootstrap superuser (oid 10) exist on every server and are left alone.
+_ROLES = """SELECT format(
+ 'DO $sealbox$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %L) THEN'
+ ' CREATE ROLE %I WITH %s %s %s %s %s %s %s CONNECTION LIMIT %s%s; END IF; END $sealbox$;',
+ rolname, rolname,
+ CASE WHEN rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END,
+ CASE WHEN rolinherit THEN 'INHERIT' ELSE 'NOINHERIT' END,
+ CASE WHEN rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END,
+ CASE WHEN rolcreatedb THEN 'CREATEDB' ELSE 'NOCREATEDB' END,
+ CASE WHEN rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END,
+ CASE WHEN rolreplication THEN 'REPLICATION' ELSE 'NOREPLICATION' END,
+ CASE WHEN rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END,
+ rolconnlimit,
+ CASE WHEN rolpassword IS NOT NULL THEN format(' PASSWORD %L', rolpassword) ELSE '' END)
+FROM pg_catalog.{table} WHERE rolname !~ '^pg_' AND oid <> 10 ORDER BY rolname"""
+
+_MEMBERS = """SELECT format(
+ 'DO $sealbox$ BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_auth_members m'
+ ' JOIN pg_catalog.pg_roles r ON r.oid = m.roleid JOIN pg_catalog.pg_roles u ON u.oid = m.member'
+ ' WHERE r.rolname = %L AND u.rolname = %L) THEN GRANT %I TO %I; END IF; END $sealbox$;',
+ r.rolname, u.rolname, r.rolname, u.rolname)
+FROM pg_catalog.pg_auth_members m
+JOIN pg_catalog.pg_roles r ON r.oid = m.roleid
+JOIN pg_catalog.pg_roles u ON u.oid = m.member
+WHERE r.rolname !~ '^pg_' AND u.rolname !~ '^pg_' AND u.oid <> 10
+ORDER BY r.rolname, u.rolname"""
 
 
 class PostgreSQL:
@@ -48,7 +77,38 @@ class PostgreSQL:
             "--format=plain",
             f"--dbname={self.url.database}",
         ]
-        return dc_replace(start_dump(argv, self._env(), self.label), name=self.file_name)
+        stream = start_dump(argv, self._env(), self.label, prelude=self.roles_sql)
+        return dc_replace(stream, name=self.file_name)
+
+    def roles_sql(self) -> bytes:
+        """The server's roles and memberships as SQL that creates only what is missing, so the
+        dump loads into a freshly installed server (its objects are owned by and granted to
+        these roles) and never alters a role that exists there. Passwords (SCRAM verifiers)
+        come along when the dump user may read ``pg_authid``."""
+        psql = [
+            tool(("psql",), "postgresql-client"),
+            *self._conn(),
+            f"--dbname={self.url.database}",
+        ]
+        psql.append("-tAc")
+        try:
+            roles = run_query([*psql, _ROLES.format(table="pg_authid")], self._env(), self.label)
+            note = ""
+        except SourceError:  # not a superuser: the roles without their passwords
+            roles = run_query(
+                [*psql, _ROLES.format(table="pg_roles").replace("rolpassword", "NULL::text")],
+                self._env(),
+                self.label,
+            )
+            note = "-- role passwords not included: the dump user cannot read pg_authid\n"
+        members = run_query([*psql, _MEMBERS], self._env(), self.label)
+        return (
+            "-- Sealbox: roles and memberships, created only where missing\n"
+            + note
+            + roles
+            + members
+            + "-- Sealbox: the database (pg_dump)\n"
+        ).encode()
 
     def exists(self) -> bool:
         out = run_query(
