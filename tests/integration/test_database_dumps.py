@@ -334,3 +334,24 @@ def test_mariadb_dump_brings_its_accounts_to_a_fresh_server(env, tmp_path):
     finally:
         _mysql(f"DROP DATABASE IF EXISTS {name}")
         _mysql(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+
+
+@pytest.mark.parametrize("head_size", [100, 3 << 20])
+def test_a_prelude_comes_before_the_tool_output(tmp_path, head_size):
+    """Small preludes sit in the pipe before the tool starts; big ones are written by a thread
+    that then splices the tool's output behind them. Either way: prelude, then the dump, whole."""
+    import os
+
+    from sealbox.databases.base import start_dump
+
+    body = os.urandom(5 << 20)
+    (tmp_path / "dump").write_bytes(body)
+    head = b"H" * head_size
+    stream = start_dump(["cat", str(tmp_path / "dump")], {}, "test", prelude=lambda: head)
+    fd, finish = stream.open()
+    got = bytearray()
+    while chunk := os.read(fd, 1 << 20):
+        got += chunk
+    os.close(fd)
+    finish()
+    assert bytes(got) == head + body

@@ -8,6 +8,8 @@ bytes to the client tool's stdin. Passwords go to the tools through their enviro
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -146,11 +148,21 @@ def start_dump(
 
     def open_() -> tuple[int, Callable[..., None]]:
         head = prelude() if prelude is not None else b""
-        proc, stderr = _spawn(argv, env, what, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        fd = os.dup(proc.stdout.fileno())
-        proc.stdout.close()
-        joiner = _Joiner(head, fd) if head else None
+        joiner: _Joiner | None = None
+        if head and (ready := _pipe_holding(head)) is not None:
+            # The prelude sits in the pipe already; the tool writes behind it: no extra hop.
+            fd, write_end = ready
+            try:
+                proc, stderr = _spawn(argv, env, what, stdin=subprocess.DEVNULL, stdout=write_end)
+            finally:
+                os.close(write_end)
+        else:
+            proc, stderr = _spawn(argv, env, what, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+            assert proc.stdout is not None
+            fd = os.dup(proc.stdout.fileno())
+            proc.stdout.close()
+            if head:  # too big to sit in a pipe: a thread writes it, then splices the tool's
+                joiner = _Joiner(head, fd)
 
         def finish(failed: bool = False) -> None:
             if failed:
@@ -164,6 +176,19 @@ def start_dump(
         return (joiner.read_fd if joiner is not None else fd), finish
 
     return Stream(name="", open=open_)
+
+
+def _pipe_holding(head: bytes) -> tuple[int, int] | None:
+    """A pipe (read end, write end) already holding ``head``, if it fits without blocking."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    if len(head) >= fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ):
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    os.write(write_fd, head)
+    return read_fd, write_fd
 
 
 class _Joiner:
