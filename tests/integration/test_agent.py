@@ -178,3 +178,36 @@ def test_prune_is_refused_by_an_append_only_agent(append_only_agent, monkeypatch
     with pytest.raises(DestinationError, match="append-only"):
         forget_snapshots(repo, [snap])
     assert [s.id for s in repo.snapshots()] == [snap.id]
+
+
+def test_mutual_tls_needs_the_client_certificate(tmp_path, monkeypatch, sealbox):
+    from tests.servers import AgentServer, client_certificate, free_port, self_signed
+
+    cert, key = self_signed(tmp_path)
+    client_dir = tmp_path / "client"
+    client_dir.mkdir()
+    client_cert, client_key = client_certificate(client_dir, cert, key)
+    server = AgentServer(
+        tmp_path / "root", free_port(), cert, key, extra=("--client-ca", str(cert))
+    )
+    server.start()
+    try:
+        monkeypatch.setenv("SEALBOX_AGENT_TOKEN", server.token("pam-01"))
+        monkeypatch.setenv("SEALBOX_AGENT_CA", str(cert))
+        url = f"{server.base}/pam-01"
+        with pytest.raises(DestinationError):  # no client certificate: the handshake fails
+            open_backend(url).put("probe", b"x")
+        monkeypatch.setenv("SEALBOX_AGENT_CLIENT_CERT", str(client_cert))
+        monkeypatch.setenv("SEALBOX_AGENT_CLIENT_KEY", str(client_key))
+        backend = open_backend(url)
+        backend.put("probe", b"x")
+        assert backend.get("probe") == b"x"
+        monkeypatch.setenv("SEALBOX_AGENT_CLIENT_KEY", str(tmp_path / "missing.key"))
+        with pytest.raises(ConfigError, match="client certificate"):
+            open_backend(url)
+    finally:
+        server.stop()
+    refused = sealbox(
+        "agent", "serve", "--root", tmp_path / "r2", "--listen", "127.0.0.1:1", "--client-ca", cert
+    )
+    assert refused.code == 3 and "--client-ca needs TLS" in refused.err

@@ -2,7 +2,9 @@
 
 The token comes from the destination's ``token_file`` or ``SEALBOX_AGENT_TOKEN``; the server's
 certificate is checked against ``ca_file`` / ``SEALBOX_AGENT_CA`` (a CA or the pinned certificate
-itself). ``agent+http://`` is allowed to a loopback address only.
+itself). An agent that requires mutual TLS (``agent serve --client-ca``) gets the destination's
+``client_cert``/``client_key`` (``SEALBOX_AGENT_CLIENT_CERT``/``_KEY`` for the plumbing).
+``agent+http://`` is allowed to a loopback address only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
 class AgentBackend:
     round_trips = True  # each request costs a round trip: readers fetch whole packs
 
@@ -58,7 +65,12 @@ class AgentBackend:
 
     @classmethod
     def from_url(
-        cls, url: str, token_file: Path | None = None, ca_file: Path | None = None
+        cls,
+        url: str,
+        token_file: Path | None = None,
+        ca_file: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
     ) -> AgentBackend:
         parts = urlsplit(url)
         scheme = parts.scheme.removeprefix("agent+")
@@ -88,6 +100,17 @@ class AgentBackend:
         )
         if scheme == "https" and ca is not None:
             verify = ssl.create_default_context(cafile=str(ca))
+        cert = client_cert or _env_path("SEALBOX_AGENT_CLIENT_CERT")
+        key = client_key or _env_path("SEALBOX_AGENT_CLIENT_KEY")
+        if cert is not None and scheme == "https":  # mutual TLS: the agent asks for it
+            if not isinstance(verify, ssl.SSLContext):
+                verify = ssl.create_default_context()
+            try:
+                verify.load_cert_chain(str(cert), str(key) if key else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"agent client certificate {cert}: cannot load it ({exc})"
+                ) from exc
         return cls(f"{scheme}://{parts.netloc}", namespace, token, verify, prefix)
 
     @property

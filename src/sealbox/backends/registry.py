@@ -58,7 +58,11 @@ def open_backend(url: str, options: Any = None) -> Backend:
         from sealbox.backends.agent import AgentBackend
 
         return AgentBackend.from_url(
-            url, getattr(options, "token_file", None), getattr(options, "ca_file", None)
+            url,
+            getattr(options, "token_file", None),
+            getattr(options, "ca_file", None),
+            getattr(options, "client_cert", None),
+            getattr(options, "client_key", None),
         )
     if _scheme(url) == "sftp":
         from sealbox.backends.sftp import SFTPBackend

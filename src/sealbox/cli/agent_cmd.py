@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 
 import click
@@ -27,6 +28,11 @@ def group() -> None:
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--client-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Also require a client certificate issued by this CA (mutual TLS).",
+)
 @click.option("--append-only", is_flag=True, help="Never replace or delete a stored object.")
 @click.option("--quota", type=int, help="Bytes each namespace may use (reported as capacity).")
 @click.option(
@@ -44,6 +50,7 @@ def serve(
     listen: str,
     tls_cert: Path | None,
     tls_key: Path | None,
+    client_ca: Path | None,
     append_only: bool,
     quota: int | None,
     max_object: int,
@@ -64,6 +71,8 @@ def serve(
         raise ConfigError(
             "without a certificate the agent serves plain HTTP, on a loopback address only"
         )
+    if client_ca is not None and tls_cert is None:
+        raise ConfigError("--client-ca needs TLS: give --tls-cert and --tls-key too")
     root.mkdir(parents=True, exist_ok=True)
     uvicorn.run(
         build_app(
@@ -77,6 +86,8 @@ def serve(
         port=int(port),
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        ssl_ca_certs=str(client_ca) if client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
         log_level="warning",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,

@@ -133,6 +133,14 @@ class DestinationConfig(_Model):
         description="The agent's CA, or its certificate itself (pinned), for agent+https:// destinations.",
         examples=[None],
     )
+    client_cert: Path | None = Field(
+        default=None,
+        description="Client certificate (PEM) for an agent that requires mutual TLS.",
+        examples=[None],
+    )
+    client_key: Path | None = Field(
+        default=None, description="Its private key (PEM).", examples=[None]
+    )
     allow_on_appliance: bool = Field(
         default=False,
         description=(
