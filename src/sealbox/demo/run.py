@@ -411,6 +411,8 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             "Or with the standard age tool (bash: the key stays in a pipe, the secrets on screen):\n"
             f"  age -d -i <(sealbox keys combine --share {shares[0]} --share {shares[1]}"
             f" --share {shares[2]}) \\\n      {_remote_dir(root, config) / backup.name} | less\n"
+            "Run the daemon (schedules, alerts, /metrics, the web dashboard) on it for a minute:\n"
+            f"  sealbox demo --dir {root} --daemon 60\n"
             "Rebuild the appliance from its newest system backup:\n"
             f"  sealbox restore system latest --config {config_path} --target /tmp/rebuild \\\n"
             f"      --share {shares[0]} --share {shares[1]} --share {shares[2]} --database-files"
