@@ -258,3 +258,35 @@ def test_daemon_over_https_needs_the_token_off_loopback(tmp_path):
             httpx.get(f"https://127.0.0.1:{port}/healthz", timeout=5)  # an unknown CA: refused
     finally:
         daemon.stop()
+
+
+def test_a_killed_job_is_a_failure_with_an_alert(tmp_path):
+    """A job that dies by a signal (the OOM killer, a kill -9) cannot alert by itself: the daemon
+    records it as failed and sends the failure event; the daemon itself carries on."""
+    siem = SyslogReceiver("tcp").start()
+    port = free_port()
+    body = f"""
+[secrets]
+destination = "offsite"
+schedule = "0 0 1 1 *"
+[[secrets.sources]]
+type = "command"
+command = ["{sys.executable}", "-c", "import os, signal; os.killpg(0, signal.SIGKILL)"]
+"""
+    daemon = DaemonProcess(daemon_config(tmp_path, port, body, siem.port), port)
+    try:
+        run = daemon.wait_for(
+            lambda: next(
+                (r for r in daemon.history(kind="secrets") if r["result"] != "running"), None
+            ),
+            30,
+            "the killed run",
+        )
+        assert run["result"] == "failed" and "signal 9 (SIGKILL)" in run["error"]
+        events = [parse_rfc5424(m) for m in siem.wait(1)]
+        assert [e["msgid"] for e in events] == ["backup.secrets.failed"]
+        assert "SIGKILL" in events[0]["msg"]
+        assert daemon.get("/healthz").status_code == 200  # the daemon carries on
+    finally:
+        daemon.stop()
+        siem.stop()

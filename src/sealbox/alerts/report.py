@@ -24,6 +24,7 @@ __all__ = [
     "check_overdue",
     "health_checks",
     "integrity_failed",
+    "job_killed",
     "probe_outcome",
     "restore_run",
 ]
@@ -168,6 +169,12 @@ def restore_run(
         raise
     duration = round((datetime.now(UTC) - started).total_seconds(), 1)
     send("restore.succeeded", duration_s=duration, **report.fields)
+
+
+def job_killed(config: Config, kind: str, destination: str, reason: str) -> None:
+    """A backup process that died without a word (killed by a signal): its failure alert."""
+    with _never_fails(f"the killed {kind} backup"):
+        _backup_failed(Notifier(config), kind, destination, SealboxError(reason))
 
 
 def integrity_failed(config: Config, destination: str, reason: str, tampering: bool) -> None:

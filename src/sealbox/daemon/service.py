@@ -159,6 +159,14 @@ class Daemon:
             out, err = await entry.proc.communicate(self.config_text.encode())
             code = entry.proc.returncode if entry.proc.returncode is not None else -9
             outcome = outcome_of(entry.job, code, out, err)
+            if code < 0 and not self._stop.is_set():
+                # Killed, and not by us (the OOM killer, an operator's kill -9): the job had no
+                # chance to raise its own alert, so the daemon does.
+                outcome.result = "failed"
+                outcome.error = (
+                    f"the job was killed by signal {-code} ({signal.Signals(-code).name})"
+                )
+                await asyncio.to_thread(self._alert_killed, entry.job, outcome.error)
         except OSError as exc:
             outcome = JobOutcome("failed", error=f"cannot start the job: {exc}")
         except Exception as exc:  # never let one job take the scheduler down
@@ -189,6 +197,14 @@ class Daemon:
                     "schedule",
                 )
             self._wake.set()
+
+    def _alert_killed(self, job: str, reason: str) -> None:
+        if job not in ("secrets", "system", "recordings"):
+            return
+        from sealbox.alerts.report import job_killed
+
+        section: Any = getattr(self.config, job)
+        job_killed(self.config, job, section.destination if section else "-", reason)
 
     async def _scheduler(self) -> None:
         while not self._stop.is_set():
