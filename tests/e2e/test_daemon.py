@@ -190,6 +190,9 @@ command = ["{sys.executable}", "-c", "import time; time.sleep(60)"]
         30,
         "the slow run",
     )
+    auth = {"Authorization": "Bearer t0ken-for-tests"}
+    again = httpx.post(f"{daemon.base}/api/run/secrets", headers=auth, timeout=10)
+    assert again.status_code == 409 and "running already" in again.text  # never two at once
     time.sleep(1)
     seconds = daemon.stop()
     assert seconds < 10, "SIGTERM stops within seconds"
