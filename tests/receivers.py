@@ -11,7 +11,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,9 @@ class SMTPReceiver:
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
                 receiver.envelopes.append(envelope)
-                receiver.messages.append(message_from_bytes(envelope.content))
+                receiver.messages.append(
+                    message_from_bytes(envelope.content, policy=policy.default)
+                )
                 return "250 OK"
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any):

@@ -64,8 +64,9 @@ def test_email_over_starttls_reaches_every_recipient(smtp, tls_pair):
     assert smtp.envelopes[0].rcpt_tos == ["soc@x", "ops@x"]
     assert msg["Subject"].startswith("[Sealbox pam-01] ERROR: destination offsite unreachable")
     assert msg["X-Sealbox-Event"] == "100 destination.unreachable"
-    body = msg.get_payload(decode=True).decode()
+    body = msg.get_body(("plain",)).get_content()
     assert "refused" in body and "Since:" in body and "What to check:" in body
+    assert "What to check" in msg.get_body(("html",)).get_content()  # and an HTML alternative
 
 
 def test_email_starttls_with_an_unknown_certificate_is_refused(smtp):

@@ -111,3 +111,9 @@ def test_every_event_renders_in_every_format(name):
     parse_cef(formats.cef(event))
     parse_leef(formats.leef(event))
     parse_rfc5424(formats.rfc5424(event, formats.plain(event)))
+
+
+def test_email_html_escapes_every_value():
+    html = formats.email_html(_event(reason="<script>alert(1)</script>"))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "What to check" in html and "pam-01.example" in html

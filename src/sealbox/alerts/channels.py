@@ -62,6 +62,7 @@ class EmailChannel:
         msg["Message-ID"] = make_msgid(domain=event.host or None)
         msg["X-Sealbox-Event"] = f"{event.type.id} {event.name}"
         msg.set_content(formats.email_text(event))
+        msg.add_alternative(formats.email_html(event), subtype="html")
         return msg
 
     def send(self, event: Event) -> None:

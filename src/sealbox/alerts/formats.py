@@ -9,6 +9,7 @@ tab-separated ``key=value`` attributes; tabs and line breaks inside values becom
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from sealbox.alerts.events import SEVERITIES, Event
 __all__ = [
     "FACILITIES",
     "cef",
+    "email_html",
     "email_subject",
     "email_text",
     "frame",
@@ -156,3 +158,30 @@ def email_text(event: Event) -> str:
             lines.append(f"{key + ':':<15}{value}")
     lines += ["", f"What to check: {t.check}", "", "-- Sealbox " + __version__, ""]
     return "\n".join(lines)
+
+
+def email_html(event: Event) -> str:
+    """The same content as :func:`email_text` as a small HTML page (every value escaped)."""
+    esc = html.escape
+    t = event.type
+    colour = {"critical": "#b91c1c", "error": "#dc2626", "warning": "#d97706"}.get(
+        event.severity, "#2563eb"
+    )
+    rows = [
+        ("What happened", f"{t.name} (event {t.id}, severity {event.severity})"),
+        ("Where", f"appliance {event.appliance} (host {event.host})"),
+        ("When", event.time.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        *sorted((k, str(v)) for k, v in event.fields.items()),
+    ]
+    cells = "".join(
+        f'<tr><th style="text-align:left;padding:2px 12px 2px 0;color:#6b7280">{esc(k)}</th>'
+        f"<td>{esc(v)}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        '<!doctype html><html><body style="font-family:sans-serif;font-size:14px">'
+        f'<h2 style="color:{colour};margin:0 0 8px">{esc(event.message)}</h2>'
+        f"<table>{cells}</table>"
+        f"<p><strong>What to check:</strong> {esc(t.check)}</p>"
+        f'<p style="color:#6b7280">Sealbox {esc(__version__)}</p></body></html>'
+    )
