@@ -222,3 +222,22 @@ def test_check_the_products_repository(system, sealbox):
     pack.write_bytes(bytes(data))
     damaged = sealbox("check", "--config", system.config)
     assert damaged.code == 5 and "damaged" in damaged.out
+
+
+def test_backups_find_reusable_keys_without_listing_snapshots(system, sealbox, monkeypatch):
+    """The data keys new backups may share come from a local record each backup extends: a run
+    reads no snapshot (a year of 15-minute recordings runs is 35,000 of them)."""
+    from sealbox.repo.repository import Repository
+
+    _backup(sealbox, system)
+    _backup(sealbox, system)
+    records = list((system.root / "appliance" / "state").rglob("reusable-keys.json"))
+    assert len(records) == 1 and len(json.loads(records[0].read_text())["keys"]) == 2
+
+    def no_listing(self):
+        raise AssertionError("snapshots listed")
+
+    monkeypatch.setattr(Repository, "snapshots", no_listing)
+    third = _backup(sealbox, system)
+    assert third["bytes_added"] < 200_000  # still deduplicated against the earlier runs
+    assert len(json.loads(records[0].read_text())["keys"]) == 3

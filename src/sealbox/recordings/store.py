@@ -20,7 +20,7 @@ from sealbox.recordings.scan import scan
 from sealbox.repo.backup import BackupResult, Progress, run_backup
 from sealbox.repo.repository import Repository
 from sealbox.sizing import record_sample
-from sealbox.system_backup import reusable_keys
+from sealbox.system_backup import remember_keys, reusable_keys
 
 __all__ = ["RecordingsResult", "catalog_for", "run"]
 
@@ -103,6 +103,7 @@ def run(
             extra={"recipients": sorted(repo.data_recipients)},
         )
         result.backup = backup
+        remember_keys(repo, backup.snapshot)
         contents = _contents(backup)
         pattern = re.compile(section.name_pattern)
         entries: list[dict[str, Any]] = []
