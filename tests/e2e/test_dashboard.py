@@ -160,6 +160,18 @@ def test_dashboard_in_a_browser(browser, dashboard):
     assert page.is_visible("#deliveries")
     _shot(page, "alerts")
 
+    # A refused run (here: an unknown job) comes back as a notice on the overview, escaped.
+    csrf = page.get_attribute("form.logout input[name=csrf]", "value")
+    page.evaluate(
+        """csrf => { const f = document.createElement('form'); f.method = 'post';
+        f.action = '/run/<b>nope'; const i = document.createElement('input');
+        i.name = 'csrf'; i.value = csrf; f.appendChild(i); document.body.appendChild(f);
+        f.submit(); }""",
+        csrf,
+    )
+    page.wait_for_selector("#notice")
+    assert "no job '<b>nope'" in page.inner_text("#notice")  # shown as text, not markup
+
     forged = context.request.post(f"{base}/run/system", form={"csrf": "forged"})
     assert forged.status == 403 and "CSRF" in forged.text()
     missing = context.request.post(f"{base}/run/system")

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -178,6 +178,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             status=status,
             snap=snap,
             other_jobs={k: v for k, v in snap["jobs"].items() if k not in KINDS},
+            notice=request.query_params.get("notice"),
         )
 
     async def destinations(request: Request) -> Response:
@@ -318,7 +319,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         try:
             run_id = daemon.run_now(job)
         except RunRefusedError as exc:
-            return RedirectResponse(f"/?notice={exc}", status_code=303)
+            return RedirectResponse(f"/?{urlencode({'notice': str(exc)})}", status_code=303)
         return RedirectResponse(f"/?started={job}&run={run_id}", status_code=303)
 
     async def jobs(request: Request) -> Response:
