@@ -141,3 +141,15 @@ destination = "offsite"
 schedule = "{schedule}"
 path = "{tmp_path / "no-such-recordings"}"
 """
+
+
+def secrets_from_command(code: str, schedule: str) -> str:
+    """A [secrets] section whose one source is ``python -c CODE`` (a slow or dying job)."""
+    return f"""
+[secrets]
+destination = "offsite"
+schedule = "{schedule}"
+[[secrets.sources]]
+type = "command"
+command = ["{sys.executable}", "-c", "{code}"]
+"""

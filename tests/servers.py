@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -211,7 +212,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     from ipaddress import ip_address
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
@@ -232,7 +233,12 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = directory / "agent.crt", directory / "agent.key"
+    return _write_pem(cert, key, directory / "agent.crt", directory / "agent.key")
+
+
+def _write_pem(cert: Any, key: Any, cert_path: Path, key_path: Path) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -268,16 +274,7 @@ def client_certificate(directory: Path, ca_cert: Path, ca_key: Path) -> tuple[Pa
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(signer, hashes.SHA256())  # type: ignore[arg-type]
     )
-    cert_path, key_path = directory / "client.crt", directory / "client.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return _write_pem(cert, key, directory / "client.crt", directory / "client.key")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sealbox.daemon.history import History
 from sealbox.daemon.jobs import Job, outcome_of
 from sealbox.daemon.metrics import Metric, render
 from sealbox.daemon.schedule_plan import first_due, next_due
-from tests.daemons import DaemonProcess, daemon_config, kinds_config
+from tests.daemons import DaemonProcess, daemon_config, kinds_config, secrets_from_command
 from tests.receivers import SyslogReceiver, parse_rfc5424
 from tests.servers import free_port
 
@@ -176,14 +176,7 @@ def test_daemon_runs_reports_and_reloads(tmp_path, sealbox):
 
 def test_sigterm_stops_a_running_job_safely(tmp_path):
     port = free_port()
-    body = f"""
-[secrets]
-destination = "offsite"
-schedule = "* * * * *"
-[[secrets.sources]]
-type = "command"
-command = ["{sys.executable}", "-c", "import time; time.sleep(60)"]
-"""
+    body = secrets_from_command("import time; time.sleep(60)", "* * * * *")
     daemon = DaemonProcess(daemon_config(tmp_path, port, body), port)
     daemon.wait_for(
         lambda: any(r["result"] == "running" for r in daemon.history(kind="secrets")),
@@ -268,14 +261,7 @@ def test_a_killed_job_is_a_failure_with_an_alert(tmp_path):
     records it as failed and sends the failure event; the daemon itself carries on."""
     siem = SyslogReceiver("tcp").start()
     port = free_port()
-    body = f"""
-[secrets]
-destination = "offsite"
-schedule = "0 0 1 1 *"
-[[secrets.sources]]
-type = "command"
-command = ["{sys.executable}", "-c", "import os, signal; os.killpg(0, signal.SIGKILL)"]
-"""
+    body = secrets_from_command("import os, signal; os.killpg(0, signal.SIGKILL)", "0 0 1 1 *")
     daemon = DaemonProcess(daemon_config(tmp_path, port, body, siem.port), port)
     try:
         run = daemon.wait_for(
