@@ -4,6 +4,7 @@ master key (keystore) and the operator keys (config), created on first use."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends import Backend, open_backend
@@ -68,3 +69,13 @@ def open_product_repo(
         repo.seal_keys_to(recipients, state)
         repo.data_recipients = recipients
     return repo, warnings
+
+
+def open_product_repo_to_read(
+    config: Config, destination: str, identities: list[Any] | None
+) -> Repository:
+    """The repository at a destination opened with a key (custodians' or an operator's) to read
+    contents, or, with none, as this appliance's writer: structure and signed records only."""
+    if identities is None:
+        return open_product_repo(config, destination, [], create=False)[0]
+    return Repository.open(destination_backend(config, destination, repo=True), identities)

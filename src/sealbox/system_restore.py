@@ -16,7 +16,7 @@ from sealbox.config.models import Config
 from sealbox.databases import Database, database_for
 from sealbox.errors import ConfigError, NotFoundError, OutputError
 from sealbox.keymaterial import Unlocked
-from sealbox.product_repo import destination_backend, destination_of
+from sealbox.product_repo import destination_of, open_product_repo_to_read
 from sealbox.repo.backup import STREAM_DIR
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Index, Repository
@@ -66,7 +66,7 @@ class SystemRestore:
 def _open_repo(config: Config, destination: str | None, unlocked: Unlocked) -> Repository:
 
     dest = destination_of(config, "system", destination)
-    return Repository.open(destination_backend(config, dest, repo=True), unlocked.identities)
+    return open_product_repo_to_read(config, dest, unlocked.identities)
 
 
 def _select(meta: list[dict[str, Any]], wanted: list[str] | None) -> list[dict[str, Any]]:

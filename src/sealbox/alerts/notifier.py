@@ -22,17 +22,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from sealbox.alerts.channels import Channel, channels_from_config
 from sealbox.alerts.events import Event, make_event
 from sealbox.config.models import Config
 from sealbox.errors import AlertDeliveryError
 from sealbox.statefile import read_json, write_json
 
 __all__ = ["Delivery", "Notifier", "recent_deliveries"]
+
+if TYPE_CHECKING:
+    from sealbox.alerts.channels import Channel
 
 log = logging.getLogger("sealbox.alerts")
 T = TypeVar("T")
@@ -67,7 +69,7 @@ class Notifier:
         self.appliance = config.appliance.name
         self.dir = config.appliance.state_dir / "alerts"
         self.channels: list[Channel] = (
-            list(channels) if channels is not None else list(channels_from_config(config.alerts))
+            list(channels) if channels is not None else _configured_channels(config)
         )
         self.reminder = timedelta(hours=config.alerts.reminder_hours)
         self.retry_window = timedelta(hours=config.alerts.retry_hours)
@@ -241,6 +243,16 @@ class Notifier:
             result = change(doc)
             self._save(name, doc)
             return result
+
+
+def _configured_channels(config: Config) -> list[Channel]:
+    """The config's channels; smtplib, ssl and email load only when there are some (every
+    backup makes a Notifier, most appliances configure no channel at all)."""
+    if not config.alerts.channels():
+        return []
+    from sealbox.alerts.channels import channels_from_config
+
+    return list(channels_from_config(config.alerts))
 
 
 def recent_deliveries(state_dir: Path, limit: int = 200) -> list[dict[str, Any]]:

@@ -36,11 +36,10 @@ def command(
 ) -> None:
     """Check the integrity of the product's repositories (structure; with a key, every byte)."""
     from sealbox.errors import IntegrityError, NotFoundError
-    from sealbox.product_repo import destination_backend, open_product_repo
+    from sealbox.product_repo import open_product_repo_to_read
     from sealbox.repo.blobs import BlobReader
     from sealbox.repo.check import run_check
     from sealbox.repo.locks import Lock
-    from sealbox.repo.repository import Repository
 
     config = load(ctx, config_path)
     subset = read_data_fraction(read_data_subset)
@@ -54,12 +53,9 @@ def command(
     reports = {}
     for name in names:
         try:
-            if unlocked is not None:
-                repo = Repository.open(
-                    destination_backend(config, name, repo=True), unlocked.identities
-                )
-            else:
-                repo, _ = open_product_repo(config, name, [], create=False)
+            repo = open_product_repo_to_read(
+                config, name, unlocked.identities if unlocked else None
+            )
         except NotFoundError:
             continue
         reader = BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked else None

@@ -8,7 +8,6 @@ import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.cli.repo_cmd import key_options, unlock
-from sealbox.product_repo import destination_backend
 
 
 @click.group("recordings")
@@ -41,19 +40,15 @@ def verify(
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
     from sealbox.errors import IntegrityError
     from sealbox.keystore import Keystore
-    from sealbox.product_repo import destination_of, open_product_repo
+    from sealbox.product_repo import destination_of, open_product_repo_to_read
     from sealbox.recordings.store import catalog_for
     from sealbox.recordings.verify import verify as run_verify
     from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.repository import Repository
 
     config = load(ctx, config_path)
     name = destination_of(config, "recordings", destination)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
-    if unlocked is not None:
-        repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
-    else:
-        repo, _ = open_product_repo(config, name, [], create=False)
+    repo = open_product_repo_to_read(config, name, unlocked.identities if unlocked else None)
     keystore = Keystore(config.appliance.state_dir)
     signer = (
         keystore.signing_key().public_key() if (keystore.dir / "signing_key").exists() else None

@@ -19,7 +19,6 @@ from sealbox.cli.common import (
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import key_options, unlock
 from sealbox.errors import OutputError
-from sealbox.product_repo import destination_backend
 
 
 @click.group("restore")
@@ -188,11 +187,10 @@ def recordings(
 ) -> None:
     """Restore recordings by session or time range; each is checked against its recorded digest."""
     from sealbox.alerts.report import restore_run
-    from sealbox.product_repo import destination_of
+    from sealbox.product_repo import destination_of, open_product_repo_to_read
     from sealbox.recordings.restore import restore, select
     from sealbox.recordings.verify import entries_of
     from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.repository import Repository
 
     if session is None and since is None and until is None:
         raise click.UsageError("choose recordings with --session ID or --since/--until")
@@ -203,7 +201,7 @@ def recordings(
     with restore_run(
         config, "recordings", name, session or f"{since or ''}..{until or ''}", str(target)
     ):
-        repo = Repository.open(destination_backend(config, name, repo=True), unlocked.identities)
+        repo = open_product_repo_to_read(config, name, unlocked.identities)
         utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
         chosen = select(entries_of(repo), session, utc[0], utc[1])
         result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)

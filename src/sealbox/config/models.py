@@ -512,18 +512,22 @@ class DaemonConfig(_Model):
             raise ValueError("use HOST:PORT, e.g. 127.0.0.1:9740")
         return value
 
-    @model_validator(mode="after")
-    def _https_off_loopback(self) -> DaemonConfig:
+    @property
+    def on_loopback(self) -> bool:
+        """Whether ``listen`` is a loopback address (reads need no token there)."""
         import ipaddress
 
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together")
         host = self.listen.rpartition(":")[0].strip("[]")
         try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
         except ValueError:
-            loopback = False
-        if not loopback and self.tls_cert is None:
+            return False
+
+    @model_validator(mode="after")
+    def _https_off_loopback(self) -> DaemonConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if not self.on_loopback and self.tls_cert is None:
             raise ValueError(
                 f"listen {self.listen} is not a loopback address: serve HTTPS (tls_cert, tls_key)"
                 " so logins, tokens and the dashboard never cross the network in clear"

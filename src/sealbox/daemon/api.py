@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import hmac
-import ipaddress
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,20 +26,11 @@ if TYPE_CHECKING:
     from sealbox.config.models import Config
     from sealbox.daemon.service import Daemon
 
-__all__ = ["collect_metrics", "make_app"]
+__all__ = ["api_token", "collect_metrics", "make_app"]
 
 
-def _loopback(listen: str) -> bool:
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _token(daemon: Daemon) -> str | None:
+def api_token(daemon: Daemon) -> str | None:
+    """The token of ``[daemon] token_file`` (read on each use: rotating it needs no restart)."""
     path = daemon.config.daemon.token_file
     if path is None:
         return None
@@ -51,7 +41,7 @@ def _token(daemon: Daemon) -> str | None:
 
 
 def _authorized(daemon: Daemon, request: Request) -> bool:
-    expected = _token(daemon)
+    expected = api_token(daemon)
     if expected is None:
         return False
     given = request.headers.get("authorization", "")
@@ -65,7 +55,7 @@ def _refuse(message: str, status: int) -> JSONResponse:
 
 def make_app(daemon: Daemon) -> Starlette:
     def readable(request: Request) -> bool:
-        return _loopback(daemon.config.daemon.listen) or _authorized(daemon, request)
+        return daemon.config.daemon.on_loopback or _authorized(daemon, request)
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -92,7 +82,7 @@ def make_app(daemon: Daemon) -> Starlette:
         return JSONResponse({"runs": runs})
 
     async def run_now(request: Request) -> Response:
-        if _token(daemon) is None:
+        if api_token(daemon) is None:
             return _refuse("run-now is disabled: set [daemon] token_file", 403)
         if not _authorized(daemon, request):
             return _refuse("missing or wrong token", 401)

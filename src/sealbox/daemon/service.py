@@ -143,6 +143,7 @@ class Daemon:
         entry = Running(run_id, job, trigger, time.time())
         self.running[job] = entry
         entry.task = asyncio.get_running_loop().create_task(self._run(entry))
+        self._write_state()
         return run_id
 
     async def _run(self, entry: Running) -> None:
@@ -196,6 +197,7 @@ class Daemon:
                     next_due(job, datetime.fromtimestamp(entry.started, UTC), now),
                     "schedule",
                 )
+            self._write_state()  # daemon.json changes when a run starts or ends, or on reload
             self._wake.set()
 
     def _alert_killed(self, job: str, reason: str) -> None:
@@ -287,7 +289,11 @@ class Daemon:
         }
 
     def _write_state(self) -> None:
-        write_json(self.config.appliance.state_dir / "daemon.json", self.snapshot())
+        """``state_dir/daemon.json`` for ``sealbox status``: a courtesy, never a reason to fail."""
+        try:
+            write_json(self.config.appliance.state_dir / "daemon.json", self.snapshot())
+        except OSError as exc:
+            log.warning("daemon.json not written: %s", exc)
 
     # -- main ----------------------------------------------------------------------------------
     async def serve(self, on_ready: Any = None) -> None:
@@ -328,21 +334,14 @@ class Daemon:
         if on_ready is not None:
             on_ready()
         scheduler = loop.create_task(self._scheduler())
-        state_writer = loop.create_task(self._keep_state())
         await self._stop.wait()
         log.warning("stopping: %d job(s) running", len(self.running))
         scheduler.cancel()
-        state_writer.cancel()
         await self._stop_jobs()
         server.should_exit = True
         await web
         (self.config.appliance.state_dir / "daemon.json").unlink(missing_ok=True)
         self.history.close()
-
-    async def _keep_state(self) -> None:
-        while True:
-            self._write_state()
-            await asyncio.sleep(2)
 
 
 def _bind(host: str, port: int, listen: str) -> socket.socket:

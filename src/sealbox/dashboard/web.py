@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sealbox.daemon.api import api_token
 from sealbox.dashboard import charts
 from sealbox.dashboard.auth import COOKIE, Session, Sessions, csrf_ok
 from sealbox.errors import RunRefusedError
@@ -64,13 +65,6 @@ _env.filters["ago"] = _ago
 
 def routes(daemon: Daemon) -> list[BaseRoute]:
     sessions = Sessions()
-
-    def token() -> str | None:
-        path = daemon.config.daemon.token_file
-        try:
-            return path.read_text().strip() or None if path else None
-        except OSError:
-            return None
 
     def current(request: Request) -> tuple[str | None, Session | None]:
         sid = request.cookies.get(COOKIE)
@@ -124,7 +118,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             return RedirectResponse("/login?error=too+many+failed+logins", status_code=303)
         made = sessions.login(
             daemon.config.daemon,
-            token(),
+            api_token(daemon),
             client,
             str(form.get("user") or ""),
             str(form.get("password") or ""),
