@@ -97,18 +97,9 @@ def main() -> None:
                 env=env,
                 stdout=subprocess.DEVNULL,
             )
-            subprocess.run(["sync"], check=True)
-            before = _busy_cpu()
-            backup = timed_cpu(
-                [*sealbox, "backup", url, str(args.dataset)], env=env, stdout=subprocess.DEVNULL
-            )
-            backup_server = _busy_cpu() - before - backup[1]
+            backup = _step([*sealbox, "backup", url, str(args.dataset)], env)
             target = work / f"restore-{name}"
-            # Start each timed step with no dirty pages left by the previous one: otherwise the
-            # kernel's writeback of earlier steps lands on whichever run comes later.
-            subprocess.run(["sync"], check=True)
-            before = _busy_cpu()
-            restore = timed_cpu(
+            restore = _step(
                 [
                     *sealbox,
                     "restore",
@@ -118,13 +109,10 @@ def main() -> None:
                     "--identity",
                     str(work / "id.txt"),
                 ],
-                env=env,
-                stdout=subprocess.DEVNULL,
+                env,
             )
-            restore_server = _busy_cpu() - before - restore[1]
             shutil.rmtree(target)
-            subprocess.run(["sync"], check=True)
-            rows[name] = ((*backup, backup_server), (*restore, restore_server))
+            rows[name] = (backup, restore)
         restic_repo = f"sftp:root@127.0.0.1:{work / 'restic-repo'}"
         ssh_config = work / "ssh_config"
         ssh_config.write_text(
@@ -133,47 +121,12 @@ def main() -> None:
         )
         restic_env = {**env, "RESTIC_PASSWORD": "bench"}
         sftp_cmd = f"ssh -F {ssh_config} root@127.0.0.1 -s sftp"
-        subprocess.run(
-            ["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}", "init"],
-            check=True,
-            env=restic_env,
+        restic = ["restic", "-q", "-r", restic_repo, "-o", f"sftp.command={sftp_cmd}"]
+        subprocess.run([*restic, "init"], check=True, env=restic_env)
+        restic_backup = _step([*restic, "backup", str(args.dataset)], restic_env)
+        restic_restore = _step(
+            [*restic, "restore", "latest", "--target", str(work / "restore-restic")], restic_env
         )
-        subprocess.run(["sync"], check=True)
-        before = _busy_cpu()
-        restic_backup = timed_cpu(
-            [
-                "restic",
-                "-q",
-                "-r",
-                restic_repo,
-                "-o",
-                f"sftp.command={sftp_cmd}",
-                "backup",
-                str(args.dataset),
-            ],
-            env=restic_env,
-            stdout=subprocess.DEVNULL,
-        )
-        restic_backup = (*restic_backup, _busy_cpu() - before - restic_backup[1])
-        subprocess.run(["sync"], check=True)
-        before = _busy_cpu()
-        restic_restore = timed_cpu(
-            [
-                "restic",
-                "-q",
-                "-r",
-                restic_repo,
-                "-o",
-                f"sftp.command={sftp_cmd}",
-                "restore",
-                "latest",
-                "--target",
-                str(work / "restore-restic"),
-            ],
-            env=restic_env,
-            stdout=subprocess.DEVNULL,
-        )
-        restic_restore = (*restic_restore, _busy_cpu() - before - restic_restore[1])
         base_backup, base_restore = rows["file"]
         print(f"\nDestinations benchmark: {_size(args.dataset)} dataset, servers on loopback")
         print("wall = elapsed seconds; cpu = the client's own CPU seconds; srv = all other CPU")
@@ -204,6 +157,16 @@ def main() -> None:
         ssh.stop()
         agent.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _step(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall, the command's CPU, everything else's CPU meanwhile) of one timed step. It starts
+    with no dirty pages left by the previous step: otherwise the kernel's writeback of earlier
+    steps lands on whichever run comes later."""
+    subprocess.run(["sync"], check=True)
+    before = _busy_cpu()
+    wall, cpu = timed_cpu(argv, env=env, stdout=subprocess.DEVNULL)
+    return wall, cpu, _busy_cpu() - before - cpu
 
 
 def _busy_cpu() -> float:
