@@ -13,8 +13,10 @@ import pytest
 from sealbox.backends import open_backend
 from sealbox.cli.main import main
 from sealbox.crypto import agekeys
+from sealbox.crypto.trust import Trust
 from sealbox.demo import vault
 from sealbox.demo.run import _config_text
+from sealbox.keystore import Keystore
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Repository
 
@@ -67,6 +69,13 @@ class Appliance:
     def backups(self) -> list[Path]:
         return sorted(self.remote.glob("secrets-*.age"))
 
+    def signer_args(self) -> list[str]:
+        """``--signer LINE``: the appliance key as a custodian copies it from a sheet."""
+        for line in self.shares[0].read_text().splitlines():
+            if line.startswith("Signer:"):
+                return ["--signer", line.split(":", 1)[1].strip()]
+        raise AssertionError("the sheet names no signer")
+
 
 def make_appliance(root: Path, sealbox, per_type: int = 15) -> Appliance:
     vault.create_vault(root / "appliance" / "vault.db", per_type=per_type)
@@ -106,8 +115,13 @@ class RepoEnv:
     def writer(self) -> Repository:
         return Repository.open_writer(open_backend(self.url), self.state)
 
+    @property
+    def trust(self) -> Trust:
+        """What a custodian pins: the appliance's signing key (as on the sheets)."""
+        return Keystore(self.state).trust()
+
     def reader(self) -> tuple[Repository, BlobReader]:
-        repo = Repository.open(open_backend(self.url), self.identities)
+        repo = Repository.open(open_backend(self.url), self.identities, self.trust)
         return repo, BlobReader(repo, repo.load_index(), self.identities)
 
 

@@ -15,9 +15,17 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sealbox.crypto import agekeys, shares, sshsig
-from sealbox.errors import KeyMaterialError, ShareError, WrongKeyError
+from sealbox.crypto.trust import Trust
+from sealbox.errors import KeyMaterialError, ShareError, SignatureError, WrongKeyError
 
-__all__ = ["PassphraseSource", "Unlocked", "from_identity_file", "from_share_files", "parse_shares"]
+__all__ = [
+    "PassphraseSource",
+    "Unlocked",
+    "from_identity_file",
+    "from_share_files",
+    "parse_shares",
+    "pinned_trust",
+]
 
 PassphraseSource = Callable[[], str]
 
@@ -29,7 +37,8 @@ class Unlocked:
     identities: list[Any]
     recipients: list[str]
     from_shares: bool = False
-    signer: Ed25519PublicKey | None = None  # the appliance key the share sheets name
+    # The appliance signing keys the sheets (or the identity file made from them) pin.
+    signers: list[Ed25519PublicKey] = field(default_factory=list)
     expected_key_ids: list[str] = field(default_factory=list)
 
     @property
@@ -46,7 +55,15 @@ def from_identity_file(path: Path) -> Unlocked:
         ) from exc
     identities = agekeys.load_identities(text, str(path))
     recipients = [str(i.to_public()) for i in identities]
-    return Unlocked(identities=identities, recipients=recipients)
+    signers = []
+    for line in text.splitlines():  # `keys combine` copies the sheets' signers as comments
+        head, _, value = line.partition(":")
+        if head.strip().lower() == "# signer" and value.strip():
+            try:
+                signers.append(sshsig.parse_public_key_line(value))
+            except SignatureError as exc:
+                raise KeyMaterialError(f"identity file {path}: signer line: {exc}") from exc
+    return Unlocked(identities=identities, recipients=recipients, signers=signers)
 
 
 def parse_shares(paths: list[Path]) -> list[shares.ParsedShare]:
@@ -95,16 +112,55 @@ def rebuild_identity(
     return identity, parsed
 
 
+def sheet_signers(parsed: list[shares.ParsedShare]) -> list[str]:
+    """The signer lines the sheets agree on (sheets naming none are left out). Sheets of one
+    ceremony name the same signers; sheets that disagree are refused, never merged, so one
+    altered sheet cannot slip another key in."""
+    named = {p.origin: tuple(" ".join(s.split()[:2]) for s in p.signers) for p in parsed}
+    sets = {k: v for k, v in named.items() if v}
+    if len({frozenset(v) for v in sets.values()}) > 1:
+        detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in sets.items())
+        raise ShareError(
+            f"the sheets name different appliance signers ({detail[:300]}): check the sheets, or"
+            " pass --signer with the key you trust"
+        )
+    return list(next(iter(sets.values()), ()))
+
+
 def from_share_files(paths: list[Path], passphrase: PassphraseSource | None) -> Unlocked:
     identity, parsed = rebuild_identity(paths, passphrase)
     identities = agekeys.load_identities(identity, "shares")
     del identity
-    signers = {p.signer for p in parsed if p.signer}
-    signer = sshsig.parse_public_key_line(signers.pop()) if len(signers) == 1 else None
+    signers = []
+    for line in sheet_signers(parsed):
+        try:
+            signers.append(sshsig.parse_public_key_line(line))
+        except SignatureError as exc:
+            raise ShareError(f"a sheet's Signer: line: {exc}") from exc
     return Unlocked(
         identities=identities,
         recipients=[str(i.to_public()) for i in identities],
         from_shares=True,
-        signer=signer,
+        signers=signers,
         expected_key_ids=sorted({p.key_id for p in parsed if p.key_id}),
     )
+
+
+def pinned_trust(
+    unlocked: Unlocked | None,
+    signer_options: list[Ed25519PublicKey],
+    local: Trust | None,
+    accept_unverified: bool,
+) -> Trust:
+    """The signers a reader accepts: ``--signer`` keys, those the sheets or identity file pin,
+    and (when the reader runs where the backups were made) the local keystore's. Raises
+    SignatureError when that is nothing and unverified sources are not accepted."""
+    keys: list[Ed25519PublicKey] = list(signer_options)
+    sources = ["--signer"] if signer_options else []
+    if unlocked is not None and unlocked.signers:
+        keys += unlocked.signers
+        sources.append("the custodian sheets" if unlocked.from_shares else "the identity file")
+    if local is not None and not local.empty:
+        keys += local.keys
+        sources.append(local.source)
+    return Trust.of(keys, " and ".join(sources) or "nobody", accept_unverified).require()

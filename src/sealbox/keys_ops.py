@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sealbox.crypto import agekeys, shares, sshsig
 from sealbox.errors import OutputError, ShareError
-from sealbox.keymaterial import PassphraseSource, rebuild_identity
+from sealbox.keymaterial import PassphraseSource, rebuild_identity, sheet_signers
 from sealbox.keystore import KeyRecord, Keystore, utc_now
 
 __all__ = ["CeremonyResult", "ceremony", "combine_to_identity", "drill", "render_sheet"]
@@ -26,7 +26,7 @@ class CeremonyResult:
     created: str
     threshold: int
     shares: int
-    signer: str
+    signer: str  # the current signing key; the sheets list every signer to accept
     sheets: list[str]
     files: list[Path]
 
@@ -41,9 +41,11 @@ def render_sheet(
     recipient: str,
     created: str,
     appliance: str,
-    signer: str,
+    signers: list[str],
     passphrase: bool,
 ) -> str:
+    """One custodian sheet. ``signers``: every appliance signing key to accept, current first
+    (older keys keep older backups verifiable after a rotation)."""
     words = mnemonic.split()
     rows = []
     for start in range(0, len(words), 4):
@@ -52,7 +54,9 @@ def render_sheet(
                 f"{i + 1:>2}. {w:<10}" for i, w in enumerate(words[start : start + 4], start)
             ).rstrip()
         )
+    signer = signers[0]
     fingerprint = sshsig.fingerprint(sshsig.parse_public_key_line(signer))
+    signer_lines = "\n".join(f"Signer:     {line}" for line in signers)
     body = f"""\
         SEALBOX MASTER KEY - CUSTODIAN SHARE {number} OF {total}
         Any {threshold} of the {total} shares open the secrets backups of appliance {appliance}.
@@ -62,7 +66,7 @@ def render_sheet(
         Recipient:  {recipient}
         Created:    {created}
         Appliance:  {appliance}
-        Signer:     {signer}
+        {{signers}}
         Signer fingerprint: {fingerprint}
         Passphrase: {"yes - the custodians' passphrase is needed too" if passphrase else "no"}
         Share:      {number} of {total}, threshold {threshold}
@@ -91,8 +95,10 @@ def render_sheet(
                 -s FILE.sig < FILE
         """
     text = textwrap.dedent(body)
-    return text.replace("{rows}", "\n".join(rows)).replace(
-        "{mnemonic}", "\n".join(textwrap.wrap(mnemonic, 72))
+    return (
+        text.replace("{rows}", "\n".join(rows))
+        .replace("{mnemonic}", "\n".join(textwrap.wrap(mnemonic, 72)))
+        .replace("{signers}", signer_lines)
     )
 
 
@@ -129,7 +135,8 @@ def ceremony(
         secret[:] = bytes(len(secret))
     created = utc_now()
     key_id = agekeys.key_id(recipient)
-    signer = sshsig.public_key_line(keystore.signing_key().public_key())
+    keystore.signing_key()  # created on first use: the sheets must name it
+    signers = keystore.signer_lines()
     sheets = [
         render_sheet(
             number=n,
@@ -140,7 +147,7 @@ def ceremony(
             recipient=recipient,
             created=created,
             appliance=appliance,
-            signer=signer,
+            signers=signers,
             passphrase=bool(passphrase),
         )
         for n, m in enumerate(mnemonics, 1)
@@ -166,15 +173,19 @@ def ceremony(
             passphrase=bool(passphrase),
         )
     )
-    return CeremonyResult(key_id, recipient, created, threshold, total, signer, sheets, files)
+    return CeremonyResult(key_id, recipient, created, threshold, total, signers[0], sheets, files)
 
 
 def combine_to_identity(paths: list[Path], passphrase: PassphraseSource | None) -> tuple[str, str]:
-    """(identity file text, key id) rebuilt from shares."""
-    identity, _ = rebuild_identity(paths, passphrase)
+    """(identity file text, key id) rebuilt from shares. The sheets' signers go along as
+    ``# signer:`` comments (age ignores them), so readers given ``--identity`` pin them too."""
+    identity, parsed = rebuild_identity(paths, passphrase)
     recipient = agekeys.recipient_of(identity)
     kid = agekeys.key_id(recipient)
-    text = f"# created: {utc_now()}\n# key id: {kid}\n# public key: {recipient}\n{identity}\n"
+    signers = "".join(f"# signer: {line}\n" for line in sheet_signers(parsed))
+    text = (
+        f"# created: {utc_now()}\n# key id: {kid}\n# public key: {recipient}\n{signers}{identity}\n"
+    )
     return text, kid
 
 

@@ -6,7 +6,10 @@ It holds, by design, nothing that can decrypt a backup:
   threshold and share count, last successful custodian drill), the newest marked current. Old
   keys stay listed so ``keys list`` can tell which retained backups need which key.
 - ``signing_key`` (mode 0600): the appliance's Ed25519 key, OpenSSH format, that signs every
-  secrets backup; ``signing_key.pub`` its public half.
+  secrets backup, repository snapshot and recordings batch; ``signing_key.pub`` its public half.
+- ``signers.json``: earlier signing keys (public halves) and the endorsements by which each
+  vouched for its successor (``sealbox keys rotate-signer``), so that backups signed by an older
+  key keep verifying and readers that pinned an older key follow the chain to the newer one.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sealbox.crypto import sshsig
 from sealbox.crypto.sshsig import public_key_line
-from sealbox.errors import ConfigError, KeyNotSetError
+from sealbox.crypto.trust import Endorsement, Trust, endorse
+from sealbox.errors import ConfigError, KeyNotSetError, SignatureError
 
 __all__ = ["KeyRecord", "Keystore", "utc_now"]
 
@@ -140,3 +145,64 @@ class Keystore:
 
     def signer_public(self) -> Ed25519PublicKey:
         return self.signing_key().public_key()
+
+    # -- signer history --------------------------------------------------------------------------
+    def _signer_record(self) -> dict[str, Any]:
+        path = self.dir / "signers.json"
+        try:
+            raw: Any = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {"version": 1, "retired": [], "endorsements": []}
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ConfigError(f"keystore {path} is unreadable: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"keystore {path} is not a signer record")
+        return raw
+
+    def endorsements(self) -> list[Endorsement]:
+        found = (Endorsement.from_dict(e) for e in self._signer_record().get("endorsements", []))
+        return [e for e in found if e is not None]
+
+    def signer_lines(self) -> list[str]:
+        """Every signing key this appliance has used, newest (current) first; empty if none."""
+        lines: list[str] = []
+        if (self.dir / "signing_key").exists():
+            lines.append(public_key_line(self.signing_key(create=False).public_key()))
+        for entry in reversed(self._signer_record().get("retired", [])):
+            line = str(entry.get("key", "")) if isinstance(entry, dict) else ""
+            if line and line not in lines:
+                lines.append(line)
+        return lines
+
+    def trust(self, accept_unverified: bool = False) -> Trust:
+        """The signers this appliance vouches for: its key and every key it used before."""
+        keys = []
+        for line in self.signer_lines():
+            try:
+                keys.append(sshsig.parse_public_key_line(line))
+            except SignatureError as exc:
+                raise ConfigError(f"keystore {self.dir / 'signers.json'}: {exc}") from exc
+        return Trust.of(keys, "this appliance's keystore", accept_unverified)
+
+    def rotate_signer(self) -> tuple[Ed25519PublicKey, Endorsement]:
+        """A new signing key, endorsed by the old one, which is kept (public half) as retired."""
+        path = self.dir / "signing_key"
+        old = self.signing_key(create=False)
+        new = Ed25519PrivateKey.generate()
+        link = endorse(old, new.public_key(), utc_now())
+        record = self._signer_record()
+        record.setdefault("retired", []).append(
+            {"key": public_key_line(old.public_key()), "until": link.time}
+        )
+        record.setdefault("endorsements", []).append(link.to_dict())
+        _atomic_write(self.dir / "signers.json", orjson.dumps(record, option=orjson.OPT_INDENT_2))
+        pem = new.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        _atomic_write(path, pem, mode=0o600)
+        _atomic_write(
+            path.with_suffix(".pub"), (public_key_line(new.public_key(), "sealbox") + "\n").encode()
+        )
+        return new.public_key(), link

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends import Backend, open_backend
 from sealbox.config.models import Config
+from sealbox.crypto.trust import Trust
 from sealbox.errors import ConfigError, NotFoundError
 from sealbox.keystore import Keystore
 from sealbox.placement import check_destination
@@ -72,10 +73,13 @@ def open_product_repo(
 
 
 def open_product_repo_to_read(
-    config: Config, destination: str, identities: list[Any] | None
+    config: Config, destination: str, identities: list[Any] | None, trust: Trust | None = None
 ) -> Repository:
     """The repository at a destination opened with a key (custodians' or an operator's) to read
-    contents, or, with none, as this appliance's writer: structure and signed records only."""
+    contents, accepting the signers ``trust`` pins; or, with no key, as this appliance's writer
+    (its keystore's signers): structure and signed records only."""
     if identities is None:
         return open_product_repo(config, destination, [], create=False)[0]
-    return Repository.open(destination_backend(config, destination, repo=True), identities)
+    if trust is None:
+        trust = Keystore(config.appliance.state_dir).trust().require()
+    return Repository.open(destination_backend(config, destination, repo=True), identities, trust)

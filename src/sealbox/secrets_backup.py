@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sealbox import __version__
 from sealbox.backends import Backend
+from sealbox.backends.base import append_only
 from sealbox.breakglass import document, package
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
@@ -99,10 +100,11 @@ def apply_retention(
     now: datetime,
     protect: str,
 ) -> list[str]:
-    """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted."""
-    names = list_backups(backend, appliance)
-    if keep_last is None and keep_within is None:
+    """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted.
+    On an append-only destination nothing is deleted (the storage side applies retention)."""
+    if (keep_last is None and keep_within is None) or append_only(backend):
         return []
+    names = list_backups(backend, appliance)
     keep = set(names[: keep_last or 0]) | {protect}
     if keep_within:
         horizon = now - parse_duration(keep_within)
@@ -203,6 +205,7 @@ def run(
             counts=counts,
             signer=signer,
             sealbox_version=__version__,
+            endorsements=keystore.endorsements(),
         )
         written: list[str] = []
         try:

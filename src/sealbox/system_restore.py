@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sealbox.config.models import Config
+from sealbox.crypto.trust import Trust
 from sealbox.databases import Database, database_for
-from sealbox.errors import ConfigError, NotFoundError, OutputError
+from sealbox.errors import ConfigError, NotFoundError, OutputError, SignatureError
 from sealbox.keymaterial import Unlocked
 from sealbox.product_repo import destination_of, open_product_repo_to_read
 from sealbox.repo.backup import STREAM_DIR
@@ -63,10 +64,11 @@ class SystemRestore:
         }
 
 
-def _open_repo(config: Config, destination: str | None, unlocked: Unlocked) -> Repository:
-
+def _open_repo(
+    config: Config, destination: str | None, unlocked: Unlocked, trust: Trust | None
+) -> Repository:
     dest = destination_of(config, "system", destination)
-    return open_product_repo_to_read(config, dest, unlocked.identities)
+    return open_product_repo_to_read(config, dest, unlocked.identities, trust)
 
 
 def _select(meta: list[dict[str, Any]], wanted: list[str] | None) -> list[dict[str, Any]]:
@@ -94,15 +96,24 @@ def plan(
     only: list[str] | None = None,
     replace: bool = False,
     destination: str | None = None,
+    trust: Trust | None = None,
 ) -> SystemRestore:
+    """The restore plan. ``trust``: the appliance signers to accept (default: this appliance's
+    keystore). Database dumps are loaded only from a verified snapshot, whatever ``trust``
+    accepts."""
     if databases and database_files:
         raise ConfigError(
             "choose --databases (load into the servers) or --database-files, not both"
         )
-    repo = _open_repo(config, destination, unlocked)
+    repo = _open_repo(config, destination, unlocked, trust)
     index = repo.load_index()
     reader = BlobReader(repo, index, unlocked.identities)
-    snap = repo.find_snapshot(snapshot) if snapshot != "latest" else _latest(repo)
+    snap = repo.find_snapshot(snapshot, kind="system" if snapshot == "latest" else None)
+    if databases and not snap.verified:
+        raise SignatureError(
+            f"snapshot {snap.id[:12]} is not verified (no pinned key signed it): refusing to load"
+            " its database dumps into a server (restore them with --database-files to inspect)"
+        )
     meta = (
         _select(list(snap.extra.get("databases", [])), only)
         if (databases or database_files or only)
@@ -137,13 +148,6 @@ def plan(
     files = [e for e in files_plan.entries if e.node.get("type") == "file"]
     files_plan.files, files_plan.bytes = len(files), sum(int(e.node.get("size", 0)) for e in files)
     return SystemRestore(repo, index, reader, files_plan, selected, databases, replace, target)
-
-
-def _latest(repo: Repository) -> Any:
-    snaps = [s for s in repo.snapshots() if s.kind == "system"]
-    if not snaps:
-        raise NotFoundError("no system snapshot at this destination yet")
-    return snaps[-1]
 
 
 def _handler(config: Config, meta: dict[str, Any]) -> Database:

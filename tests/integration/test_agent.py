@@ -12,6 +12,7 @@ import pytest
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import ConfigError, DestinationError
+from sealbox.keystore import Keystore
 from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
@@ -153,7 +154,9 @@ def test_repository_roundtrip_through_the_agent(agent_env, tmp_path):
         [src],
         state_dir=tmp_path / "state",
     ).snapshot
-    repo = Repository.open(open_backend(agent_env), identities)
+    repo = Repository.open(
+        open_backend(agent_env), identities, Keystore(tmp_path / "state").trust()
+    )
     reader = BlobReader(repo, repo.load_index(), identities)
     assert run_check(repo, reader=reader, read_data=True).ok
     plan = plan_restore(repo, reader.index, reader, repo.find_snapshot(snap.id), tmp_path / "out")

@@ -10,6 +10,7 @@ import time
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import DestinationError, SealboxError
+from sealbox.keystore import Keystore
 from sealbox.repo.backup import run_backup
 from sealbox.repo.check import run_check
 from sealbox.repo.repository import Repository
@@ -30,7 +31,7 @@ def test_repository_roundtrip_on_s3(s3_env, tmp_path):
         state_dir=tmp_path / "state",
     )
     assert again.blobs_added == 0
-    repo = Repository.open(open_backend(s3_env), identities)
+    repo = Repository.open(open_backend(s3_env), identities, Keystore(tmp_path / "state").trust())
     from sealbox.repo.blobs import BlobReader
 
     reader = BlobReader(repo, repo.load_index(), identities)

@@ -9,6 +9,7 @@ import pytest
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import DestinationError
+from sealbox.keystore import Keystore
 from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
@@ -28,7 +29,7 @@ def test_repository_roundtrip_over_sftp(sftp_env, tmp_path):
         state_dir=tmp_path / "state",
     )
     assert first.snapshot.files == 7
-    repo = Repository.open(open_backend(sftp_env), identities)
+    repo = Repository.open(open_backend(sftp_env), identities, Keystore(tmp_path / "state").trust())
     reader = BlobReader(repo, repo.load_index(), identities)
     assert run_check(repo, reader=reader, read_data=True).ok
     plan = plan_restore(

@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealbox.breakglass import document, package
 from sealbox.crypto import agekeys
+from sealbox.crypto.trust import Trust
 from sealbox.errors import CorruptFileError, SignatureError
 from sealbox.items import Item
 
@@ -36,8 +37,9 @@ def _sealed() -> package.Sealed:
 def test_sealed_backup_verifies_and_decrypts():
     sealed = _sealed()
     verified = package.verify(
-        sealed.ciphertext, sealed.signature, sealed.manifest, SIGNER.public_key()
+        sealed.ciphertext, sealed.signature, sealed.manifest, Trust.of([SIGNER.public_key()], "t")
     )
+    assert verified.pinned
     assert verified.manifest is not None and verified.manifest["total"] == 1
     plaintext = agekeys.decrypt(sealed.ciphertext, agekeys.load_identities(IDENTITY, "t"))
     doc = document.parse(plaintext)
@@ -67,12 +69,12 @@ def test_missing_signature_and_foreign_signer():
     sealed = _sealed()
     with pytest.raises(SignatureError, match="missing"):
         package.verify(sealed.ciphertext, None, sealed.manifest)
-    with pytest.raises(SignatureError, match="not by the expected appliance key"):
+    with pytest.raises(SignatureError, match="not by a key pinned by the sheets"):
         package.verify(
             sealed.ciphertext,
             sealed.signature,
             sealed.manifest,
-            Ed25519PrivateKey.generate().public_key(),
+            Trust.of([Ed25519PrivateKey.generate().public_key()], "the sheets"),
         )
 
 

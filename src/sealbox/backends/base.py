@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from sealbox.errors import DestinationError
+from sealbox.errors import CorruptFileError, DestinationError
 
-__all__ = ["Backend", "Capacity", "ObjectInfo", "validate_name"]
+__all__ = ["Backend", "Capacity", "ObjectInfo", "append_only", "read_bounded", "validate_name"]
 
 # Letters, digits and a few punctuation marks per component. This keeps names portable across
 # filesystems, SFTP servers and object stores, and rules out every path trick by construction:
@@ -84,3 +84,23 @@ class Backend(Protocol):
     def capacity(self) -> Capacity: ...
 
     def close(self) -> None: ...
+
+
+def read_bounded(backend: Backend, name: str, limit: int, what: str | None = None) -> bytes:
+    """An object read whole, but never more than ``limit`` bytes: what a destination returns is
+    not trusted, and a planted multi-gigabyte object must not exhaust memory. One request (a
+    range read of ``limit + 1`` bytes); CorruptFileError when the object is larger."""
+    data = backend.get(name, 0, limit + 1)
+    if len(data) > limit:
+        raise CorruptFileError(
+            f"{what or name}: larger than {limit:,} bytes, more than such an object can be"
+            " (junk or tampering): not read"
+        )
+    return data
+
+
+def append_only(backend: Backend) -> bool:
+    """Whether the destination refuses to delete or replace what it stores (the agent's
+    ``--append-only``): maintenance that deletes (index compaction, retention, prune) is then the
+    storage side's job, and the appliance skips it instead of failing its backups."""
+    return bool(getattr(backend, "append_only", False))

@@ -69,7 +69,10 @@ class LocalBackend:
                         continue
                     name = filename if rel == "." else f"{rel}/{filename}"
                     if name.startswith(prefix):
-                        st = os.stat(os.path.join(dirpath, filename))
+                        try:
+                            st = os.stat(os.path.join(dirpath, filename))
+                        except FileNotFoundError:
+                            continue  # deleted while listing (a lock released): not an object now
                         yield ObjectInfo(name, st.st_size, st.st_mtime)
         except OSError as exc:
             raise self._fail("list", exc) from exc

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sealbox.breakglass import document, package
 from sealbox.crypto import agekeys, sshsig
+from sealbox.crypto.trust import Trust
 from sealbox.errors import (
     CorruptFileError,
     NotFoundError,
@@ -19,7 +23,15 @@ from sealbox.errors import (
 )
 from sealbox.keymaterial import Unlocked
 
-__all__ = ["BackupFiles", "Opened", "load_files", "open_backup", "parse_signer", "verify_files"]
+__all__ = [
+    "BackupFiles",
+    "Opened",
+    "load_files",
+    "open_backup",
+    "parse_signer",
+    "parse_signers",
+    "verify_files",
+]
 
 
 @dataclass
@@ -30,9 +42,33 @@ class BackupFiles:
     manifest: bytes | None
 
 
-def _read_optional(path: Path) -> bytes | None:
+# The largest of each file a custodian's opener reads: a backup of a million items is far below.
+MAX_BACKUP = 2 << 30
+MAX_SIGNATURE = 64 << 10
+MAX_MANIFEST = 4 << 20
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """A regular file, at most ``limit`` bytes (a FIFO, a device or a huge file is refused)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return path.read_bytes()
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise CorruptFileError(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise CorruptFileError(f"{path} is larger than {limit:,} bytes: not a Sealbox file")
+    return data
+
+
+def _read_optional(path: Path, limit: int) -> bytes | None:
+    try:
+        return _read_limited(path, limit)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -41,20 +77,24 @@ def _read_optional(path: Path) -> bytes | None:
 
 def load_files(path: Path) -> BackupFiles:
     try:
-        ciphertext = path.read_bytes()
+        ciphertext = _read_limited(path, MAX_BACKUP)
     except FileNotFoundError:
         raise NotFoundError(f"no such backup file: {path}") from None
     except IsADirectoryError:
         raise NotFoundError(f"{path} is a directory, not a backup file") from None
     except OSError as exc:
         raise CorruptFileError(f"cannot read {path}: {exc.strerror}") from exc
-    sig = _read_optional(path.with_name(path.name + ".sig"))
+    sig = _read_optional(path.with_name(path.name + ".sig"), MAX_SIGNATURE)
     return BackupFiles(
         path=path,
         ciphertext=ciphertext,
         signature=sig.decode("utf-8", errors="replace") if sig is not None else None,
-        manifest=_read_optional(path.with_name(path.name + ".manifest.json")),
+        manifest=_read_optional(path.with_name(path.name + ".manifest.json"), MAX_MANIFEST),
     )
+
+
+def parse_signers(values: list[str] | tuple[str, ...]) -> list[Ed25519PublicKey]:
+    return [parse_signer(v) for v in values]
 
 
 def parse_signer(value: str) -> Ed25519PublicKey:
@@ -67,9 +107,9 @@ def parse_signer(value: str) -> Ed25519PublicKey:
     return sshsig.parse_public_key_line(value)
 
 
-def verify_files(files: BackupFiles, expected_signer: Ed25519PublicKey | None) -> package.Verified:
+def verify_files(files: BackupFiles, trust: Trust | None) -> package.Verified:
     try:
-        return package.verify(files.ciphertext, files.signature, files.manifest, expected_signer)
+        return package.verify(files.ciphertext, files.signature, files.manifest, trust)
     except SealboxError as exc:
         raise type(exc)(f"{files.path.name}: {exc}") from exc
 
@@ -101,20 +141,26 @@ def open_backup(
     files: BackupFiles,
     unlocked: Unlocked,
     *,
-    expected_signer: Ed25519PublicKey | None,
+    trust: Trust,
     ignore_signature: bool,
 ) -> Opened:
-    """Verify (unless told not to), check the key against the manifest, decrypt, parse."""
+    """Verify against the pinned signers (``trust``), check the key against the manifest,
+    decrypt, parse. A missing or bad signature, or a signer nobody pinned, refuses to open
+    unless ``ignore_signature``; then the warnings say the origin is unverified."""
     import pyrage
 
     warnings: list[str] = []
     verified: package.Verified | None = None
     manifest = None
-    signer = expected_signer or unlocked.signer
     try:
-        verified = verify_files(files, signer)
+        verified = verify_files(files, trust)
         warnings += verified.warnings
         manifest = verified.manifest
+        if not verified.pinned:
+            warnings.append(
+                f"signature valid, but by {sshsig.fingerprint(verified.signer)}, which nothing"
+                " pinned: the origin of this file is UNVERIFIED"
+            )
     except SignatureError as exc:
         if not ignore_signature:
             raise SignatureError(f"{exc} (refusing to open; --ignore-signature overrides)") from exc

@@ -23,6 +23,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from sealbox.crypto import sshsig
+from sealbox.crypto.trust import Endorsement, Trust
 from sealbox.errors import CorruptFileError, SignatureError
 
 __all__ = [
@@ -88,8 +89,10 @@ def seal(
     counts: dict[str, int],
     signer: Ed25519PrivateKey,
     sealbox_version: str,
+    endorsements: list[Endorsement] | None = None,
 ) -> Sealed:
-    """Sign an age ciphertext and build its manifest."""
+    """Sign an age ciphertext and build its manifest (with the chain of endorsements that leads
+    from older signing keys to ``signer``, so sheets that pinned an older key still verify)."""
     sha256, file_signature = _digests(ciphertext, signer)
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -105,6 +108,8 @@ def seal(
         "signer": sshsig.public_key_line(signer.public_key()),
         "sealbox_version": sealbox_version,
     }
+    if endorsements:
+        manifest["endorsements"] = [e.to_dict() for e in endorsements]
     manifest["signature"] = sshsig.sign(signer, _canonical(manifest), sshsig.NS_MANIFEST)
     return Sealed(
         ciphertext=ciphertext,
@@ -128,6 +133,7 @@ class Verified:
     signer: Ed25519PublicKey
     manifest: dict[str, Any] | None
     warnings: list[str]
+    pinned: bool = False  # the signer is one the reader pinned (else only "a valid signature")
 
 
 def parse_manifest(data: bytes) -> dict[str, Any]:
@@ -140,27 +146,42 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
     return manifest
 
 
+def _chain(manifest_bytes: bytes | None) -> list[Endorsement]:
+    """Endorsements a manifest carries (read before its signature is checked: each link is
+    verified on its own by :meth:`Trust.following`)."""
+    if manifest_bytes is None:
+        return []
+    try:
+        manifest = parse_manifest(manifest_bytes)
+    except CorruptFileError:
+        return []
+    links = manifest.get("endorsements")
+    found = (Endorsement.from_dict(e) for e in (links if isinstance(links, list) else []))
+    return [e for e in found if e is not None]
+
+
 def verify(
     ciphertext: bytes,
     signature: str | None,
     manifest_bytes: bytes | None,
-    expected_signer: Ed25519PublicKey | None = None,
+    trust: Trust | None = None,
 ) -> Verified:
     """Check the file signature, the manifest signature and digest, and the age header.
 
-    Raises SignatureError (missing, invalid, or by a signer other than ``expected_signer``) or
-    CorruptFileError (truncated, or not matching its manifest).
+    With ``trust``, the signer must be one it pins (possibly through the manifest's chain of
+    endorsements), or SignatureError; unless the trust accepts unverified sources, in which case
+    ``pinned`` is False. Without ``trust`` any valid signature passes (``pinned`` False).
+    Raises SignatureError (missing, invalid, unpinned signer) or CorruptFileError (truncated,
+    or not matching its manifest).
     """
     warnings: list[str] = []
     age_recipient_count(ciphertext)
     if signature is None:
         raise SignatureError("the signature file (.sig) is missing")
     signer = sshsig.verify(signature, ciphertext, sshsig.NS_FILE)
-    if expected_signer is not None and not sshsig.same_key(signer, expected_signer):
-        raise SignatureError(
-            f"signed by {sshsig.fingerprint(signer)}, not by the expected appliance key"
-            f" {sshsig.fingerprint(expected_signer)}"
-        )
+    pinned = False
+    if trust is not None:
+        pinned = trust.following(_chain(manifest_bytes)).judge(signer, "the file")
     manifest = None
     if manifest_bytes is None:
         warnings.append(
@@ -181,4 +202,4 @@ def verify(
             raise CorruptFileError("file does not match the SHA-256 in its manifest")
         if age_recipient_count(ciphertext) != len(manifest.get("keys") or []):
             raise CorruptFileError("the age header's recipients do not match the manifest")
-    return Verified(signer=signer, manifest=manifest, warnings=warnings)
+    return Verified(signer=signer, manifest=manifest, warnings=warnings, pinned=pinned)

@@ -22,8 +22,9 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.crypto import sshsig
+from sealbox.crypto.trust import Trust
 from sealbox.errors import KeyMaterialError, NotFoundError, OutputError
-from sealbox.keymaterial import from_identity_file, from_share_files
+from sealbox.keymaterial import from_identity_file, from_share_files, pinned_trust
 
 MASK = "********"
 
@@ -76,10 +77,18 @@ class _OpenGroup(click.Group):
 )
 @passphrase_options
 @click.option(
-    "--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it."
+    "--signer",
+    "signers",
+    multiple=True,
+    help="An appliance key to accept: 'ssh-ed25519 AAAA...' or a file holding it (repeatable;"
+    " added to the Signer: lines of the sheets).",
 )
 @click.option(
-    "--ignore-signature", is_flag=True, help="Open even if the signature is missing or bad."
+    "--ignore-signature",
+    "--unverified",
+    "ignore_signature",
+    is_flag=True,
+    help="Open even if the signature is missing or bad, or no sheet pins its signer (says so).",
 )
 @click.pass_context
 def open_group(
@@ -89,7 +98,7 @@ def open_group(
     shares: tuple[Path, ...],
     passphrase_flag: bool,
     passphrase_file: Path | None,
-    signer: str | None,
+    signers: tuple[str, ...],
     ignore_signature: bool,
 ) -> None:
     """Verify and decrypt FILE in memory, then run COMMAND on it."""
@@ -99,7 +108,7 @@ def open_group(
         "file": file,
         "identity": identity,
         "shares": list(shares),
-        "signer": signer,
+        "signers": signers,
         "ignore_signature": ignore_signature,
         "passphrase": passphrase_source(passphrase_flag, passphrase_file),
     }
@@ -112,9 +121,14 @@ def _open(ctx: click.Context) -> opener.Opened:
         unlocked = from_identity_file(params["identity"])
     else:
         unlocked = from_share_files(params["shares"], params["passphrase"])
-    expected = opener.parse_signer(params["signer"]) if params["signer"] else None
+    trust = pinned_trust(
+        unlocked,
+        opener.parse_signers(params["signers"]),
+        None,  # a custodian's laptop: only the sheets and --signer vouch
+        params["ignore_signature"],
+    )
     opened = opener.open_backup(
-        files, unlocked, expected_signer=expected, ignore_signature=params["ignore_signature"]
+        files, unlocked, trust=trust, ignore_signature=params["ignore_signature"]
     )
     for message in opened.warnings:
         warn(message)
@@ -122,7 +136,7 @@ def _open(ctx: click.Context) -> opener.Opened:
     ctx.call_on_close(doc.close)
     signed = (
         f"signed by {sshsig.fingerprint(opened.verified.signer)}"
-        if opened.verified
+        if opened.verified and opened.verified.pinned
         else "UNVERIFIED"
     )
     err_console.print(
@@ -273,20 +287,23 @@ def export(
 @group.command("verify")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
-    "--signer", help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it."
+    "--signer",
+    "signers",
+    multiple=True,
+    help="Expected appliance key: 'ssh-ed25519 AAAA...' or a file holding it (repeatable).",
 )
 @json_option
-def verify(file: Path, signer: str | None, as_json: bool) -> None:
+def verify(file: Path, signers: tuple[str, ...], as_json: bool) -> None:
     """Check a backup's signature and integrity without any key."""
     files = opener.load_files(file)
-    expected = opener.parse_signer(signer) if signer else None
-    verified = opener.verify_files(files, expected)
+    expected = opener.parse_signers(signers)
+    verified = opener.verify_files(files, Trust.of(expected, "--signer") if expected else None)
     manifest = verified.manifest or {}
     result = {
         "file": str(file),
         "ok": True,
         "signer": sshsig.fingerprint(verified.signer),
-        "signer_checked": expected is not None,
+        "signer_checked": verified.pinned,
         "appliance": manifest.get("appliance"),
         "created": manifest.get("created"),
         "size": len(files.ciphertext),
@@ -301,7 +318,7 @@ def verify(file: Path, signer: str | None, as_json: bool) -> None:
         warn(message)
     who = (
         "the expected appliance key"
-        if expected
+        if verified.pinned
         else "(signer not pinned: pass --signer to check who)"
     )
     lines = [

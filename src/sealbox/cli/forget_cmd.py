@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from sealbox.config.models import Config
     from sealbox.repo.repository import Repository
 
+from sealbox.backends.base import append_only
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.product_repo import destination_backend
 
@@ -33,7 +34,9 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
     now = datetime.now(UTC)
     if config.secrets is not None:
         backend = destination_backend(config, config.secrets.destination)
-        if dry_run:
+        if append_only(backend):
+            report["secrets"] = {"kept": None, "forgotten": [], "skipped": "append-only"}
+        elif dry_run:
             names = secrets_backup.list_backups(backend, config.appliance.name)
             report["secrets"] = {"kept": len(names), "forgotten": []}
         else:
@@ -57,6 +60,12 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
             repo, _ = open_product_repo(config, name, [], create=False)
         except NotFoundError:
             continue
+        if append_only(repo.backend):
+            # The appliance cannot delete there (that is the point); the storage host runs
+            # `sealbox repo forget ... --prune` with its admin token.
+            for kind, _ in kinds:
+                report[kind] = {"kept": None, "forgotten": [], "skipped": "append-only"}
+            continue
         snapshots = repo.snapshots()
         for kind, policy in kinds:
             keep, drop = apply_policy([s for s in snapshots if s.kind == kind], policy, now)  # type: ignore[arg-type]
@@ -74,6 +83,13 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
         if key == "dry_run":
             continue
         if isinstance(value, dict) and "forgotten" in value:
+            if value.get("skipped"):
+                console.print(
+                    f"{key}: skipped, the destination is append-only (the storage host runs"
+                    " `sealbox repo forget --prune` with its admin token)",
+                    markup=False,
+                )
+                continue
             kept = value.get("kept")
             kept_text = (
                 f"kept {len(kept) if isinstance(kept, list) else kept}, "

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
-from sealbox.cli.repo_cmd import key_options, unlock
+from sealbox.cli.repo_cmd import key_options, reader_trust, unlock
 
 
 @click.group("recordings")
@@ -39,7 +39,6 @@ def verify(
 ) -> None:
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
     from sealbox.errors import IntegrityError
-    from sealbox.keystore import Keystore
     from sealbox.product_repo import destination_of, open_product_repo_to_read
     from sealbox.recordings.store import catalog_for
     from sealbox.recordings.verify import verify as run_verify
@@ -48,17 +47,16 @@ def verify(
     config = load(ctx, config_path)
     name = destination_of(config, "recordings", destination)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
-    repo = open_product_repo_to_read(config, name, unlocked.identities if unlocked else None)
-    keystore = Keystore(config.appliance.state_dir)
-    signer = (
-        keystore.signing_key().public_key() if (keystore.dir / "signing_key").exists() else None
-    )
+    # The signers to accept: this appliance's own (its keystore) and whatever the sheets or
+    # --signer pin; a fresh machine with none of them refuses unless --unverified.
+    trust = reader_trust(unlocked, config.appliance.state_dir)
+    repo = open_product_repo_to_read(config, name, unlocked.identities if unlocked else None, trust)
     reader = (
         BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked and read_data else None
     )
     catalog = catalog_for(config, repo)
     try:
-        report = run_verify(repo, signer=signer, catalog=catalog, reader=reader)
+        report = run_verify(repo, trust=trust, catalog=catalog, reader=reader)
     finally:
         catalog.close()
     if as_json:

@@ -20,16 +20,41 @@ from sealbox.cli.common import (
 )
 from sealbox.cli.progress import bytes_progress
 from sealbox.errors import IntegrityError, KeyMaterialError
-from sealbox.repo.repository import Repository, default_state_dir
+from sealbox.repo.repository import Rejected, Repository, default_state_dir
 
 if TYPE_CHECKING:
+    from sealbox.crypto.trust import Trust
     from sealbox.keymaterial import Unlocked
     from sealbox.repo.check import CheckReport
 
 repo_argument = click.argument("repo")
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"sealbox.{param.name}"] = value
+    return value
+
+
 def key_options(func: Any) -> Any:
+    """--identity / --share / --passphrase, and which appliance signers to accept: --signer
+    (repeatable) and --unverified (read by :func:`reader_trust`, not passed to the command)."""
+    func = click.option(
+        "--unverified",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember,
+        help="Accept snapshots whose signer nobody pinned (the output says so; database dumps"
+        " are never loaded from them).",
+    )(func)
+    func = click.option(
+        "--signer",
+        "signers",
+        multiple=True,
+        expose_value=False,
+        callback=_remember,
+        help="An appliance signing key to accept: 'ssh-ed25519 AAAA...' or a file holding it"
+        " (repeatable; the sheets' Signer: lines count too).",
+    )(func)
     func = passphrase_options(func)
     func = click.option(
         "--share",
@@ -65,6 +90,24 @@ def unlock(
             "this needs the master key: --identity FILE or a quorum of --share FILE"
         )
     return None
+
+
+def reader_trust(unlocked: Unlocked | None, local_state: Path | None) -> Trust:
+    """The signers this command accepts: --signer, the sheets' (or identity file's) Signer
+    lines, and the keystore of ``local_state`` (the machine that made the backups); refused
+    when that is nothing, unless --unverified."""
+    from sealbox.breakglass.opener import parse_signers
+    from sealbox.keymaterial import pinned_trust
+    from sealbox.keystore import Keystore
+
+    meta = click.get_current_context().meta
+    local = Keystore(local_state).trust() if local_state is not None else None
+    return pinned_trust(
+        unlocked,
+        parse_signers(meta.get("sealbox.signers") or ()),
+        local,
+        bool(meta.get("sealbox.unverified")),
+    )
 
 
 def state_dir(ctx: click.Context) -> Path:
@@ -177,7 +220,31 @@ def snapshot_dict(s: Any) -> dict[str, Any]:
         "size": s.size,
         "files": s.files,
         "extra": s.extra,
+        "status": "verified" if s.verified else "unverified",
     }
+
+
+def rejected_dict(r: Rejected) -> dict[str, Any]:
+    """A snapshot object that is not used, with what is known of it and why."""
+    known = snapshot_dict(r.snapshot) if r.snapshot is not None else {}
+    return {
+        **{k: None for k in ("time", "kind", "hostname", "paths", "size", "files")},
+        **known,
+        "id": r.name,
+        "short_id": r.name[:12],
+        "status": "rejected",
+        "reason": r.reason,
+    }
+
+
+def snapshot_line(row: dict[str, Any], where: str = "") -> str:
+    if row["status"] == "rejected":
+        return f"{row['short_id']:<12}  REJECTED  {row['reason']}"
+    flag = "" if row["status"] == "verified" else "  UNVERIFIED"
+    return (
+        f"{row['short_id']}  {row['time'][:19]}  {row['kind']:<10} {row['files']:>8} files"
+        f" {row['size']:>15,} B  {where or ', '.join(row['paths'])}{flag}"
+    )
 
 
 @group.command("snapshots")
@@ -185,23 +252,29 @@ def snapshot_dict(s: Any) -> dict[str, Any]:
 @json_option
 @click.pass_context
 def snapshots(ctx: click.Context, repo: str, as_json: bool) -> None:
-    """List snapshots (no key needed)."""
+    """List snapshots (no key needed); forged, damaged or unpinned ones are marked REJECTED and
+    never used (not for `latest`, not for restore)."""
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
-    snaps = repository.snapshots()
+    snaps, rejected = repository.scan_snapshots()
+    rows = [snapshot_dict(s) for s in snaps] + [rejected_dict(r) for r in rejected]
     if as_json:
-        print_json([snapshot_dict(s) for s in snaps])
+        print_json(rows)
         return
-    for s in snaps:
-        console.print(
-            f"{s.id[:12]}  {s.time[:19]}  {s.kind:<10} {s.files:>8} files {s.size:>15,} B  "
-            f"{', '.join(s.paths)}",
-            markup=False,
-        )
-    console.print(f"{len(snaps)} snapshot(s)", markup=False)
+    for row in rows:
+        console.print(snapshot_line(row), markup=False)
+    extra = f", {len(rejected)} rejected" if rejected else ""
+    console.print(f"{len(snaps)} snapshot(s){extra}", markup=False)
 
 
-def open_for_reading(repo: str, unlocked: Unlocked) -> Repository:
-    return Repository.open(open_backend(repo), unlocked.identities)
+def open_for_reading(repo: str, unlocked: Unlocked, local_state: Path) -> Repository:
+    repository = Repository.open(
+        open_backend(repo), unlocked.identities, reader_trust(unlocked, local_state)
+    )
+    for note in repository.notes:
+        warn(note)
+    if not repository.config_verified:
+        warn("this repository's signer is not pinned: its origin is UNVERIFIED (--unverified)")
+    return repository
 
 
 @group.command("restore")
@@ -228,16 +301,34 @@ def restore(
     no_verify: bool,
     as_json: bool,
 ) -> None:
-    """Restore SNAPSHOT (an id prefix or "latest") into TARGET."""
-    from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.restore import plan_restore, run_restore
+    """Restore SNAPSHOT (an id prefix or "latest": the newest authentic one) into TARGET."""
+    from sealbox.repo.locks import reading_lock
 
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
     assert unlocked is not None
-    repository = open_for_reading(repo, unlocked)
+    repository = open_for_reading(repo, unlocked, state_dir(click.get_current_context()))
+    with reading_lock(repository.backend, "restore", warn):
+        _restore(repository, unlocked, snapshot, target, includes, dry_run, no_verify, as_json)
+
+
+def _restore(
+    repository: Repository,
+    unlocked: Unlocked,
+    snapshot: str,
+    target: Path,
+    includes: tuple[str, ...],
+    dry_run: bool,
+    no_verify: bool,
+    as_json: bool,
+) -> None:
+    from sealbox.repo.blobs import BlobReader
+    from sealbox.repo.restore import plan_restore, run_restore
+
     index = repository.load_index()
     reader = BlobReader(repository, index, unlocked.identities)
     snap = repository.find_snapshot(snapshot)
+    if not snap.verified:
+        warn(f"snapshot {snap.id[:12]} is NOT verified: no pinned key signed it (--unverified)")
     plan = plan_restore(repository, index, reader, snap, target, list(includes) or None)
     plan_info = {
         "snapshot": snap.id,
@@ -353,7 +444,7 @@ def check(
     read_data = read_data or subset is not None
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
     if unlocked is not None:
-        repository = open_for_reading(repo, unlocked)
+        repository = open_for_reading(repo, unlocked, state_dir(ctx))
     else:
         repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
     reader = (

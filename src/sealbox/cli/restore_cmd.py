@@ -17,7 +17,7 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.cli.progress import bytes_progress
-from sealbox.cli.repo_cmd import key_options, unlock
+from sealbox.cli.repo_cmd import key_options, reader_trust, unlock
 from sealbox.errors import OutputError
 
 
@@ -99,7 +99,15 @@ def system(
             only=list(only) or None,
             replace=replace,
             destination=destination,
+            trust=reader_trust(unlocked, config.appliance.state_dir),
         )
+        for note in restore.repo.notes:
+            warn(note)
+        if not restore.files.snapshot.verified:
+            warn(
+                f"snapshot {restore.files.snapshot.id[:12]} is NOT verified: no pinned key signed it"
+                " (--unverified)"
+            )
         info = restore.describe()
         if not as_json:
             console.print(
@@ -201,7 +209,9 @@ def recordings(
     with restore_run(
         config, "recordings", name, session or f"{since or ''}..{until or ''}", str(target)
     ):
-        repo = open_product_repo_to_read(config, name, unlocked.identities)
+        repo = open_product_repo_to_read(
+            config, name, unlocked.identities, reader_trust(unlocked, config.appliance.state_dir)
+        )
         utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
         chosen = select(entries_of(repo), session, utc[0], utc[1])
         result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)

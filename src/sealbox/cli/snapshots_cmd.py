@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
-from sealbox.cli.repo_cmd import snapshot_dict
+from sealbox.cli.repo_cmd import rejected_dict, snapshot_dict, snapshot_line
 
 
 @click.command("snapshots")
@@ -43,18 +43,21 @@ def command(
             repo, _ = open_product_repo(config, name, [], create=False)
         except NotFoundError:
             continue  # nothing backed up there yet
+        snaps, rejected = repo.scan_snapshots()
         rows += [
-            {**snapshot_dict(s), "destination": name}
-            for s in repo.snapshots()
-            if not kind or s.kind == kind
+            {**snapshot_dict(s), "destination": name} for s in snaps if not kind or s.kind == kind
+        ]
+        rows += [
+            {**rejected_dict(r), "destination": name}
+            for r in rejected
+            if not kind or r.snapshot is None or r.snapshot.kind == kind
         ]
     if as_json:
         print_json(rows)
         return
     for row in rows:
-        console.print(
-            f"{row['short_id']}  {row['time'][:19]}  {row['kind']:<10} {row['files']:>8} files"
-            f" {row['size']:>15,} B  {row['destination']}",
-            markup=False,
-        )
-    console.print(f"{len(rows)} snapshot(s)", markup=False)
+        console.print(snapshot_line(row, row["destination"]), markup=False)
+    bad = sum(1 for row in rows if row["status"] == "rejected")
+    console.print(
+        f"{len(rows) - bad} snapshot(s)" + (f", {bad} rejected" if bad else ""), markup=False
+    )

@@ -33,7 +33,7 @@ class ParsedShare:
     threshold: int
     key_id: str | None = None
     recipient: str | None = None
-    signer: str | None = None
+    signers: tuple[str, ...] = ()  # the appliance signing keys to accept, current first
     passphrase: bool | None = None
 
 
@@ -70,19 +70,24 @@ def _words(text: str) -> list[str]:
     return out
 
 
-def _field(lines: list[str], name: str) -> str | None:
+def _fields(lines: list[str], name: str) -> list[str]:
     prefix = name.lower() + ":"
-    for line in lines:
-        if line.strip().lower().startswith(prefix):
-            return line.split(":", 1)[1].strip()
-    return None
+    return [
+        line.split(":", 1)[1].strip() for line in lines if line.strip().lower().startswith(prefix)
+    ]
+
+
+def _field(lines: list[str], name: str) -> str | None:
+    found = _fields(lines, name)
+    return found[0] if found else None
 
 
 def parse_share(text: str, origin: str) -> ParsedShare:
     """Read one share from a custodian sheet, or from a file holding just the words.
 
     A sheet has the words between ``BEGIN SHARE`` and ``END SHARE`` lines and optional
-    ``Key id:``, ``Recipient:``, ``Signer:`` and ``Passphrase:`` lines. Raises ShareError naming the
+    ``Key id:``, ``Recipient:``, ``Signer:`` (one per signing key to accept) and ``Passphrase:``
+    lines. Raises ShareError naming the
     file and, for an unknown word, its position.
     """
     lines = text.splitlines()
@@ -114,7 +119,7 @@ def parse_share(text: str, origin: str) -> ParsedShare:
         threshold=share.member_threshold,
         key_id=_field(lines, "Key id"),
         recipient=_field(lines, "Recipient"),
-        signer=_field(lines, "Signer"),
+        signers=tuple(f for f in _fields(lines, "Signer") if f),
         passphrase=None if passphrase_field is None else passphrase_field.lower().startswith("yes"),
     )
 

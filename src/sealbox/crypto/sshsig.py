@@ -25,6 +25,9 @@ from sealbox.errors import SignatureError
 __all__ = [
     "NS_FILE",
     "NS_MANIFEST",
+    "NS_REPO",
+    "NS_SIGNER",
+    "NS_SNAPSHOT",
     "fingerprint",
     "parse_public_key_line",
     "public_key_line",
@@ -35,6 +38,9 @@ __all__ = [
 
 NS_FILE = "sealbox-secrets"
 NS_MANIFEST = "sealbox-manifest"
+NS_REPO = "sealbox-repo"  # a repository's config (its root of trust)
+NS_SNAPSHOT = "sealbox-snapshot"  # a repository snapshot header
+NS_SIGNER = "sealbox-signer"  # an old signing key vouching for its successor
 _MAGIC = b"SSHSIG"
 _VERSION = 1
 _HASH = "sha512"
@@ -123,12 +129,18 @@ def verify(armored: str, message: bytes | bytearray, namespace: str) -> Ed25519P
     key_reader = _Reader(pub_blob)
     if key_reader.string() != _KEYTYPE:
         raise SignatureError("only ssh-ed25519 signing keys are supported")
-    public = Ed25519PublicKey.from_public_bytes(key_reader.string())
+    raw_key = key_reader.string()
+    if len(raw_key) != 32:  # from_public_bytes would raise a bare ValueError
+        raise SignatureError(f"malformed SSH signature (a {len(raw_key)}-byte Ed25519 key)")
+    public = Ed25519PublicKey.from_public_bytes(raw_key)
     sig_reader = _Reader(sig_blob)
     if sig_reader.string() != _KEYTYPE:
         raise SignatureError("signature type is not ssh-ed25519")
+    raw_sig = sig_reader.string()
+    if len(raw_sig) != 64:
+        raise SignatureError(f"malformed SSH signature (a {len(raw_sig)}-byte Ed25519 signature)")
     try:
-        public.verify(sig_reader.string(), _signed_data(namespace, message))
+        public.verify(raw_sig, _signed_data(namespace, message))
     except InvalidSignature as exc:
         raise SignatureError("signature does not match: the data was modified") from exc
     return public

@@ -23,7 +23,7 @@ from sealbox.breakglass import opener
 from sealbox.config import load_config
 from sealbox.demo import appliance, vault
 from sealbox.errors import DestinationError
-from sealbox.keymaterial import from_share_files
+from sealbox.keymaterial import from_share_files, pinned_trust
 from sealbox.keystore import Keystore
 
 __all__ = ["DemoReport", "run_demo", "serve_remote"]
@@ -158,7 +158,6 @@ def _system_steps(
 
 def _recordings_steps(root: Path, config: Any, step: Callable[..., Any], console: Console) -> None:
     """Recordings backup with one session still being recorded, then the chain verified."""
-    from sealbox.keystore import Keystore
     from sealbox.product_repo import open_product_repo
     from sealbox.recordings import store
     from sealbox.recordings.verify import verify
@@ -183,8 +182,7 @@ def _recordings_steps(root: Path, config: Any, step: Callable[..., Any], console
         repo, _ = open_product_repo(config, config.recordings.destination, [], create=False)
         catalog = store.catalog_for(config, repo)
         try:
-            signer = Keystore(config.appliance.state_dir).signing_key().public_key()
-            return verify(repo, signer=signer, catalog=catalog)
+            return verify(repo, trust=repo.trust, catalog=catalog)
         finally:
             catalog.close()
 
@@ -370,8 +368,12 @@ def run_demo(root: Path, console: Console) -> DemoReport:
 
         def open_it() -> opener.Opened:
             files = opener.load_files(_remote_dir(root, config) / backup.name)
+            unlocked = from_share_files(shares, None)
             return opener.open_backup(
-                files, from_share_files(shares, None), expected_signer=None, ignore_signature=False
+                files,
+                unlocked,
+                trust=pinned_trust(unlocked, [], None, accept_unverified=False),
+                ignore_signature=False,
             )
 
         opened = step(

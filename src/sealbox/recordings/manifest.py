@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealbox.crypto import sshsig
+from sealbox.crypto.trust import Trust
 from sealbox.errors import CorruptFileError
 from sealbox.repo import format as fmt
 
@@ -85,11 +86,11 @@ class Batch:
     def sign(self, key: Ed25519PrivateKey) -> None:
         self.signature = sshsig.sign(key, _canonical(self.header()), NAMESPACE)
 
-    def verify_signature(self, expected: Ed25519PublicKey | None) -> Ed25519PublicKey:
+    def verify_signature(self, trust: Trust) -> bool:
+        """True when a pinned signer signed it, False when the signer is not pinned but the
+        trust accepts unverified sources; SignatureError otherwise."""
         signer = sshsig.verify(self.signature, _canonical(self.header()), NAMESPACE)
-        if expected is not None and not sshsig.same_key(signer, expected):
-            raise CorruptFileError(f"batch {self.first_seq}-{self.last_seq}: signed by another key")
-        return signer
+        return trust.judge(signer, f"batch {self.first_seq}-{self.last_seq}")
 
 
 def encode_batch(batch: Batch, index_key: bytes) -> bytes:

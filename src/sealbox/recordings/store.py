@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from sealbox.backends.base import read_bounded
 from sealbox.config.models import Config
 from sealbox.errors import ConfigError, IntegrityError, NotFoundError
 from sealbox.keystore import Keystore
@@ -17,6 +18,7 @@ from sealbox.product_repo import destination_of, open_product_repo
 from sealbox.recordings import manifest
 from sealbox.recordings.catalog import Catalog
 from sealbox.recordings.scan import scan
+from sealbox.repo import format as fmt
 from sealbox.repo.backup import BackupResult, Progress, run_backup
 from sealbox.repo.repository import Repository
 from sealbox.sizing import record_sample
@@ -166,15 +168,15 @@ def _catch_up(repo: Repository, catalog: Catalog, config: Config) -> tuple[int, 
     ahead: adopt those batches (ours, by signature) so sequence numbers never collide. This
     looks at the next expected batch name only, not at the whole destination."""
     last_seq, head = catalog.head()
-    signer = Keystore(config.appliance.state_dir).signing_key().public_key()
+    trust = Keystore(config.appliance.state_dir).trust()
     while True:
         name = f"{BATCH_PREFIX}{last_seq + 1:012d}"
         try:
-            data = repo.backend.get(name)
+            data = read_bounded(repo.backend, name, fmt.MAX_SIZE["recordings"])
         except NotFoundError:
             return last_seq, head
         batch = manifest.decode_batch(data, repo.keys.index_key, name)
-        batch.verify_signature(signer)
+        batch.verify_signature(trust)
         if batch.prev_head != head:
             raise IntegrityError(
                 f"{name} does not follow this appliance's manifest head (run recordings verify)"

@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import blake3
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from sealbox.backends.base import read_bounded
+from sealbox.crypto.trust import Trust
 from sealbox.errors import SealboxError
 from sealbox.recordings import manifest
 from sealbox.recordings.catalog import Catalog
 from sealbox.repo import format as fmt
 from sealbox.repo.blobs import BlobReader
-from sealbox.repo.repository import Repository, pack_path
+from sealbox.repo.repository import Repository
 
 __all__ = ["VerifyReport", "load_batches", "retention_record", "verify"]
 
@@ -58,9 +59,8 @@ def load_batches(
     retentions: list[manifest.Batch] = []
     for info in repo.backend.list("recordings/"):
         try:
-            batch = manifest.decode_batch(
-                repo.backend.get(info.name), repo.keys.index_key, info.name
-            )
+            data = read_bounded(repo.backend, info.name, fmt.MAX_SIZE["recordings"])
+            batch = manifest.decode_batch(data, repo.keys.index_key, info.name)
         except SealboxError as exc:
             errors.append(f"{info.name}: {exc}")
             continue
@@ -68,25 +68,39 @@ def load_batches(
     return sorted(batches, key=lambda b: b.first_seq), retentions
 
 
-def entries_of(repo: Repository) -> list[dict[str, Any]]:
-    """Every entry of every batch (restore uses this), in sequence order."""
-    batches, _ = load_batches(repo, [])
-    return [e for b in batches for e in b.entries]
+def entries_of(repo: Repository, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every entry of every batch whose signature the repository's trust accepts (restore uses
+    this), in sequence order; batches that do not verify are left out (named in ``warnings``)."""
+    problems: list[str] = []
+    batches, _ = load_batches(repo, problems)
+    entries: list[dict[str, Any]] = []
+    for batch in batches:
+        try:
+            batch.verify_signature(repo.trust)
+        except SealboxError as exc:
+            problems.append(f"recordings {batch.first_seq}-{batch.last_seq}: {exc}")
+            continue
+        entries += batch.entries
+    if warnings is not None:
+        warnings += problems
+    return entries
 
 
 def verify(
     repo: Repository,
     *,
-    signer: Ed25519PublicKey | None,
+    trust: Trust,
     catalog: Catalog | None,
     reader: BlobReader | None = None,
 ) -> VerifyReport:
-    report = VerifyReport(signer_pinned=signer is not None)
+    """Check the chain against the signers ``trust`` pins (with unverified sources accepted,
+    ``signer_pinned`` is False when a batch's signer was not pinned)."""
+    report = VerifyReport(signer_pinned=True)
     batches, retentions = load_batches(repo, report.errors)
     removed: set[int] = set()
     for record in retentions:
         try:
-            record.verify_signature(signer)
+            report.signer_pinned &= record.verify_signature(trust)
             removed.update(int(e["seq"]) for e in record.entries)
         except SealboxError as exc:
             report.errors.append(f"retention record {record.time}: bad signature ({exc})")
@@ -98,7 +112,7 @@ def verify(
         report.batches += 1
         span = f"recordings {batch.first_seq}-{batch.last_seq}"
         try:
-            batch.verify_signature(signer)
+            report.signer_pinned &= batch.verify_signature(trust)
         except SealboxError as exc:
             report.errors.append(f"{span}: signature invalid ({exc})")
         if batch.first_seq != expected:
@@ -156,7 +170,7 @@ def _entry_problem(
         for pack, _ in index.locations(blob):
             if pack not in pack_ok:
                 try:
-                    pack_ok[pack] = fmt.content_name(repo.backend.get(pack_path(pack))) == pack
+                    pack_ok[pack] = fmt.content_name(repo.read_pack(pack)) == pack
                 except SealboxError:
                     pack_ok[pack] = False
         if not any(pack_ok[p] for p, _ in index.locations(blob)):

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sealbox.backends.base import append_only
 from sealbox.errors import NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.engine import WORKERS, Engine, Progress
@@ -59,7 +60,7 @@ def _compact_index(repo: Repository, index: Index) -> None:
     """Merge the index files into one once there are many (a run reads them all). Only the
     files this run read are deleted, after the merged one is stored, so a concurrent backup's
     new index file is never lost."""
-    if len(index.files) < COMPACT_AFTER or index.damaged:
+    if len(index.files) < COMPACT_AFTER or index.damaged or append_only(repo.backend):
         return
     merged = repo.save_index(index.packs)
     for name in index.files:

@@ -15,7 +15,9 @@ from sealbox.errors import CorruptFileError, KeyMaterialError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.repository import Index, Repository, pack_path
 
-__all__ = ["BlobReader"]
+__all__ = ["MAX_BLOB", "BlobReader"]
+
+MAX_BLOB = fmt.MAX_SIZE["pack"]  # no chunk or tree blob comes near: bounds every allocation
 
 
 class _PackCache:
@@ -38,7 +40,7 @@ class _PackCache:
             with self.lock:
                 if pack in self.packs:
                     return self.packs[pack]
-            data = self.repo.backend.get(pack_path(pack))
+            data = self.repo.read_pack(pack)
             with self.lock:
                 self.packs[pack] = data
                 self.loading.pop(pack, None)
@@ -105,6 +107,11 @@ class BlobReader:
         failure: SealboxError | None = None
         for pack, entry in self.index.locations(blob_id):
             where = pack_path(pack)
+            if max(entry.length, entry.raw_length) > MAX_BLOB:  # an index entry is not trusted
+                failure = failure or CorruptFileError(
+                    f"{where}: blob {blob_id.hex()[:16]} has an impossible length"
+                )
+                continue
             try:
                 if self._packs is not None:
                     stored: bytes | memoryview = memoryview(self._packs.get(pack))[

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sealbox.backends.base import read_bounded
 from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.blobs import BlobReader
@@ -54,7 +55,7 @@ def _check_named(repo: Repository, prefix: str, report: CheckReport) -> None:
     for info in repo.backend.list(prefix):
         name = info.name.rsplit("/", 1)[-1]
         try:
-            data = repo.backend.get(info.name)
+            data = read_bounded(repo.backend, info.name, fmt.MAX_SIZE[prefix.rstrip("/")])
         except SealboxError as exc:
             report.errors.append(f"{info.name}: unreadable: {exc}")
             continue
@@ -77,7 +78,7 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
         report.packs += 1
         where = pack_path(pack)
         try:
-            data = repo.backend.get(where)
+            data = repo.read_pack(pack)
         except SealboxError as exc:
             report.errors.append(f"{where}: unreadable: {exc}")
             report.damaged_packs.add(pack)
@@ -118,7 +119,7 @@ def _read_data(
     for pack in packs:
         where = pack_path(pack)
         try:
-            data = repo.backend.get(where)
+            data = repo.read_pack(pack)
         except (SealboxError, OSError) as exc:
             report.errors.append(f"{where}: unreadable: {exc}")
             report.damaged_blobs.update(e.blob_id for e in index.packs[pack])
@@ -174,17 +175,21 @@ def run_check(
     progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
     report = CheckReport()
+    report.errors += [f"{note} (tampering?)" for note in repo.notes]
     for prefix in ("index/", "snapshots/", "refs/", "datakeys/", "keys/"):
         _check_named(repo, prefix, report)
     index = Index()
     for info in repo.backend.list("index/"):
         try:
-            for pack, entries in fmt.decode_index(
-                repo.backend.get(info.name), repo.keys.index_key, info.name
-            ).items():
+            data = read_bounded(repo.backend, info.name, fmt.MAX_SIZE["index"])
+            for pack, entries in fmt.decode_index(data, repo.keys.index_key, info.name).items():
                 index.add_pack(pack, entries)
         except SealboxError as exc:
             report.errors.append(f"{info.name}: {exc}")
+    for pack in sorted(index.conflicts):
+        report.errors.append(
+            f"{pack_path(pack)}: index files disagree about its contents (one was forged or damaged)"
+        )
     _check_packs(repo, index, report, None if read_data else subset)
     if read_data and reader is not None:
         reader.index = index

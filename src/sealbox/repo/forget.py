@@ -5,9 +5,9 @@ newest first, ``keep_last`` keeps the N newest, ``keep_hourly``/``daily``/``week
 ``yearly`` keep the newest snapshot of each of the last N such periods that have one, and
 ``keep_within`` keeps everything younger than the duration. A snapshot is kept if any rule keeps it.
 
-Prune runs under the exclusive lock. It reads the reference lists of the snapshots that remain,
-deletes packs nobody needs, and repacks packs that are mostly garbage by copying the still-needed
-encrypted blobs as they are (no key is needed to move ciphertext). Order: new packs, then the new
+Prune runs under the exclusive lock. It reads the pack headers and the reference lists of the
+snapshots that remain, deletes packs nobody needs, and repacks packs that are mostly garbage by
+copying the still-needed encrypted blobs as they are (no key is needed to move ciphertext). Order: new packs, then the new
 index, then deletion of the old index files, then of the old packs: a crash at any point leaves a
 repository where every snapshot is complete.
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sealbox.config.models import Retention
+from sealbox.errors import IntegrityError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.locks import Lock
 from sealbox.repo.repository import Repository, Snapshot, pack_path
@@ -95,25 +96,45 @@ def forget_snapshots(repo: Repository, snapshots: list[Snapshot]) -> None:
 
 
 def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = None) -> PruneResult:
+    """Reclaim the space no snapshot needs, deciding only from what cannot be forged by whoever
+    holds the writer key after the fact:
+
+    - what is in a pack comes from the pack's own header (sealed, and the pack is named by its
+      content), never from index files, which anyone with the writer key can add;
+    - what is needed comes from every snapshot that decodes, authentic or not (keeping too much
+      costs space; deleting what a real snapshot needs loses it); an entry is needed when its
+      blob is in a snapshot's reference list and its data key among the snapshot's signed
+      ``data_keys``; a reference list that cannot be read stops the prune (nothing deleted);
+    - a pack is deleted only when no entry of its header is needed, however many other copies
+      claim to hold the same blobs; a pack whose header cannot be read is kept and reported.
+    """
     result = PruneResult()
     with Lock(repo.backend, exclusive=True, purpose="prune"):
-        index = repo.load_index()
         sizes = dict(repo.list_packs())
-        for name, size in sizes.items():  # packs of interrupted runs count too
-            if name not in index.packs:
-                try:
-                    index.add_pack(name, repo.read_pack_header(name, size))
-                except Exception:  # noqa: S112 - an unreadable stray is left for check to report
-                    continue
+        headers: dict[str, list[fmt.PackEntry]] = {}
+        for name, size in sizes.items():
+            try:
+                headers[name] = repo.read_pack_header(name, size)
+            except SealboxError as exc:
+                result.errors.append(f"{pack_path(name)}: kept, its header is unreadable ({exc})")
+        accepted, rejected = repo.scan_snapshots()
+        decoded = accepted + [r.snapshot for r in rejected if r.snapshot is not None]
         used: set[bytes] = set()
-        for snapshot in repo.snapshots():
-            used.update(repo.load_refs(snapshot.refs))
+        used_keys: set[bytes] = set()
+        for snapshot in decoded:
+            try:
+                used.update(repo.load_refs(snapshot.refs))
+            except SealboxError as exc:
+                raise IntegrityError(
+                    f"prune stopped, nothing deleted: snapshot {snapshot.id[:12]}'s reference list"
+                    f" cannot be read ({exc}), so what it needs is unknown (run check)"
+                ) from exc
+            used_keys.update(bytes.fromhex(k) for k in snapshot.data_keys)
         keep_packs: dict[str, list[fmt.PackEntry]] = {}
         repack: list[tuple[str, list[fmt.PackEntry]]] = []
         delete: list[str] = []
-        placed: set[bytes] = set()
-        for pack, entries in index.packs.items():
-            needed = [e for e in entries if e.blob_id in used and e.blob_id not in placed]
+        for pack, entries in headers.items():
+            needed = [e for e in entries if e.blob_id in used and e.key_id in used_keys]
             waste = sum(e.length for e in entries) - sum(e.length for e in needed)
             if not needed:
                 delete.append(pack)
@@ -122,16 +143,19 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
                 delete.append(pack)
             else:
                 keep_packs[pack] = entries
-            placed.update(e.blob_id for e in needed)
-        result.blobs_kept = len(placed)
+        result.blobs_kept = sum(len(e) for e in keep_packs.values()) + sum(
+            len(n) for _, n in repack
+        )
         result.bytes_freed = sum(sizes.get(p, 0) for p in delete)
         result.packs_deleted = len(delete) - len(repack)
         result.packs_repacked = len(repack)
         if dry_run:
             return result
-        new_packs = _repack(repo, repack)
+        new_packs, failed = _repack(repo, repack, result.errors)
         result.packs_written = len(new_packs)
         keep_packs.update(new_packs)
+        keep_packs.update({pack: headers[pack] for pack in failed})
+        delete = [pack for pack in delete if pack not in failed]
         old_index = [info.name for info in repo.backend.list("index/")]  # damaged ones too
         new_index = repo.save_index(keep_packs) if keep_packs else None
         repo.backend.flush()  # the new index is durable before anything it replaces goes
@@ -141,6 +165,10 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
         for pack in delete:
             repo.backend.delete(pack_path(pack))
         needed_keys = {e.key_id.hex() for entries in keep_packs.values() for e in entries}
+        needed_keys |= {k.hex() for k in used_keys}
+        for pack in sizes:  # packs kept unread: their keys are unknown, so every key stays
+            if pack not in headers:
+                return result
         for info in repo.backend.list("datakeys/"):
             if info.name.rsplit("/", 1)[-1] not in needed_keys:
                 repo.backend.delete(info.name)
@@ -148,9 +176,11 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
 
 
 def _repack(
-    repo: Repository, work: list[tuple[str, list[fmt.PackEntry]]]
-) -> dict[str, list[fmt.PackEntry]]:
-    """Copy still-needed blobs (ciphertext as is) into new packs; return them."""
+    repo: Repository, work: list[tuple[str, list[fmt.PackEntry]]], errors: list[str]
+) -> tuple[dict[str, list[fmt.PackEntry]], set[str]]:
+    """Copy still-needed blobs (ciphertext as is) into new packs; return them and the packs that
+    could not be copied (damaged or unreadable: they are kept, and named in ``errors``)."""
+    failed: set[str] = set()
     out: dict[str, list[fmt.PackEntry]] = {}
     buffer = bytearray()
     entries: list[fmt.PackEntry] = []
@@ -166,7 +196,16 @@ def _repack(
         buffer, entries = bytearray(), []
 
     for pack, needed in work:
-        data = repo.backend.get(pack_path(pack))
+        try:
+            data = repo.read_pack(pack)
+        except SealboxError as exc:
+            data = b""
+            errors.append(f"{pack_path(pack)}: kept, cannot be repacked ({exc})")
+        if fmt.content_name(data) != pack:
+            if data:
+                errors.append(f"{pack_path(pack)}: kept, damaged (run check)")
+            failed.add(pack)
+            continue
         for e in needed:
             entries.append(
                 fmt.PackEntry(e.blob_type, e.blob_id, len(buffer), e.length, e.raw_length, e.key_id)
@@ -175,4 +214,4 @@ def _repack(
             if len(buffer) >= repo.config.pack_size:
                 flush()
     flush()
-    return out
+    return out, failed

@@ -53,7 +53,23 @@ BLOB_TREE = 1
 _MAGIC_OBJECT = b"SBXo"  # AAD prefix of index-key objects
 _MAGIC_BLOB = b"SBXb"  # AAD prefix of blobs
 _MAGIC_PACK = b"SBXp"  # pack header magic (inside its encryption)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+# The largest object of each kind a reader accepts, checked before anything is read or allocated:
+# a destination (or whoever controls it) may plant an object of any size under any name.
+MAX_SIZE = {
+    "config": 64 << 10,
+    "keys": 64 << 10,
+    "datakeys": 16 << 10,
+    "snapshots": 16 << 20,
+    "refs": 1 << 30,  # 32 bytes a blob: about 30 million blobs
+    "index": 1 << 30,
+    "locks": 64 << 10,
+    "recordings": 512 << 20,  # a batch: about a million recordings
+    "pack": 256 << 20,  # pack_size (8 MiB) plus one chunk (4 MiB) in practice
+}
+MAX_INDEX_BODY = 2 << 30  # decompressed index: ~26 million entries
+MAX_PACK_HEADER = 2 << 20  # 16,384 entries of 81 bytes, sealed
 
 
 def content_name(data: bytes | bytearray | memoryview) -> str:
@@ -124,7 +140,7 @@ def decode_pack_header(tail: bytes, index_key: bytes, what: str) -> list[PackEnt
     if len(tail) < 4:
         raise CorruptFileError(f"{what}: truncated pack")
     (length,) = struct.unpack(">I", tail[-4:])
-    if length + 4 > len(tail):
+    if length + 4 > len(tail) or length > MAX_PACK_HEADER:
         raise CorruptFileError(f"{what}: pack header length is out of range")
     body = open_sealed(index_key, b"pack", tail[-4 - length : -4], what)
     if body[:4] != _MAGIC_PACK or len(body) < 8:
@@ -135,9 +151,15 @@ def decode_pack_header(tail: bytes, index_key: bytes, what: str) -> list[PackEnt
     return [PackEntry(*_ENTRY.unpack_from(body, 8 + i * _ENTRY.size)) for i in range(count)]
 
 
-def pack_header_size(tail_length_field: bytes) -> int:
-    """Bytes to read from the end of a pack for its header (including the 4-byte length)."""
-    return int(struct.unpack(">I", tail_length_field)[0]) + 4
+def pack_header_size(tail_length_field: bytes, what: str) -> int:
+    """Bytes to read from the end of a pack for its header (including the 4-byte length),
+    bounded before anything is allocated."""
+    if len(tail_length_field) != 4:
+        raise CorruptFileError(f"{what}: truncated pack")
+    length = int(struct.unpack(">I", tail_length_field)[0])
+    if length > MAX_PACK_HEADER:
+        raise CorruptFileError(f"{what}: pack header length {length:,} is out of range")
+    return length + 4
 
 
 # --- index files --------------------------------------------------------------------------------
@@ -162,13 +184,15 @@ def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
 def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
     raw = open_sealed(index_key, b"index", data, what)
     try:
-        body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 31)
+        body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BODY)
     except zstandard.ZstdError as exc:
         raise CorruptFileError(f"{what}: index does not decompress") from exc
     try:
         (count,) = struct.unpack_from(">I", body, 0)
         pos = 4
         packs: dict[str, list[PackEntry]] = {}
+        if count > len(body) // 36:  # each pack takes at least 36 bytes: no huge loop on junk
+            raise CorruptFileError(f"{what}: index is truncated")
         for _ in range(count):
             name = body[pos : pos + 32].hex()
             (n,) = struct.unpack_from(">I", body, pos + 32)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,13 @@ class WriterSecrets:
     id_key: bytes
     index_key: bytes
     chunker_seed: int
+
+    def check(self) -> str:
+        """A check value of these secrets (hex SHA-256, domain-separated), which the signed
+        repository config carries: a key object that opens but does not match it was planted."""
+        body = b"sealbox-repo-keys\x00" + self.repo_id.encode() + b"\x00"
+        body += self.id_key + self.index_key + self.chunker_seed.to_bytes(8, "big")
+        return hashlib.sha256(body).hexdigest()
 
     @classmethod
     def generate(cls, repo_id: str) -> WriterSecrets:

@@ -16,18 +16,20 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from sealbox.backends.base import Backend
-from sealbox.errors import DestinationError, LockedError, NotFoundError
+from sealbox.backends.base import Backend, read_bounded
+from sealbox.errors import CorruptFileError, DestinationError, LockedError, NotFoundError
 
-__all__ = ["STALE_AFTER", "Lock", "LockedError"]
+__all__ = ["STALE_AFTER", "Lock", "LockedError", "reading_lock"]
 
 STALE_AFTER = 30 * 60
 REFRESH_EVERY = 5 * 60
+MAX_LOCK = 64 << 10
 
 
 def _alive(pid: int) -> bool:
@@ -40,10 +42,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+FUTURE_SLACK = 10 * 60  # clock skew tolerated in a lock's refresh time
+
+
 def _stale(lock: dict[str, Any], now: float) -> bool:
-    if now - float(lock.get("refreshed", 0)) > STALE_AFTER:
+    """A lock not refreshed for STALE_AFTER, held by a dead process of this host, or claiming
+    a refresh time in the future (a lock that could never go stale would block prune forever)."""
+    try:
+        refreshed = float(lock.get("refreshed", 0))
+        pid = int(lock.get("pid", 0))
+    except (TypeError, ValueError):
         return True
-    return lock.get("host") == socket.gethostname() and not _alive(int(lock.get("pid", 0)))
+    if now - refreshed > STALE_AFTER or refreshed > now + FUTURE_SLACK:
+        return True
+    return lock.get("host") == socket.gethostname() and not _alive(pid)
 
 
 class Lock:
@@ -84,8 +96,15 @@ class Lock:
             if info.name == self.name:
                 continue
             try:
-                other: Any = orjson.loads(self.backend.get(info.name))
-            except (NotFoundError, orjson.JSONDecodeError):
+                other: Any = orjson.loads(read_bounded(self.backend, info.name, MAX_LOCK))
+            except NotFoundError:
+                continue
+            except (CorruptFileError, orjson.JSONDecodeError):
+                other = None
+            if not isinstance(other, dict):
+                # Junk under locks/ holds nobody back; it is removed once it is old.
+                if now - info.mtime > STALE_AFTER:
+                    self.backend.delete(info.name)
                 continue
             if _stale(other, now):
                 self.backend.delete(info.name)
@@ -116,3 +135,25 @@ class Lock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def reading_lock(
+    backend: Backend, purpose: str, warn: Callable[[str], None]
+) -> Iterator[Lock | None]:
+    """A shared lock for a reader (restore, verify), so a prune cannot delete what it reads.
+    A destination that refuses writes (read-only credentials, a read-only mount) still lets
+    custodians read: the reader then goes on without the lock, and says so."""
+    lock = Lock(backend, exclusive=False, purpose=purpose)
+    try:
+        lock.acquire()
+    except LockedError:
+        raise
+    except DestinationError as exc:
+        warn(f"could not take a shared lock ({exc}): a prune running now could remove data read")
+        yield None
+        return
+    try:
+        yield lock
+    finally:
+        lock.release()

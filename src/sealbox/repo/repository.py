@@ -3,22 +3,46 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sealbox.backends.base import Backend
-from sealbox.crypto import agekeys
-from sealbox.errors import ConfigError, CorruptFileError, KeyMaterialError, NotFoundError
+from sealbox.backends.base import Backend, read_bounded
+from sealbox.crypto import agekeys, sshsig
+from sealbox.crypto.trust import Endorsement, Trust
+from sealbox.errors import (
+    ConfigError,
+    CorruptFileError,
+    KeyMaterialError,
+    KeyNotSetError,
+    NotFoundError,
+    SealboxError,
+    SignatureError,
+)
+from sealbox.keystore import Keystore
 from sealbox.repo import format as fmt
+from sealbox.repo.format import FORMAT_VERSION
 from sealbox.repo.keys import DataKey, WriterSecrets, load_writer_identity, new_writer_identity
 
-__all__ = ["DEFAULT_CHUNKER", "Index", "RepoConfig", "Repository", "Snapshot", "default_state_dir"]
+__all__ = [
+    "DEFAULT_CHUNKER",
+    "Index",
+    "Rejected",
+    "RepoConfig",
+    "Repository",
+    "Snapshot",
+    "default_state_dir",
+]
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 # Chunk sizes: see docs/design/format.md ("Chunking") for the measurement behind them.
 DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}
@@ -33,15 +57,34 @@ def default_state_dir() -> Path:
     return Path(base) / "sealbox"
 
 
+_CANONICAL = orjson.OPT_SORT_KEYS
+
+
 @dataclass(frozen=True)
 class RepoConfig:
+    """The repository's root of trust: plain JSON, signed by the appliance that made it.
+
+    ``keys`` is the check value of the writer secrets (:meth:`WriterSecrets.check`), so a key
+    object planted next to the real ones is told apart; ``signer`` and ``signature`` (SSHSIG,
+    namespace ``sealbox-repo``, over the other fields as sorted compact JSON) let a reader refuse
+    a repository made by anyone but an appliance it pinned (a substituted repository).
+    """
+
     id: str
     created: str
     recipients: list[str]
     chunker: dict[str, int]
     pack_size: int
-    version: int = 1
+    keys: str
+    signer: str
+    signature: str = ""
+    version: int = FORMAT_VERSION
     format: str = "sealbox-repo"
+
+    def body(self) -> bytes:
+        doc = asdict(self)
+        del doc["signature"]
+        return orjson.dumps(doc, option=_CANONICAL)
 
     def encode(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2) + b"\n"
@@ -54,18 +97,49 @@ class RepoConfig:
             raise CorruptFileError("repository config is not valid JSON") from exc
         if not isinstance(doc, dict) or doc.get("format") != "sealbox-repo":
             raise CorruptFileError("not a Sealbox repository (its config says otherwise)")
-        if doc.get("version") != 1:
+        if doc.get("version") != FORMAT_VERSION:
             raise CorruptFileError(
-                f"repository version {doc.get('version')!r} is not supported (this Sealbox reads 1)"
+                f"repository version {doc.get('version')!r} is not supported (this Sealbox reads"
+                f" {FORMAT_VERSION}, where snapshots are signed by the appliance): back up into a"
+                " new repository"
             )
         try:
-            return cls(**doc)
+            config = cls(**doc)
         except TypeError as exc:
-            raise CorruptFileError("repository config has unexpected fields") from exc
+            raise CorruptFileError("repository config has unexpected or missing fields") from exc
+        if not (
+            isinstance(config.id, str)
+            and _HEX32.match(config.id)
+            and isinstance(config.recipients, list)
+            and all(isinstance(r, str) for r in config.recipients)
+            and isinstance(config.chunker, dict)
+            and all(isinstance(config.chunker.get(k), int) for k in ("min", "avg", "max"))
+            and isinstance(config.pack_size, int)
+            and 1 << 20 <= config.pack_size <= 64 << 20
+            and isinstance(config.keys, str)
+            and isinstance(config.signer, str)
+            and isinstance(config.signature, str)
+        ):
+            raise CorruptFileError("repository config has malformed fields")
+        return config
+
+    def verify(self, trust: Trust, where: str) -> bool:
+        """Whether the config's signer is pinned (True), accepted unverified (False); raises
+        SignatureError for a bad signature or a signer nobody pinned."""
+        signer = sshsig.verify(self.signature, self.body(), sshsig.NS_REPO)
+        if not sshsig.same_key(signer, sshsig.parse_public_key_line(self.signer)):
+            raise SignatureError(
+                f"{where}: config names another signer than the one that signed it"
+            )
+        return trust.judge(signer, f"{where}/config")
 
 
 @dataclass
 class Snapshot:
+    """A snapshot header. Everything but ``id``, ``verified`` and ``endorsements`` is signed
+    (SSHSIG, namespace ``sealbox-snapshot``) by the appliance: ``repo`` binds it to one
+    repository, ``tree``, ``refs`` and ``data_keys`` to its contents."""
+
     id: str
     time: str
     hostname: str
@@ -80,17 +154,91 @@ class Snapshot:
     data_keys: list[str] = field(default_factory=list)
     parent: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    repo: str = ""
+    signer: str = ""
+    signature: str = ""
+    endorsements: list[dict[str, str]] = field(default_factory=list)
+    verified: bool = False  # signed by a pinned signer (not stored)
 
     @property
     def datetime(self) -> datetime:
         return datetime.fromisoformat(self.time.replace("Z", "+00:00"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "id"}
+        return {k: v for k, v in asdict(self).items() if k not in ("id", "verified")}
+
+    def body(self) -> bytes:
+        doc = self.to_dict()
+        del doc["signature"], doc["endorsements"]
+        return orjson.dumps(doc, option=_CANONICAL)
+
+    def sign(self, key: Ed25519PrivateKey, endorsements: list[Endorsement]) -> None:
+        self.signer = sshsig.public_key_line(key.public_key())
+        self.endorsements = [e.to_dict() for e in endorsements]
+        self.signature = sshsig.sign(key, self.body(), sshsig.NS_SNAPSHOT)
+
+    def check(self, repo_id: str, trust: Trust, where: str) -> None:
+        """Verify the signature and its signer; sets ``verified``. Raises SignatureError."""
+        if self.repo != repo_id:
+            raise SignatureError(f"{where}: a snapshot of another repository ({self.repo[:16]!r})")
+        signer = sshsig.verify(self.signature, self.body(), sshsig.NS_SNAPSHOT)
+        if not sshsig.same_key(signer, sshsig.parse_public_key_line(self.signer)):
+            raise SignatureError(f"{where}: names another signer than the one that signed it")
+        chain = (Endorsement.from_dict(e) for e in self.endorsements)
+        self.verified = trust.following(e for e in chain if e is not None).judge(signer, where)
+
+    @classmethod
+    def decode(cls, name: str, doc: Any, where: str) -> Snapshot:
+        if not isinstance(doc, dict):
+            raise CorruptFileError(f"{where}: malformed snapshot")
+        try:
+            snap = cls(id=name, **{k: v for k, v in doc.items() if k != "verified"})
+        except TypeError as exc:
+            raise CorruptFileError(f"{where}: unexpected snapshot fields") from exc
+        ok = (
+            isinstance(snap.time, str)
+            and isinstance(snap.tree, str)
+            and _HEX64.match(snap.tree)
+            and isinstance(snap.refs, str)
+            and _HEX64.match(snap.refs)
+            and isinstance(snap.kind, str)
+            and isinstance(snap.hostname, str)
+            and isinstance(snap.paths, list)
+            and all(isinstance(p, str) for p in snap.paths)
+            and isinstance(snap.data_keys, list)
+            and all(isinstance(k, str) and _HEX64.match(k) for k in snap.data_keys)
+            and isinstance(snap.extra, dict)
+            and isinstance(snap.tags, list)
+            and all(isinstance(v, int) for v in (snap.size, snap.files, snap.dirs))
+            and isinstance(snap.endorsements, list)
+            and all(isinstance(v, str) for v in (snap.repo, snap.signer, snap.signature))
+        )
+        try:
+            snap.datetime  # noqa: B018 - validates the time
+        except (ValueError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            raise CorruptFileError(f"{where}: malformed snapshot fields")
+        return snap
+
+
+@dataclass
+class Rejected:
+    """A snapshot object that is not used: damaged, junk, forged, or signed by nobody pinned.
+    ``snapshot`` is set when it decoded (its data is then kept by prune, never trusted)."""
+
+    name: str
+    reason: str
+    snapshot: Snapshot | None = None
 
 
 class Index:
-    """blob id -> (pack name, entry), built from index files (and, after a crash, pack headers)."""
+    """blob id -> (pack name, entry), built from index files (and, after a crash, pack headers).
+
+    Index files are not trusted to agree: when two name the same pack with different entries,
+    the entries are merged and every claimed location is kept (a wrong one fails authentication
+    when read and the reader moves on), and the pack is listed in ``conflicts`` for ``check``.
+    Prune never decides from index files alone (it reads the pack headers)."""
 
     def __init__(self) -> None:
         self.blobs: dict[bytes, tuple[str, fmt.PackEntry]] = {}
@@ -98,9 +246,19 @@ class Index:
         self.packs: dict[str, list[fmt.PackEntry]] = {}
         self.files: list[str] = []  # the index objects it was read from
         self.damaged: list[str] = []  # index files (or packs) that could not be read
+        self.conflicts: set[str] = set()  # packs whose entries differ between index files
 
     def add_pack(self, pack: str, entries: list[fmt.PackEntry]) -> None:
-        self.packs[pack] = entries
+        known = self.packs.get(pack)
+        if known is not None:
+            if known == entries:
+                return
+            self.conflicts.add(pack)
+            seen = set(known)
+            entries = [e for e in entries if e not in seen]
+            known.extend(entries)
+        else:
+            self.packs[pack] = list(entries)
         for entry in entries:
             first = self.blobs.setdefault(entry.blob_id, (pack, entry))
             if first[1] is not entry:  # the same blob stored again (another run, another key)
@@ -130,23 +288,46 @@ def pack_path(name: str) -> str:
     return f"data/{name[:2]}/{name}"
 
 
+def _named(backend: Backend, name: str, kind: str) -> bytes:
+    """A content-named object, bounded by its kind's size cap and checked against its name."""
+    data = read_bounded(backend, name, fmt.MAX_SIZE[kind])
+    if fmt.content_name(data) != name.rsplit("/", 1)[-1]:
+        raise CorruptFileError(f"{name}: damaged (its content does not match its name)")
+    return data
+
+
 class Repository:
-    def __init__(self, backend: Backend, config: RepoConfig, keys: WriterSecrets) -> None:
-        self.backend, self.config, self.keys = backend, config, keys
+    def __init__(
+        self,
+        backend: Backend,
+        config: RepoConfig,
+        keys: WriterSecrets,
+        trust: Trust,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.backend, self.config, self.keys, self.trust = backend, config, keys, trust
         # Who new data keys are sealed to: the repository's recipients, or (for the product's
         # repositories) the current master key and operator keys, which a new ceremony changes.
         self.data_recipients: list[str] = list(config.recipients)
         self.cache_dir: Path | None = None  # set for the appliance's own (writer) repositories
+        self.state_dir = state_dir  # where the signing key is (writers)
+        self.config_verified = False
+        self.notes: list[str] = []  # what opening met and set aside (planted key objects...)
+        self.rejected: list[Rejected] = []  # from the last snapshot scan
 
     # -- opening ---------------------------------------------------------------------------------
     @staticmethod
     def read_config(backend: Backend) -> RepoConfig:
         try:
-            return RepoConfig.decode(backend.get("config"))
+            data = read_bounded(backend, "config", fmt.MAX_SIZE["config"])
         except NotFoundError:
             raise NotFoundError(
                 f"{backend.display}: no repository here (run `sealbox repo init`)"
             ) from None
+        try:
+            return RepoConfig.decode(data)
+        except CorruptFileError as exc:
+            raise CorruptFileError(f"{backend.display}/config: {exc}") from exc
 
     @classmethod
     def init(
@@ -168,22 +349,29 @@ class Repository:
             )
         for recipient in recipients:
             agekeys.parse_recipient(recipient)
+        keystore = Keystore(state_dir)
+        signer = keystore.signing_key()
         repo_id = secrets.token_hex(16)
+        keys = WriterSecrets.generate(repo_id)
         config = RepoConfig(
             id=repo_id,
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             recipients=list(recipients),
             chunker=dict(chunker or DEFAULT_CHUNKER),
             pack_size=PACK_SIZE,
+            keys=keys.check(),
+            signer=sshsig.public_key_line(signer.public_key()),
         )
-        keys = WriterSecrets.generate(repo_id)
+        config = replace(config, signature=sshsig.sign(signer, config.body(), sshsig.NS_REPO))
         writer = new_writer_identity(cls.writer_path(state_dir, repo_id))
         sealed = keys.seal([*recipients, writer])
         backend.put(f"keys/{fmt.content_name(sealed)}", sealed, exclusive=True)
         backend.put(
             "config", config.encode(), exclusive=True
         )  # last: a repo exists once config does
-        return cls(backend, config, keys)
+        repo = cls(backend, config, keys, keystore.trust(), state_dir)
+        repo.config_verified = True
+        return repo
 
     def seal_keys_to(self, recipients: list[str], state_dir: Path) -> bool:
         """Make sure the writer secrets are also sealed to ``recipients`` (after a new key
@@ -210,38 +398,64 @@ class Repository:
         return state_dir / "repos" / repo_id / "writer.txt"
 
     @classmethod
-    def open(cls, backend: Backend, identities: list[Any], what: str = "repository") -> Repository:
+    def open(
+        cls, backend: Backend, identities: list[Any], trust: Trust, what: str = "repository"
+    ) -> Repository:
+        """Open with a key, after checking that a pinned appliance signed the config. Every key
+        object is tried: one that opens but is not this repository's (a planted one, sealed to
+        the public recipient) is set aside and noted, never used."""
         config = cls.read_config(backend)
+        verified = config.verify(trust, backend.display)
+        notes: list[str] = []
+        found: WriterSecrets | None = None
         last: Exception | None = None
         for info in backend.list("keys/"):
+            where = f"{backend.display}/{info.name}"
             try:
-                keys = WriterSecrets.unseal(
-                    backend.get(info.name), identities, f"{backend.display}/{info.name}"
-                )
+                keys = WriterSecrets.unseal(_named(backend, info.name, "keys"), identities, where)
             except KeyMaterialError as exc:
                 last = exc
                 continue
-            if keys.repo_id != config.id:
-                raise CorruptFileError(
-                    f"{backend.display}/{info.name}: key object of another repository"
+            except CorruptFileError as exc:
+                notes.append(f"{info.name}: {exc}")
+                continue
+            if keys.repo_id != config.id or keys.check() != config.keys:
+                notes.append(
+                    f"{info.name}: opens with the key given but is not this repository's key"
+                    " (planted?): ignored"
                 )
-            return cls(backend, config, keys)
-        raise KeyMaterialError(
-            f"{backend.display}: the key given opens none of the repository's keys"
-        ) from last
+                continue
+            found = keys
+        if found is None:
+            raise KeyMaterialError(
+                f"{backend.display}: the key given opens none of the repository's keys"
+            ) from last
+        repo = cls(backend, config, found, trust)
+        repo.config_verified, repo.notes = verified, notes
+        return repo
 
     @classmethod
     def open_writer(cls, backend: Backend, state_dir: Path) -> Repository:
+        """Open as this appliance's writer: the writer identity in ``state_dir``, and the
+        keystore's signers as the pinned ones."""
+        keystore = Keystore(state_dir)
+        trust = keystore.trust()
+        if trust.empty:
+            raise KeyNotSetError(
+                f"no appliance signing key in {keystore.dir}: this state dir did not make this"
+                " repository (set --state-dir / SEALBOX_STATE_DIR)"
+            )
         config = cls.read_config(backend)
-        repo = cls.open(backend, load_writer_identity(cls.writer_path(state_dir, config.id)))
+        repo = cls.open(backend, load_writer_identity(cls.writer_path(state_dir, config.id)), trust)
         repo.cache_dir = state_dir / "repos" / config.id / "cache"
+        repo.state_dir = state_dir
         return repo
 
-    def _immutable(self, name: str) -> bytes:
-        """A content-named object (index file, snapshot header), through the local cache: a
-        run then fetches only what is new, not every index and snapshot ever written."""
+    def _immutable(self, name: str, kind: str) -> bytes:
+        """A content-named object (index file, snapshot header), checked against its name and
+        bounded, through the local cache: a run then fetches only what is new."""
         if self.cache_dir is None:
-            return self.backend.get(name)
+            return _named(self.backend, name, kind)
         local = self.cache_dir / name
         try:
             data = local.read_bytes()
@@ -249,7 +463,7 @@ class Repository:
                 return data
         except OSError:
             pass
-        data = self.backend.get(name)
+        data = _named(self.backend, name, kind)
         try:
             local.parent.mkdir(parents=True, exist_ok=True)
             tmp = local.with_name(f".{local.name}.tmp")
@@ -274,7 +488,7 @@ class Repository:
         self._prune_cache("index", set(names))
         for name in names:
             try:
-                packs = fmt.decode_index(self._immutable(name), self.keys.index_key, name)
+                packs = fmt.decode_index(self._immutable(name, "index"), self.keys.index_key, name)
             except CorruptFileError as exc:
                 index.damaged.append(str(exc))
                 continue
@@ -295,15 +509,25 @@ class Repository:
             yield info.name.rsplit("/", 1)[-1], info.size
 
     def read_pack_header(self, pack: str, size: int) -> list[fmt.PackEntry]:
+        """A pack's entries from its own (sealed) header: what prune and check trust. One read of
+        the pack's tail covers the header of a typical pack; a larger one takes a second."""
         where = pack_path(pack)
-        if size < 4:
+        if size < 4 + fmt.NONCE_LEN + fmt.TAG_LEN:
             raise CorruptFileError(f"{where}: truncated pack")
-        length = fmt.pack_header_size(self.backend.get(where, size - 4, 4))
+        guess = min(size, 64 << 10)
+        tail = self.backend.get(where, size - guess, guess)
+        if len(tail) != guess:
+            raise CorruptFileError(f"{where}: shorter than listed (truncated?)")
+        length = fmt.pack_header_size(tail[-4:], where)
         if length > size:
             raise CorruptFileError(f"{where}: pack header length is out of range")
-        return fmt.decode_pack_header(
-            self.backend.get(where, size - length, length), self.keys.index_key, where
-        )
+        if length > guess:
+            tail = self.backend.get(where, size - length, length)
+        return fmt.decode_pack_header(tail[-length:], self.keys.index_key, where)
+
+    def read_pack(self, pack: str) -> bytes:
+        """A whole pack, bounded by the largest a pack can be."""
+        return read_bounded(self.backend, pack_path(pack), fmt.MAX_SIZE["pack"])
 
     def save_index(self, packs: dict[str, list[fmt.PackEntry]]) -> str:
         self.backend.flush()  # the packs (and data keys) it names are durable first
@@ -324,54 +548,105 @@ class Repository:
         import pyrage
 
         name = f"datakeys/{key_id.hex()}"
-        sealed = self.backend.get(name)
-        if fmt.content_name(sealed) != key_id.hex():
-            raise CorruptFileError(f"{name}: damaged (its content does not match its name)")
+        sealed = _named(self.backend, name, "datakeys")
         try:
-            return bytes(agekeys.decrypt(sealed, identities))
+            key = bytes(agekeys.decrypt(sealed, identities))
         except pyrage.DecryptError as exc:
             raise KeyMaterialError(
                 f"{name}: the key given does not open this backup's data"
             ) from exc
+        if len(key) != 32:
+            raise CorruptFileError(f"{name}: not a data key ({len(key)} bytes)")
+        return key
 
     # -- snapshots -------------------------------------------------------------------------------
-    def snapshots(self) -> list[Snapshot]:
+    def scan_snapshots(self) -> tuple[list[Snapshot], list[Rejected]]:
+        """(accepted, rejected), accepted oldest first. Accepted: signed by a pinned signer, or
+        by any valid signer when the trust accepts unverified sources (``verified`` False then).
+        A damaged, junk, forged or unpinned object is rejected with its reason and never stops
+        the others (one planted object must not block listing or restore)."""
         names = [info.name for info in self.backend.list("snapshots/")]
         self._prune_cache("snapshots", set(names))
-        out = [self.load_snapshot(name.rsplit("/", 1)[-1]) for name in names]
-        return sorted(out, key=lambda s: (s.time, s.id))
+        accepted: list[Snapshot] = []
+        rejected: list[Rejected] = []
+        for name in names:
+            short = name.rsplit("/", 1)[-1]
+            try:
+                accepted.append(self.load_snapshot(short))
+            except SignatureError as exc:
+                rejected.append(Rejected(short, str(exc), self._decoded(short)))
+            except SealboxError as exc:
+                rejected.append(Rejected(short, str(exc)))
+        self.rejected = rejected
+        return sorted(accepted, key=lambda s: (s.time, s.id)), rejected
+
+    def snapshots(self) -> list[Snapshot]:
+        """The accepted snapshots, oldest first (``self.rejected`` lists the others)."""
+        return self.scan_snapshots()[0]
+
+    def _decoded(self, name: str) -> Snapshot | None:
+        try:
+            return self._decode_snapshot(name)
+        except SealboxError:
+            return None
+
+    def _decode_snapshot(self, name: str) -> Snapshot:
+        where = f"snapshots/{name}"
+        if not _HEX64.match(name):
+            raise CorruptFileError(f"{where}: not a snapshot name")
+        data = self._immutable(where, "snapshots")
+        doc: Any = fmt.open_json(self.keys.index_key, b"snapshot", data, where)
+        return Snapshot.decode(name, doc, where)
 
     def load_snapshot(self, name: str) -> Snapshot:
-        where = f"snapshots/{name}"
-        data = self._immutable(where)
-        if fmt.content_name(data) != name:
-            raise CorruptFileError(f"{where}: damaged (its content does not match its name)")
-        doc: Any = fmt.open_json(self.keys.index_key, b"snapshot", data, where)
-        try:
-            return Snapshot(id=name, **doc)
-        except TypeError as exc:
-            raise CorruptFileError(f"{where}: unexpected snapshot fields") from exc
+        """A snapshot, decrypted, decoded and its signature checked against the trust."""
+        snapshot = self._decode_snapshot(name)
+        snapshot.check(self.config.id, self.trust, f"snapshots/{name[:12]}")
+        return snapshot
 
-    def find_snapshot(self, ref: str) -> Snapshot:
-        snaps = self.snapshots()
+    def find_snapshot(self, ref: str, kind: str | None = None) -> Snapshot:
+        """``latest`` (the newest *authentic* snapshot, of ``kind`` when given) or an id prefix.
+        A prefix naming a rejected snapshot raises its reason: it is never restored."""
+        accepted, rejected = self.scan_snapshots()
+        if kind is not None:
+            accepted = [s for s in accepted if s.kind == kind]
         if ref == "latest":
-            if not snaps:
-                raise NotFoundError("the repository has no snapshot yet")
-            return snaps[-1]
-        found = [s for s in snaps if s.id.startswith(ref)]
-        if len(found) != 1:
-            raise NotFoundError(
-                f"no snapshot {ref!r}" if not found else f"snapshot prefix {ref!r} is ambiguous"
+            usable = [s for s in accepted if s.verified] or (
+                accepted if self.trust.accept_unverified else []
             )
+            if not usable:
+                what = f"{kind} snapshot" if kind else "snapshot"
+                extra = f" ({len(rejected)} rejected: see `snapshots`)" if rejected else ""
+                raise NotFoundError(f"no authentic {what} here yet{extra}")
+            return usable[-1]
+        found = [s for s in accepted if s.id.startswith(ref)]
+        refused = [r for r in rejected if r.name.startswith(ref)]
+        if len(found) + len(refused) != 1:
+            raise NotFoundError(
+                f"no snapshot {ref!r}"
+                if not (found or refused)
+                else f"snapshot prefix {ref!r} is ambiguous"
+            )
+        if refused:
+            raise SignatureError(f"snapshot {refused[0].name[:12]} is refused: {refused[0].reason}")
         return found[0]
 
+    def signing_key(self) -> tuple[Ed25519PrivateKey, list[Endorsement]]:
+        if self.state_dir is None:
+            raise KeyNotSetError("this repository was opened to read: it cannot sign snapshots")
+        keystore = Keystore(self.state_dir)
+        return keystore.signing_key(create=False), keystore.endorsements()
+
     def save_snapshot(self, snapshot: Snapshot) -> str:
+        key, chain = self.signing_key()
+        snapshot.repo = self.config.id
+        snapshot.sign(key, chain)
         data = fmt.seal_json(self.keys.index_key, b"snapshot", snapshot.to_dict())
         name = fmt.content_name(data)
         self.backend.flush()  # its index and reference list first
         self.backend.put(f"snapshots/{name}", data, exclusive=False)
         self.backend.flush()
-        snapshot.id = name
+        snapshot.id, snapshot.verified = name, True
         return name
 
     def save_refs(self, refs: set[bytes]) -> str:
@@ -382,7 +657,6 @@ class Repository:
 
     def load_refs(self, name: str) -> list[bytes]:
         where = f"refs/{name}"
-        data = self.backend.get(where)
-        if fmt.content_name(data) != name:
-            raise CorruptFileError(f"{where}: damaged (its content does not match its name)")
-        return fmt.decode_refs(data, self.keys.index_key, where)
+        if not _HEX64.match(name):
+            raise CorruptFileError(f"{where}: not a reference list name")
+        return fmt.decode_refs(_named(self.backend, where, "refs"), self.keys.index_key, where)
