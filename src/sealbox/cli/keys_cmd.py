@@ -220,3 +220,29 @@ def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> No
         console.print(
             f"    needed by {len(needs.get(r.id, []))} retained secrets backup(s)", markup=False
         )
+
+
+@group.command("rotate-signer")
+@config_option
+@json_option
+@click.pass_context
+def rotate_signer(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
+    """Replace the appliance signing key; the old one vouches for the new (backups stay
+    verifiable with the sheets that name the old key; the next ceremony's sheets name both)."""
+    from sealbox.crypto import sshsig
+
+    config = load(ctx, config_path)
+    keystore = Keystore(config.appliance.state_dir)
+    new, link = keystore.rotate_signer()
+    line = sshsig.public_key_line(new)
+    if as_json:
+        print_json(
+            {"signer": line, "fingerprint": sshsig.fingerprint(new), "previous": link.previous}
+        )
+        return
+    console.print(f"New signing key {sshsig.fingerprint(new)}: {line}", markup=False)
+    console.print(
+        "The old key signed an endorsement of it: sheets naming the old key still verify new"
+        " backups. Hold a new ceremony to put the new key on the sheets.",
+        markup=False,
+    )
