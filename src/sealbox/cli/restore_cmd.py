@@ -18,7 +18,7 @@ from sealbox.cli.common import (
 )
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import key_options, reader_trust, unlock
-from sealbox.errors import OutputError
+from sealbox.errors import OutputError, SignatureError
 
 
 @click.group("restore")
@@ -213,7 +213,13 @@ def recordings(
             config, name, unlocked.identities, reader_trust(unlocked, config.appliance.state_dir)
         )
         utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
-        chosen = select(entries_of(repo), session, utc[0], utc[1])
+        problems: list[str] = []
+        entries = entries_of(repo, problems)
+        for problem in problems:
+            warn(problem)
+        if problems and not entries:
+            raise SignatureError(f"no recordings manifest batch can be trusted: {problems[0]}")
+        chosen = select(entries, session, utc[0], utc[1])
         result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)
         if as_json:
             print_json(
