@@ -111,3 +111,43 @@ def test_exclusive_lock_excludes_and_stale_locks_are_taken_over(env):
     with Lock(backend, exclusive=False, purpose="backup"):
         pass
     assert [o.name for o in backend.list("locks/")] == []
+
+
+def test_a_restore_holds_prune_off(env):
+    """Restore takes a shared lock: a prune cannot delete packs it is reading."""
+    from sealbox.repo.forget import prune
+    from sealbox.repo.locks import reading_lock
+
+    warnings: list[str] = []
+    with (
+        reading_lock(open_backend(env.url), "restore", warnings.append),
+        pytest.raises(LockedError, match="locked by restore"),
+    ):
+        Lock(open_backend(env.url), exclusive=True, purpose="prune").acquire(wait=0.3)
+    assert not warnings
+    prune(env.writer())  # free again once the restore is done
+
+
+def test_a_read_only_destination_is_read_without_the_lock(env, tmp_path):
+    """Custodians restoring from a read-only mount (or read-only credentials) still restore."""
+    import subprocess
+
+    from sealbox.repo.locks import reading_lock
+    from tests.conftest import IN_CI
+
+    view = tmp_path / "ro-view"
+    view.mkdir()
+    source = env.url.removeprefix("file://")
+    bound = subprocess.run(["mount", "--bind", source, str(view)], capture_output=True, check=False)
+    if bound.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot bind-mount under CI: {bound.stderr.decode()}")
+        pytest.skip("needs root to make a read-only bind mount")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        warnings: list[str] = []
+        with reading_lock(open_backend(f"file://{view}"), "restore", warnings.append) as lock:
+            assert lock is None
+        assert warnings and "could not take a shared lock" in warnings[0]
+    finally:
+        subprocess.run(["umount", str(view)], check=False)

@@ -62,3 +62,32 @@ def test_parser_never_crashes_on_mangled_signatures(blob):
     )
     with pytest.raises(SignatureError):
         sshsig.verify(armored, b"m", sshsig.NS_FILE)
+
+
+def _envelope(key_blob: bytes, sig_blob: bytes, namespace: str = sshsig.NS_FILE) -> str:
+    import base64
+    import struct
+
+    def string(b: bytes) -> bytes:
+        return struct.pack(">I", len(b)) + b
+
+    blob = (
+        b"SSHSIG"
+        + struct.pack(">I", 1)
+        + string(string(b"ssh-ed25519") + string(key_blob))
+        + string(namespace.encode())
+        + string(b"")
+        + string(b"sha512")
+        + string(string(b"ssh-ed25519") + string(sig_blob))
+    )
+    return f"-----BEGIN SSH SIGNATURE-----\n{base64.b64encode(blob).decode()}\n-----END SSH SIGNATURE-----\n"
+
+
+@pytest.mark.parametrize(
+    "key_len, sig_len, reason",
+    [(31, 64, "31-byte Ed25519 key"), (33, 64, "33-byte"), (32, 63, "63-byte Ed25519 signature")],
+)
+def test_wrong_length_key_or_signature_is_a_signature_error(key_len, sig_len, reason):
+    """A .sig naming a 31-byte key used to raise a bare ValueError: an internal error (exit 70)."""
+    with pytest.raises(SignatureError, match=reason):
+        sshsig.verify(_envelope(bytes(key_len), bytes(sig_len)), b"m", sshsig.NS_FILE)
