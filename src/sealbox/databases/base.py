@@ -3,7 +3,8 @@
 A dump is streamed: the dump tool's stdout is read by the backup pipeline (chunked, encrypted,
 packed) while the tool runs, so no plaintext dump ever touches the disk. A load feeds the restored
 bytes to the client tool's stdin. Passwords go to the tools through their environment variables
-(``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows.
+(``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows; nothing else of
+Sealbox's environment reaches them (:func:`sealbox.childenv.minimal_env`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from sealbox.childenv import minimal_env
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, SourceError
 from sealbox.repo.backup import Stream
@@ -130,7 +132,7 @@ def _spawn(
     """Start ``argv`` with ``env`` added; its stderr collected for messages."""
     try:
         proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env={**os.environ, **env}
+            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=minimal_env(env)
         )
     except OSError as exc:
         raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
@@ -239,7 +241,7 @@ def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: 
 def run_query(argv: list[str], env: dict[str, str], what: str) -> str:
     try:
         done = subprocess.run(
-            argv, capture_output=True, env={**os.environ, **env}, timeout=60, check=False
+            argv, capture_output=True, env=minimal_env(env), timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SourceError(f"{what}: {argv[0]} did not answer ({exc})") from exc

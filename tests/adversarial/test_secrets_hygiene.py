@@ -1,0 +1,84 @@
+"""Secrets stay where they belong: the programs Sealbox starts never see its credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from sealbox.config.models import CommandSource
+from sealbox.databases.base import run_feed, run_query, start_dump
+from sealbox.sources import read_source
+
+CREDENTIALS = {
+    "SEALBOX_AGENT_TOKEN": "agent-token-must-not-leak",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-must-not-leak",
+    "AWS_ACCESS_KEY_ID": "AKIA-MUST-NOT-LEAK",
+    "SEALBOX_SSH_KEY": "/root/.ssh/sealbox-must-not-leak",
+    "EDITOR": "touch /tmp/editor-must-not-leak",
+}
+# A command source that reports its environment as one item.
+ENV_ITEM = (
+    "import json, os; print(json.dumps([{'id': 'env', 'type': 'secret', 'name': 'env',"
+    " 'secret': {'env': json.dumps(dict(os.environ))}}]))"
+)
+# A program in a dump tool's or client's place: reads its stdin, prints its environment (and
+# writes it to the file named as its argument, for a load whose stdout goes nowhere).
+ENV_JSON = (
+    "import json, os, sys; sys.stdin.read(); text = json.dumps(dict(os.environ)); print(text);"
+    " sys.argv[1:] and open(sys.argv[1], 'w').write(text)"
+)
+
+
+@pytest.fixture
+def parent_env(monkeypatch):
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("TZ", "Europe/Paris")
+
+
+def _assert_minimal(env: dict[str, str], extra: dict[str, str]) -> None:
+    assert set(env) - {"PATH", "LANG", "TZ", *extra} <= {n for n in env if n.startswith("LC_")}
+    assert env["PATH"] == os.environ["PATH"] and env["TZ"] == "Europe/Paris"
+    assert env["LC_ALL"] == "C.UTF-8" and env["LANG"] == "C.UTF-8"
+    assert {k: env[k] for k in extra} == extra
+    for value in CREDENTIALS.values():
+        assert value not in json.dumps(env)
+
+
+def test_a_command_source_gets_only_path_locale_tz_and_its_own_env(parent_env):
+    source = CommandSource(
+        type="command",
+        command=[sys.executable, "-c", ENV_ITEM],
+        env={"PAM_EXPORT_MODE": "full"},
+    )
+    (item,) = list(read_source(source))
+    _assert_minimal(json.loads(item.secret["env"]), {"PAM_EXPORT_MODE": "full"})
+
+
+def test_dump_and_load_tools_get_only_their_password_variable(parent_env, tmp_path: Path):
+    """The plumbing every database kind uses (dump, query, load), with a real program in the
+    tool's place: it sees its password variable and nothing of ours."""
+    program = [sys.executable, "-c", ENV_JSON]
+    fd, finish = start_dump(program, {"PGPASSWORD": "pg-pw"}, "test").open()
+    with os.fdopen(fd, "rb") as out:
+        dumped = json.loads(out.read())
+    finish()
+    _assert_minimal(dumped, {"PGPASSWORD": "pg-pw"})
+    queried = json.loads(run_query(program, {"MYSQL_PWD": "my-pw"}, "test"))
+    _assert_minimal(queried, {"MYSQL_PWD": "my-pw"})
+    seen = tmp_path / "env.json"
+    run_feed([*program, str(seen)], {"MYSQL_PWD": "my-pw"}, iter([b"SELECT 1;\n"]), "test")
+    _assert_minimal(json.loads(seen.read_text()), {"MYSQL_PWD": "my-pw"})
+
+
+def test_command_source_env_names_are_checked():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not an environment variable name"):
+        CommandSource(type="command", command=["/bin/true"], env={"A=B": "x"})
