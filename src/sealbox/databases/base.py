@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from sealbox.childenv import minimal_env
 from sealbox.config.models import DatabaseConfig
-from sealbox.errors import ConfigError, SourceError
+from sealbox.errors import ConfigError, IntegrityError, SourceError
 from sealbox.repo.backup import Stream
 from sealbox.sources.secretfile import read_secret_file
 
@@ -114,15 +114,19 @@ class _Stderr:
             if len(self.data) < 65536:
                 self.data += line
 
-    def first_line(self) -> str:
-        """The tool's error line (``ERROR ...`` when there is one; never a rule of dashes)."""
+    def lines(self) -> list[str]:
+        """Its stderr lines once it ended, without blank lines and rules of dashes."""
         self.thread.join(timeout=5)
-        lines = [
+        return [
             line.strip()
             for line in self.data.decode(errors="replace").splitlines()
             if line.strip().strip("-")
         ]
-        errors = [line for line in lines if line.upper().startswith(("ERROR", "FATAL"))]
+
+    def first_line(self) -> str:
+        """The tool's error line (``ERROR ...``, ``psql:...: error: ...`` when there is one)."""
+        lines = self.lines()
+        errors = [line for line in lines if "ERROR" in line.upper() or "FATAL" in line.upper()]
         return (errors or lines or ["no message"])[0][:300]
 
 
@@ -220,8 +224,19 @@ class _Joiner:
         self._thread.join(timeout=30)
 
 
-def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: str) -> None:
-    """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails."""
+def run_feed(
+    argv: list[str],
+    env: dict[str, str],
+    data: Iterable[bytes],
+    what: str,
+    refusals: tuple[str, ...] = (),
+) -> None:
+    """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails.
+
+    ``refusals`` are the tool's messages for a command it refused to run (sandbox, restricted
+    mode): any of them on its stderr makes the load an IntegrityError, even when the tool went on
+    and exited 0 (the mariadb client does, after a refused ``\\e``): a genuine dump holds none.
+    """
     proc, stderr = _spawn(argv, env, what, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stdin is not None
     try:
@@ -234,7 +249,14 @@ def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: 
         proc.kill()
         proc.wait()
         raise
-    if proc.wait() != 0:
+    code = proc.wait()
+    refused = [line for line in stderr.lines() if any(r in line for r in refusals)]
+    if refused:
+        raise IntegrityError(
+            f"{what}: load stopped: the dump holds a client command, which a load never runs"
+            f" (a forged or tampered dump?): {refused[0][:300]}"
+        )
+    if code != 0:
         raise SourceError(f"{what}: load failed ({stderr.first_line()})")
 
 
