@@ -82,3 +82,72 @@ def test_command_source_env_names_are_checked():
 
     with pytest.raises(ValidationError, match="not an environment variable name"):
         CommandSource(type="command", command=["/bin/true"], env={"A=B": "x"})
+
+
+# Passwords written into URLs, against the advice (password_file); some not even percent-encoded,
+# so URL parsers read part of them as the host, the port or the path.
+DB_PASSWORDS = {  # the config entry (type, url), the part of the password that must not show
+    "wrong-scheme": ("mariadb", "postgresql://root:Plain-pw-9@127.0.0.1/db", "Plain-pw-9"),
+    "at-sign": ("mariadb", "mysql://root:Pa@ss-pw-9@127.0.0.1/db", "ss-pw-9"),
+    "slash": ("mariadb", "mysql://root:Sl/ash-pw-9@127.0.0.1/db", "ash-pw-9"),
+    "host-forgotten": ("postgresql", "postgresql://root:Secret-pw-9/db", "Secret-pw-9"),
+    "slash-in-port": ("mariadb", "mysql://root:12/ssh-pw-9@127.0.0.1/db", "ssh-pw-9"),
+}
+
+
+def _config(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "remote").mkdir(exist_ok=True)
+    path = tmp_path / "sealbox.toml"
+    path.write_text(
+        f'[appliance]\nname = "pam-01"\nstate_dir = "{tmp_path}/state"\n\n'
+        f'[destinations.offsite]\nurl = "file://{tmp_path}/remote"\nallow_on_appliance = true\n\n'
+        + body
+    )
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(DB_PASSWORDS))
+def test_a_password_in_a_database_url_is_never_shown(sealbox, tmp_path, case):
+    kind, url, secret = DB_PASSWORDS[case]
+    body = f'[system]\ndestination = "offsite"\n\n[[system.databases]]\ntype = "{kind}"\n'
+    config = _config(tmp_path, body + f'url = "{url}"\n')
+    for args in (["backup", "system"], ["backup", "system", "--json"]):
+        result = sealbox(*args, "--config", config)
+        assert result.code == 3 and "Traceback" not in result.err, result.err
+        assert "database url" in result.err and "root:***" in result.err
+        assert secret not in result.out + result.err
+
+
+def test_a_password_in_a_source_url_is_never_shown(sealbox, tmp_path):
+    """SQLAlchemy's own rendering would show what follows an unencoded '@' as the host."""
+    config = _config(
+        tmp_path,
+        '[secrets]\ndestination = "offsite"\n\n[[secrets.sources]]\ntype = "sql"\n'
+        'url = "mysql+pymysql://root:Vault@pw-9@127.0.0.1:1/vault"\nquery = "SELECT 1"\n'
+        "timeout = 2\n",
+    )
+    sealbox(
+        "keys",
+        "ceremony",
+        "--shares",
+        "2",
+        "--threshold",
+        "2",
+        "--out",
+        tmp_path / "c",
+        "--config",
+        config,
+    )
+    result = sealbox("backup", "secrets", "--config", config, "--json")
+    assert result.code == 6 and "percent-encode it" in result.err, result.err
+    assert "root:***@" in result.err and "pw-9" not in result.out + result.err
+
+
+def test_a_password_in_a_destination_url_is_never_shown(sealbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", "t" * 32)
+    config = _config(
+        tmp_path, '[destinations.agent]\nurl = "agent+https://ops:Agent-pw-9@127.0.0.1:1/ns"\n'
+    )
+    result = sealbox("probe", "--config", config, "--json")
+    assert "ops:***@127.0.0.1" in result.out + result.err
+    assert "Agent-pw-9" not in result.out + result.err

@@ -23,12 +23,14 @@ from urllib.parse import unquote, urlsplit
 from sealbox.childenv import minimal_env
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, IntegrityError, SourceError
+from sealbox.redact import ambiguous_userinfo, mask_url
 from sealbox.repo.backup import Stream
 from sealbox.sources.secretfile import read_secret_file
 
 __all__ = ["Database", "ServerUrl", "parse_server_url", "run_feed", "start_dump", "tool"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+_AMBIGUOUS = "the password holds '@', '/', '?' or '#': percent-encode it, or use password_file"
 
 
 class Database(Protocol):
@@ -70,23 +72,30 @@ class ServerUrl:
 def parse_server_url(
     config: DatabaseConfig, schemes: tuple[str, ...], default_port: int, default_user: str
 ) -> ServerUrl:
+    # Messages show the URL masked only: it may hold a password, even a mangled one (a '/' in
+    # it makes the rest read as the path, so not even the database name is echoed raw).
+    shown = mask_url(config.url)
+    if ambiguous_userinfo(config.url):
+        raise ConfigError(f"database url {shown!r}: {_AMBIGUOUS}")
     parts = urlsplit(config.url)
     if parts.scheme.split("+")[0] not in schemes:
         raise ConfigError(
-            f"database url {config.url!r}: expected {' or '.join(s + '://' for s in schemes)}"
+            f"database url {shown!r}: expected {' or '.join(s + '://' for s in schemes)}"
         )
     database = unquote(parts.path.lstrip("/"))
     if not _NAME.match(database):
-        raise ConfigError(
-            f"database url {parts.scheme}://...: {database!r} is not a plain database name"
-        )
+        raise ConfigError(f"database url {shown!r}: the path is not a plain database name")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's message quotes the text after ':', maybe part of a password
+        raise ConfigError(f"database url {shown!r}: the port is not a number") from None
     password = parts.password
     if config.password_file is not None:
         password = read_secret_file(config.password_file, f"database {database}")
     return ServerUrl(
         parts.scheme.split("+")[0],
         parts.hostname or "127.0.0.1",
-        parts.port or default_port,
+        port or default_port,
         unquote(parts.username or default_user),
         database,
         password,
