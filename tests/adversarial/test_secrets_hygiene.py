@@ -151,3 +151,78 @@ def test_a_password_in_a_destination_url_is_never_shown(sealbox, tmp_path, monke
     result = sealbox("probe", "--config", config, "--json")
     assert "ops:***@127.0.0.1" in result.out + result.err
     assert "Agent-pw-9" not in result.out + result.err
+
+
+def _identity(path: Path) -> str:
+    from sealbox.crypto import agekeys
+
+    identity = agekeys.identity_from_secret(agekeys.new_secret())
+    path.write_text(identity + "\n")
+    return agekeys.recipient_of(identity)
+
+
+@pytest.fixture
+def system(appliance):
+    from sealbox.demo import appliance as demo_appliance
+
+    demo_appliance.create_system(appliance.root)
+    return appliance
+
+
+def test_a_repository_only_key_restores_the_system_but_opens_no_secret(system, sealbox, tmp_path):
+    """R is in keys.repository_recipients: the system snapshot opens with R, the secrets backup
+    made by the same appliance with the same config does not."""
+    repo_only = _identity(tmp_path / "R.txt")
+    config = system.config
+    config.write_text(config.read_text() + f'\n[keys]\nrepository_recipients = ["{repo_only}"]\n')
+    assert sealbox("backup", "secrets", "--config", config).code == 0
+    assert sealbox("backup", "system", "--config", config).code == 0
+    restored = sealbox(
+        "restore", "system", "latest", "--target", tmp_path / "t", "--include", "*/pam.conf",
+        "--identity", tmp_path / "R.txt", "--config", config, "--json",
+    )  # fmt: skip
+    assert restored.code == 0, restored.err
+    assert [p.name for p in (tmp_path / "t").rglob("pam.conf")] == ["pam.conf"]
+    (backup,) = system.backups()
+    refused = sealbox("breakglass", "open", backup, "--identity", tmp_path / "R.txt", "list")
+    assert refused.code == 4 and "Traceback" not in refused.err, refused.err
+    opened = sealbox("breakglass", "open", backup, *system.share_args(1, 2, 3), "list", "--json")
+    assert opened.code == 0, opened.err  # the custodians still open it
+
+
+@pytest.mark.parametrize("which", ["master", "recipient", "unlisted"])
+def test_the_scheduled_check_key_must_be_repository_only(appliance, sealbox, tmp_path, which):
+    key = tmp_path / "check.txt"
+    operator = _identity(tmp_path / "operator.txt")
+    repo_only = _identity(tmp_path / "repo-only.txt")
+    if which == "master":
+        combined = sealbox("keys", "combine", *appliance.share_args(1, 2, 3), "--out", key)
+        assert combined.code == 0, combined.err
+    else:
+        key = tmp_path / ("operator.txt" if which == "recipient" else "stray.txt")
+        if which == "unlisted":
+            _identity(key)
+    base = appliance.config.read_text() + (
+        f'\n[keys]\nrecipients = ["{operator}"]\nrepository_recipients = ["{repo_only}"]\n'
+        '\n[daemon]\ncheck_read_data_subset = "5%"\n'
+    )
+    appliance.config.write_text(base + f'check_identity_file = "{key}"\n')
+    refused = sealbox("config", "check", "--config", appliance.config, "--json")
+    assert refused.code == 3, refused.out + refused.err
+    (problem,) = json.loads(refused.out)["problems"]
+    assert problem["key"] == "daemon.check_identity_file"
+    expected = {"master": "a master key", "recipient": "keys.recipients", "unlisted": "is not in"}
+    assert expected[which] in problem["message"] and "\n" not in problem["message"]
+    # The daemon refuses it too, when it plans its jobs (at start, on reload) and for each check.
+    from sealbox.config.load import load_config
+    from sealbox.daemon.jobs import argv_for, jobs_of
+    from sealbox.errors import ConfigError
+
+    loaded = load_config(appliance.config)
+    with pytest.raises(ConfigError, match=r"^daemon\.check_identity_file: "):
+        jobs_of(loaded)
+    with pytest.raises(ConfigError, match=r"^daemon\.check_identity_file: "):
+        argv_for(loaded, "check")
+    appliance.config.write_text(base + f'check_identity_file = "{tmp_path / "repo-only.txt"}"\n')
+    assert sealbox("config", "check", "--config", appliance.config).code == 0
+    assert "--identity" in argv_for(load_config(appliance.config), "check")

@@ -71,8 +71,17 @@ class KeysConfig(_Model):
         ),
         examples=[[]],
     )
+    repository_recipients: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Age recipients added to the system and recordings repositories only, never to the"
+            " secrets backups: a key that can restore and check the appliance (e.g. the"
+            " daemon's `check_identity_file`) but cannot open a single secret."
+        ),
+        examples=[["age13aqvttdk3ujkyjh9kg2w5an6dmy5mq5a84a4uxk3hfhnugfc9p0sy5p2wh"]],
+    )
 
-    @field_validator("recipients")
+    @field_validator("recipients", "repository_recipients")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -506,7 +515,11 @@ class DaemonConfig(_Model):
     )
     check_identity_file: Path | None = Field(
         default=None,
-        description="An operator age identity for --read-data-subset (never the master key).",
+        description=(
+            "An age identity for --read-data-subset: its recipient must be in"
+            " keys.repository_recipients, and never the master key or one of keys.recipients"
+            " (those open the secrets backups), which `sealbox config check` and the daemon refuse."
+        ),
         examples=[None],
     )
     users: list[DashboardUser] = Field(
