@@ -12,6 +12,7 @@ from typing import Any
 from sealbox.config.models import Config
 from sealbox.errors import SealboxError
 from sealbox.product_repo import destination_backend
+from sealbox.redact import mask_url
 from sealbox.statefile import read_json, write_json
 
 __all__ = ["ProbeResult", "last_probes", "probe", "probe_all"]
@@ -88,7 +89,7 @@ def _probe_with_timeout(config: Config, name: str, timeout: float) -> ProbeResul
     thread.join(timeout)
     if box:
         return box[0]
-    url = config.destinations[name].url.split("?")[0]
+    url = mask_url(config.destinations[name].url.split("?")[0])
     return ProbeResult(name, url, ok=False, error=f"no answer within {timeout:g} s")
 
 

@@ -1,5 +1,6 @@
 """The product's repositories: one per destination, at ``<destination>/repo``, sealed to the
-master key (keystore) and the operator keys (config), created on first use."""
+master key (keystore), the operator keys and the repository-only keys (config), created on first
+use."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def open_product_repo(
     config: Config, destination: str, appliance_paths: list[Path], create: bool = True
 ) -> tuple[Repository, list[str]]:
     """The repository at a destination (created if missing), and the off-appliance warnings."""
-    from sealbox.secrets_backup import recipients_for
+    from sealbox.secrets_backup import repository_recipients_for
 
     dest = config.destinations[destination]
     warnings = check_destination(
@@ -62,11 +63,11 @@ def open_product_repo(
     except NotFoundError:
         if not create:
             raise
-        recipients = [k["recipient"] for k in recipients_for(config, Keystore(state))]
+        recipients = [k["recipient"] for k in repository_recipients_for(config, Keystore(state))]
         Repository.init(backend, recipients, state)
     repo = Repository.open_writer(backend, state)
     if create:
-        recipients = [k["recipient"] for k in recipients_for(config, Keystore(state))]
+        recipients = [k["recipient"] for k in repository_recipients_for(config, Keystore(state))]
         repo.seal_keys_to(recipients, state)
         repo.data_recipients = recipients
     return repo, warnings

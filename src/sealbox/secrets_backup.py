@@ -34,6 +34,7 @@ __all__ = [
     "backup_key_ids",
     "list_backups",
     "recipients_for",
+    "repository_recipients_for",
     "run",
 ]
 
@@ -69,6 +70,19 @@ def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
         raise KeyNotSetError(
             "no master key is set: run `sealbox keys ceremony` (or set keys.recipients)"
         )
+    return keys
+
+
+def repository_recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
+    """What the product's repositories are sealed to: :func:`recipients_for` plus
+    ``keys.repository_recipients`` (role ``repository``), which secrets backups never get."""
+    keys = recipients_for(config, keystore)
+    for recipient in config.keys.repository_recipients:
+        if all(k["recipient"] != recipient for k in keys):
+            agekeys.parse_recipient(recipient)
+            keys.append(
+                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "repository"}
+            )
     return keys
 
 

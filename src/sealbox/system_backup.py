@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from sealbox import __version__
+from sealbox.childenv import minimal_env
 from sealbox.config.models import Config
 from sealbox.databases import database_for
 from sealbox.databases.sqlite import SQLite
@@ -59,6 +60,7 @@ def _packages() -> list[list[str]]:
         done = subprocess.run(
             ["dpkg-query", "-W", "-f", "${Package}\\t${Version}\\n"],
             capture_output=True,
+            env=minimal_env(),
             timeout=60,
             check=False,
         )

@@ -22,6 +22,7 @@ import orjson
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.redact import mask_url
 
 __all__ = ["AgentBackend"]
 
@@ -115,7 +116,8 @@ class AgentBackend:
 
     @property
     def display(self) -> str:
-        return f"agent+{self.base}/{self.namespace}" + (f"/{self.prefix}" if self.prefix else "")
+        shown = f"agent+{self.base}/{self.namespace}" + (f"/{self.prefix}" if self.prefix else "")
+        return mask_url(shown)  # the URL's user part, if any, is kept in base
 
     def _name(self, name: str) -> str:
         validate_name(name)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from sealbox.backends.base import Backend
 from sealbox.errors import ConfigError
+from sealbox.redact import mask_url
 
 __all__ = ["check_url", "open_backend", "redact_url"]
 
@@ -33,15 +34,8 @@ def check_url(url: str) -> None:
 
 
 def redact_url(url: str) -> str:
-    """The URL without any password in its user part."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL without any password in its user part (:func:`sealbox.redact.mask_url`)."""
+    return mask_url(url)
 
 
 def open_backend(url: str, options: Any = None) -> Backend:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.redact import mask_url
 
 __all__ = ["S3Backend"]
 
@@ -89,7 +90,7 @@ class S3Backend:
     @property
     def display(self) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""
-        return f"s3://{self.bucket}/{self.prefix}{where}"
+        return mask_url(f"s3://{self.bucket}/{self.prefix}{where}")  # an endpoint's user part
 
     def _key(self, name: str) -> str:
         validate_name(name)

@@ -34,6 +34,11 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     config, problems = validate(read_toml(path))
     notes: list[str] = []
     if config is not None:
+        from sealbox.daemon.jobs import CHECK_IDENTITY_KEY, check_identity_problem
+
+        identity_problem = check_identity_problem(config)  # reads the file and the keystore
+        if identity_problem is not None:
+            problems = [*problems, (CHECK_IDENTITY_KEY, identity_problem)]
         for name, dest in config.destinations.items():
             if dest.allow_on_appliance:
                 notes.append(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sealbox.schedule import parse_cron, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class _Model(BaseModel):
@@ -70,8 +71,17 @@ class KeysConfig(_Model):
         ),
         examples=[[]],
     )
+    repository_recipients: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Age recipients added to the system and recordings repositories only, never to the"
+            " secrets backups: a key that can restore and check the appliance (e.g. the"
+            " daemon's `check_identity_file`) but cannot open a single secret."
+        ),
+        examples=[["age13aqvttdk3ujkyjh9kg2w5an6dmy5mq5a84a4uxk3hfhnugfc9p0sy5p2wh"]],
+    )
 
-    @field_validator("recipients")
+    @field_validator("recipients", "repository_recipients")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -271,10 +281,28 @@ class CommandSource(_Model):
         description="Program and arguments (no shell).",
         examples=[["/opt/pam/bin/export-secrets", "--json"]],
     )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Environment variables for the program. It gets only PATH, the locale (LANG, LC_*), TZ"
+            " and these: nothing else of Sealbox's environment (agent tokens, S3 keys)."
+        ),
+        examples=[{"PAM_EXPORT_CONFIG": "/etc/pam/export.toml"}],
+    )
     timeout: float = Field(
         default=300.0, gt=0, description="Seconds before the program is killed.", examples=[300]
     )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            # execve takes NAME=VALUE strings: an '=' in a name or a NUL anywhere would smuggle
+            # another variable in, or fail at start with a less helpful message.
+            if not _ENV_NAME.match(name) or "\0" in text:
+                raise ValueError(f"{name[:40]!r}: not an environment variable name (A-Z, 0-9, _)")
+        return value
 
 
 SecretSource = Annotated[
@@ -487,7 +515,11 @@ class DaemonConfig(_Model):
     )
     check_identity_file: Path | None = Field(
         default=None,
-        description="An operator age identity for --read-data-subset (never the master key).",
+        description=(
+            "An age identity for --read-data-subset: its recipient must be in"
+            " keys.repository_recipients, and never the master key or one of keys.recipients"
+            " (those open the secrets backups), which `sealbox config check` and the daemon refuse."
+        ),
         examples=[None],
     )
     users: list[DashboardUser] = Field(

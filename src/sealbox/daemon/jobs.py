@@ -6,6 +6,13 @@ and leaves the same traces. The daemon hands it the configuration it validated o
 (``--config /dev/stdin``): a config file edited but not yet reloaded (SIGHUP) never reaches a run.
 Stopping: SIGINT, which every command treats as Ctrl-C (nothing partial is published), then
 SIGKILL after ``stop_timeout_seconds``.
+
+The sampled ``check --read-data-subset`` decrypts with ``[daemon] check_identity_file``, a key that
+sits on the appliance for every scheduled check. It must be a repository-only key (listed in
+``keys.repository_recipients``): a key that also opens the secrets backups (the master key, one of
+``keys.recipients``) would leave every secret one file away from whoever reads the appliance's
+disk. :func:`check_identity_problem` is asked by ``sealbox config check``, by the daemon when it
+starts or reloads (:func:`jobs_of`) and before each check run (:func:`argv_for`).
 """
 
 from __future__ import annotations
@@ -17,8 +24,21 @@ from typing import Any
 import orjson
 
 from sealbox.config.models import Config
+from sealbox.errors import ConfigError, SealboxError
 
-__all__ = ["JOBS", "Job", "JobOutcome", "argv_for", "jobs_of", "outcome_of"]
+__all__ = [
+    "CHECK_IDENTITY_KEY",
+    "JOBS",
+    "Job",
+    "JobOutcome",
+    "argv_for",
+    "check_identity_problem",
+    "jobs_of",
+    "outcome_of",
+    "require_check_identity",
+]
+
+CHECK_IDENTITY_KEY = "daemon.check_identity_file"
 
 JOBS = ("secrets", "system", "recordings", "probe", "check")
 
@@ -39,7 +59,49 @@ class JobOutcome:
     error: str | None = None
 
 
+def check_identity_problem(config: Config) -> str | None:
+    """Why ``check_identity_file`` may not be used, or None (also when it is not set)."""
+    from sealbox.keymaterial import from_identity_file
+    from sealbox.keystore import Keystore
+
+    path = config.daemon.check_identity_file
+    if path is None:
+        return None
+    try:
+        recipients = from_identity_file(path).recipients
+    except SealboxError as exc:
+        return str(exc)
+    # Every key that opens secrets backups: the keystore's master keys (earlier ones still open
+    # the backups made before a ceremony) and keys.recipients.
+    keystore = Keystore(config.appliance.state_dir)
+    opens_secrets = {r.recipient: "a master key" for r in keystore.records()}
+    opens_secrets |= {r: "a key listed in keys.recipients" for r in config.keys.recipients}
+    repository_only = set(config.keys.repository_recipients)
+    for recipient in recipients:
+        if recipient in opens_secrets:
+            what = opens_secrets[recipient]
+            return (
+                f"{path} holds {what}, which opens the secrets backups: give the scheduled check"
+                " a repository-only key (listed in keys.repository_recipients)"
+            )
+        if recipient not in repository_only:
+            return (
+                f"{path}: its recipient {recipient[:16]}... is not in keys.repository_recipients,"
+                " so it opens no repository"
+            )
+    return None
+
+
+def require_check_identity(config: Config) -> None:
+    """ConfigError naming ``daemon.check_identity_file`` if :func:`check_identity_problem`."""
+    problem = check_identity_problem(config)
+    if problem is not None:
+        raise ConfigError(f"{CHECK_IDENTITY_KEY}: {problem}")
+
+
 def jobs_of(config: Config) -> dict[str, Job]:
+    """The jobs a config schedules; ConfigError for a check identity that must not be used."""
+    require_check_identity(config)
     found: dict[str, Job] = {}
     for kind in ("secrets", "system", "recordings"):
         section: Any = getattr(config, kind)
@@ -62,6 +124,7 @@ def argv_for(config: Config, job: str) -> list[str]:
         d = config.daemon
         extra: list[str] = []
         if d.check_read_data_subset and d.check_identity_file:
+            require_check_identity(config)  # the file may have changed since the daemon started
             extra = ["--read-data-subset", d.check_read_data_subset]
             extra += ["--identity", str(d.check_identity_file)]
         return [*base, "check", "--json", *extra]

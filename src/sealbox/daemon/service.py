@@ -85,6 +85,7 @@ class Daemon:
         try:
             text = read_text(self.config_path)
             config = config_from_text(text, self.config_path)
+            jobs_of(config)  # refuses a check identity that opens secrets backups
             if config.appliance.state_dir != self.config.appliance.state_dir:
                 raise ConfigError("state_dir cannot change while the daemon runs: restart it")
         except ConfigError as exc:
@@ -170,6 +171,8 @@ class Daemon:
                 await asyncio.to_thread(self._alert_killed, entry.job, outcome.error)
         except OSError as exc:
             outcome = JobOutcome("failed", error=f"cannot start the job: {exc}")
+        except ConfigError as exc:  # argv_for refused the check identity
+            outcome = JobOutcome("failed", error=str(exc))
         except Exception as exc:  # never let one job take the scheduler down
             log.warning("job %s: %r", entry.job, exc)
             outcome = JobOutcome("failed", error=f"internal error: {exc!r}")

@@ -23,6 +23,7 @@ from sealbox.daemon.api import api_token
 from sealbox.dashboard import charts
 from sealbox.dashboard.auth import COOKIE, Session, Sessions, csrf_ok
 from sealbox.errors import RunRefusedError
+from sealbox.redact import mask_url
 
 if TYPE_CHECKING:
     from sealbox.daemon.service import Daemon
@@ -212,7 +213,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             rows.append(
                 {
                     "name": name,
-                    "url": dest.url.split("?")[0],
+                    "url": mask_url(dest.url.split("?")[0]),
                     "probe": probe,
                     "report": report,
                     "failures": sum(1 for h in history[-288:] if not h[1]),

@@ -3,7 +3,8 @@
 A dump is streamed: the dump tool's stdout is read by the backup pipeline (chunked, encrypted,
 packed) while the tool runs, so no plaintext dump ever touches the disk. A load feeds the restored
 bytes to the client tool's stdin. Passwords go to the tools through their environment variables
-(``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows.
+(``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows; nothing else of
+Sealbox's environment reaches them (:func:`sealbox.childenv.minimal_env`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from sealbox.childenv import minimal_env
 from sealbox.config.models import DatabaseConfig
-from sealbox.errors import ConfigError, SourceError
+from sealbox.errors import ConfigError, IntegrityError, SourceError
+from sealbox.redact import ambiguous_userinfo, mask_url
 from sealbox.repo.backup import Stream
 from sealbox.sources.secretfile import read_secret_file
 
 __all__ = ["Database", "ServerUrl", "parse_server_url", "run_feed", "start_dump", "tool"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_$][A-Za-z0-9_$-]{0,63}$")
+_AMBIGUOUS = "the password holds '@', '/', '?' or '#': percent-encode it, or use password_file"
 
 
 class Database(Protocol):
@@ -68,23 +72,30 @@ class ServerUrl:
 def parse_server_url(
     config: DatabaseConfig, schemes: tuple[str, ...], default_port: int, default_user: str
 ) -> ServerUrl:
+    # Messages show the URL masked only: it may hold a password, even a mangled one (a '/' in
+    # it makes the rest read as the path, so not even the database name is echoed raw).
+    shown = mask_url(config.url)
+    if ambiguous_userinfo(config.url):
+        raise ConfigError(f"database url {shown!r}: {_AMBIGUOUS}")
     parts = urlsplit(config.url)
     if parts.scheme.split("+")[0] not in schemes:
         raise ConfigError(
-            f"database url {config.url!r}: expected {' or '.join(s + '://' for s in schemes)}"
+            f"database url {shown!r}: expected {' or '.join(s + '://' for s in schemes)}"
         )
     database = unquote(parts.path.lstrip("/"))
     if not _NAME.match(database):
-        raise ConfigError(
-            f"database url {parts.scheme}://...: {database!r} is not a plain database name"
-        )
+        raise ConfigError(f"database url {shown!r}: the path is not a plain database name")
+    try:
+        port = parts.port
+    except ValueError:  # urllib's message quotes the text after ':', maybe part of a password
+        raise ConfigError(f"database url {shown!r}: the port is not a number") from None
     password = parts.password
     if config.password_file is not None:
         password = read_secret_file(config.password_file, f"database {database}")
     return ServerUrl(
         parts.scheme.split("+")[0],
         parts.hostname or "127.0.0.1",
-        parts.port or default_port,
+        port or default_port,
         unquote(parts.username or default_user),
         database,
         password,
@@ -112,15 +123,19 @@ class _Stderr:
             if len(self.data) < 65536:
                 self.data += line
 
-    def first_line(self) -> str:
-        """The tool's error line (``ERROR ...`` when there is one; never a rule of dashes)."""
+    def lines(self) -> list[str]:
+        """Its stderr lines once it ended, without blank lines and rules of dashes."""
         self.thread.join(timeout=5)
-        lines = [
+        return [
             line.strip()
             for line in self.data.decode(errors="replace").splitlines()
             if line.strip().strip("-")
         ]
-        errors = [line for line in lines if line.upper().startswith(("ERROR", "FATAL"))]
+
+    def first_line(self) -> str:
+        """The tool's error line (``ERROR ...``, ``psql:...: error: ...`` when there is one)."""
+        lines = self.lines()
+        errors = [line for line in lines if "ERROR" in line.upper() or "FATAL" in line.upper()]
         return (errors or lines or ["no message"])[0][:300]
 
 
@@ -130,7 +145,7 @@ def _spawn(
     """Start ``argv`` with ``env`` added; its stderr collected for messages."""
     try:
         proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env={**os.environ, **env}
+            argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=minimal_env(env)
         )
     except OSError as exc:
         raise SourceError(f"{what}: cannot start {argv[0]}: {exc.strerror}") from exc
@@ -218,8 +233,19 @@ class _Joiner:
         self._thread.join(timeout=30)
 
 
-def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: str) -> None:
-    """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails."""
+def run_feed(
+    argv: list[str],
+    env: dict[str, str],
+    data: Iterable[bytes],
+    what: str,
+    refusals: tuple[str, ...] = (),
+) -> None:
+    """Run ``argv`` with ``data`` on its stdin; SourceError with its message if it fails.
+
+    ``refusals`` are the tool's messages for a command it refused to run (sandbox, restricted
+    mode): any of them on its stderr makes the load an IntegrityError, even when the tool went on
+    and exited 0 (the mariadb client does, after a refused ``\\e``): a genuine dump holds none.
+    """
     proc, stderr = _spawn(argv, env, what, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stdin is not None
     try:
@@ -232,14 +258,21 @@ def run_feed(argv: list[str], env: dict[str, str], data: Iterable[bytes], what: 
         proc.kill()
         proc.wait()
         raise
-    if proc.wait() != 0:
+    code = proc.wait()
+    refused = [line for line in stderr.lines() if any(r in line for r in refusals)]
+    if refused:
+        raise IntegrityError(
+            f"{what}: load stopped: the dump holds a client command, which a load never runs"
+            f" (a forged or tampered dump?): {refused[0][:300]}"
+        )
+    if code != 0:
         raise SourceError(f"{what}: load failed ({stderr.first_line()})")
 
 
 def run_query(argv: list[str], env: dict[str, str], what: str) -> str:
     try:
         done = subprocess.run(
-            argv, capture_output=True, env={**os.environ, **env}, timeout=60, check=False
+            argv, capture_output=True, env=minimal_env(env), timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SourceError(f"{what}: {argv[0]} did not answer ({exc})") from exc

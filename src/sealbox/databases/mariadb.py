@@ -22,6 +22,17 @@ _BUILT_IN = re.compile(r"[`'](?:root|mysql|mariadb\.sys)[`']@")
 _IDENTIFIED = re.compile(r" IDENTIFIED (?:BY|VIA) .*?(?=(?: WITH GRANT OPTION)?;$)")
 
 
+# A load runs the dump's SQL and nothing else on this host. --sandbox makes the client refuse
+# `system`, `\!`, `source`, `tee` and the like; --local-infile=0 refuses LOAD DATA LOCAL INFILE,
+# which would read a local file of ours into the server (the Debian client allows it).
+_SANDBOX = ("--sandbox", "--local-infile=0")
+# The sandbox still lets `\e` (edit) run $EDITOR (default vi, which would then read the rest of
+# the dump as keystrokes: `:!cmd`). It gets a program that does nothing and fails.
+_NO_EDITOR = {"EDITOR": "/bin/false", "VISUAL": "/bin/false"}
+# What the client says when it refused a command of the dump, or when the editor "failed".
+_REFUSED = ("Not allowed in the sandbox mode", ": Command '", "disabled the local infile")
+
+
 class MariaDB:
     def __init__(self, config: DatabaseConfig, position: int) -> None:
         self.config, self.position = config, position
@@ -114,6 +125,16 @@ class MariaDB:
         return self.url.database in out.split()
 
     def load(self, data: Iterable[bytes], replace: bool) -> None:
+        """Load a dump with the client sandboxed (see ``_SANDBOX``); a client without
+        ``--sandbox`` is refused before anything is dropped."""
+        client = self._client()
+        try:
+            run_query([client, *_SANDBOX, "--version"], {}, self.label)
+        except SourceError as exc:
+            raise SourceError(
+                f"{self.label}: {client} does not know --sandbox, so a dump could run commands"
+                " on this host: install mariadb-client 10.5.25, 10.6.18, 10.11.8, 11.0.6 or later"
+            ) from exc
         if replace:
             run_query(
                 [
@@ -125,4 +146,10 @@ class MariaDB:
                 self._env(),
                 self.label,
             )
-        run_feed([self._client(), *self._conn()], self._env(), data, self.label)
+        run_feed(
+            [client, *self._conn(), *_SANDBOX],
+            {**self._env(), **_NO_EDITOR},
+            data,
+            self.label,
+            refusals=_REFUSED,
+        )

@@ -8,10 +8,14 @@ from dataclasses import replace as dc_replace
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
+from sealbox.databases.restricted import new_key, require_restrict, restricted_script
 from sealbox.errors import SourceError
 from sealbox.repo.backup import Stream
 
 __all__ = ["PostgreSQL"]
+
+# What psql says when restricted mode refused a meta-command of the dump.
+_REFUSED = ("backslash commands are restricted", "\\unrestrict: wrong key")
 
 # Server-side quoting (format %I, %L): no role name or password is pasted into SQL by Python.
 # Roles pg_* and the bootstrap superuser (oid 10) exist on every server and are left alone.
@@ -126,6 +130,10 @@ class PostgreSQL:
         return out.strip() == "1"
 
     def load(self, data: Iterable[bytes], replace: bool) -> None:
+        """Load a dump into a new database, psql restricted (:mod:`.restricted`): the dump's SQL
+        runs, none of its meta-commands. An old psql is refused before anything is dropped."""
+        psql = tool(("psql",), "postgresql-client")
+        require_restrict(run_query([psql, "--version"], {}, self.label), psql)
         if replace:
             run_query(
                 [
@@ -144,8 +152,9 @@ class PostgreSQL:
         )
         run_feed(
             [
-                tool(("psql",), "postgresql-client"),
+                psql,
                 *self._conn(),
+                "--no-psqlrc",  # a psqlrc could \set ON_ERROR_STOP off, or worse
                 "--quiet",
                 "-v",
                 "ON_ERROR_STOP=1",
@@ -154,6 +163,7 @@ class PostgreSQL:
                 "-",
             ],
             self._env(),
-            data,
+            restricted_script(data, new_key()),
             self.label,
+            refusals=_REFUSED,
         )

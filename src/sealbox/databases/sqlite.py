@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, OutputError, SourceError
+from sealbox.redact import mask_url
 from sealbox.repo.backup import Stream, bytes_stream
 
 __all__ = ["SQLite"]
@@ -23,7 +24,8 @@ class SQLite:
             url = url.removeprefix("sqlite:///")  # sqlite:////abs/path -> /abs/path
         if not url.startswith("/"):
             raise ConfigError(
-                f"sqlite database {config.url!r}: give an absolute path (sqlite:////path/app.db)"
+                f"sqlite database {mask_url(config.url)!r}: give an absolute path"
+                " (sqlite:////path/app.db)"
             )
         self.path = Path(url)
 

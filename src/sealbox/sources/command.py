@@ -1,7 +1,8 @@
 """``command`` source: run a program (no shell) that prints items as JSON on stdout.
 
 Its output stays in memory (a pipe); its stderr is passed through to ours, never into our errors,
-since an exporter may print anything there.
+since an exporter may print anything there. Its environment is PATH, the locale, TZ and the
+source's own ``env``: never Sealbox's credentials.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 
+from sealbox.childenv import minimal_env
 from sealbox.config.models import CommandSource
 from sealbox.errors import SourceError
 from sealbox.items import Item
@@ -24,6 +26,7 @@ def read(source: CommandSource) -> Iterator[Item]:
             source.command,
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            env=minimal_env(source.env),
             timeout=source.timeout,
             check=False,
         )

@@ -23,6 +23,7 @@ import orjson
 from sealbox.config.models import SqlSource
 from sealbox.errors import SourceError
 from sealbox.items import ITEM_TYPES, Item, normalise_time
+from sealbox.redact import ambiguous_userinfo, mask_url
 from sealbox.sources.secretfile import read_secret_file
 
 __all__ = ["read"]
@@ -48,16 +49,24 @@ def _driver_reason(exc: BaseException) -> str:
 
 
 def _where(source: SqlSource) -> str:
+    """How errors name the source: its URL masked (SQLAlchemy's own rendering would show the
+    part of a password after an unencoded '@' as the host)."""
+    shown = f"source {source.name!r} ({mask_url(source.url)})"
     if source.url.startswith(_SQLITE):
-        return f"source {source.name!r} ({source.url})"
+        return shown
+    if ambiguous_userinfo(source.url):  # the driver would name part of the password as the host
+        raise SourceError(
+            f"{shown}: the password holds '@', '/', '?' or '#': percent-encode it,"
+            " or use password_file"
+        )
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        shown = make_url(source.url).render_as_string(hide_password=True)
+        make_url(source.url)
     except ArgumentError as exc:
         raise SourceError(f"source {source.name!r}: not a database URL") from exc
-    return f"source {source.name!r} ({shown})"
+    return shown
 
 
 @contextmanager
@@ -89,7 +98,7 @@ def _server(source: SqlSource) -> Iterator[tuple[Any, type[BaseException]]]:
         engine = create_engine(url, connect_args=connect_args, poolclass=NullPool)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise SourceError(
-            f"source {source.name!r}: unsupported database URL ({_driver_reason(exc)})"
+            f"source {source.name!r}: unsupported database URL ({mask_url(_driver_reason(exc))})"
         ) from exc
     try:
         with engine.connect() as conn:
