@@ -214,3 +214,29 @@ def test_mutual_tls_needs_the_client_certificate(tmp_path, monkeypatch, sealbox)
         "agent", "serve", "--root", tmp_path / "r2", "--listen", "127.0.0.1:1", "--client-ca", cert
     )
     assert refused.code == 3 and "--client-ca needs TLS" in refused.err
+
+
+def test_the_backend_asks_the_agent_whether_it_is_append_only(
+    agent_server, append_only_agent, monkeypatch
+):
+    from tests.servers import free_port
+
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", append_only_agent.token("ask"))
+    monkeypatch.setenv("SEALBOX_AGENT_CA", str(append_only_agent.cert))
+    backend = open_backend(f"{append_only_agent.base}/ask/repo")
+    assert backend.append_only is True
+    backend.put("data/ab/pack", b"x")
+    with pytest.raises(DestinationError) as refused:
+        backend.delete("data/ab/pack")
+    assert str(refused.value) == (
+        f"{backend.display}: cannot delete data/ab/pack: the destination is append-only"
+        " (prune with an admin token, on the storage host)"
+    )
+    backend.put("locks/l1", b"l")
+    backend.delete("locks/l1")  # the repository's locks below its path stay deletable
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", agent_server.token("ask"))
+    monkeypatch.setenv("SEALBOX_AGENT_CA", str(agent_server.cert))
+    assert open_backend(f"{agent_server.base}/ask").append_only is False
+    dead = open_backend(f"agent+https://127.0.0.1:{free_port()}/ask")
+    with pytest.raises(DestinationError, match="cannot ask whether it is append-only"):
+        _ = dead.append_only  # an agent that cannot say is not taken for a writable one

@@ -1,21 +1,22 @@
 """The agent's HTTP API (docs/design/agent-api.md), a Starlette app served by uvicorn.
 
-Every object lives at ``ROOT/<namespace>/<name>``. Uploads stream to a temporary file (fsync,
-then rename or, for exclusive puts, link), so a 64 MiB pack never sits whole in memory and a
-reader never sees half an object. In append-only mode nothing stored can be replaced or deleted,
-except repository locks and probe canaries, which carry no backup data.
+Every object lives at ``ROOT/<namespace>/<name>``; only regular files are objects. Uploads stream
+to a temporary file (fsync, then rename or, for exclusive puts, link), so a 64 MiB pack never sits
+whole in memory and a reader never sees half an object. In append-only mode nothing stored can be
+replaced or deleted, except repository locks and probe canaries, which carry no backup data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,17 +25,37 @@ from starlette.routing import Route
 
 from sealbox import __version__
 from sealbox.agent.tokens import NAMESPACE, Token, TokenStore
+from sealbox.agent.upload import Refused, UploadRules, receive, same_bytes
+from sealbox.agent.usage import QuotaExceeded, Usage, objects
 from sealbox.backends.base import validate_name
 from sealbox.errors import DestinationError
 
-__all__ = ["build_app"]
+__all__ = ["build_app", "mutable"]
 
+log = logging.getLogger("sealbox.agent")
 CHUNK = 1 << 20
-MUTABLE = ("locks/", "probes/")  # deletable even in append-only mode: no backup data
+MUTABLE_DIRS = frozenset({"locks", "probes"})
+
+
+def mutable(name: str) -> bool:
+    """Whether append-only mode still lets this object be replaced and deleted: repository locks
+    and probe canaries (``.../locks/X``, ``.../probes/X``) hold no backup data. Any depth, since a
+    repository may live below a path of the namespace (``repo/locks/X``); only the direct parent
+    counts, so ``locks/x/data`` is protected like any other object."""
+    parts = name.split("/")
+    return len(parts) >= 2 and parts[-2] in MUTABLE_DIRS
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    """The entry's own metadata (a symlink is not followed), None if nothing is there."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 class Agent:
@@ -44,17 +65,12 @@ class Agent:
         append_only: bool,
         max_object: int,
         quota: int | None,
-        idle_timeout: float = 60.0,
+        rules: UploadRules,
     ) -> None:
-        self.root, self.append_only, self.max_object, self.quota = (
-            root,
-            append_only,
-            max_object,
-            quota,
-        )
-        self.idle_timeout = idle_timeout
+        self.root, self.append_only, self.max_object = root, append_only, max_object
+        self.rules = rules
         self.tokens = TokenStore(root)
-        self._cache: tuple[float, TokenStore] | None = None
+        self.usage = Usage(root, quota)
 
     def authorize(self, request: Request, namespace: str) -> Token | Response:
         if not NAMESPACE.match(namespace):
@@ -69,13 +85,6 @@ class Agent:
             return _error(403, "this token does not reach that namespace")
         return token
 
-    def path(self, namespace: str, name: str) -> Path | Response:
-        try:
-            validate_name(name)
-        except DestinationError:
-            return _error(400, "invalid object name")
-        return self.root / namespace / name
-
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True, "version": __version__, "append_only": self.append_only})
 
@@ -87,19 +96,12 @@ class Agent:
         prefix = request.query_params.get("prefix", "")
         base = self.root / namespace
 
-        def walk() -> list[dict[str, Any]]:
-            found = []
-            for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                rel = os.path.relpath(dirpath, base)
-                for filename in filenames:
-                    if filename.startswith("."):
-                        continue
-                    name = filename if rel == "." else f"{rel}/{filename}"
-                    if name.startswith(prefix):
-                        st = os.stat(os.path.join(dirpath, filename))
-                        found.append({"name": name, "size": st.st_size, "mtime": st.st_mtime})
-            return found
+        def walk() -> list[dict[str, object]]:
+            return [
+                {"name": name, "size": st.st_size, "mtime": st.st_mtime}
+                for name, st in objects(base)
+                if name.startswith(prefix)
+            ]
 
         return JSONResponse(await asyncio.to_thread(walk))
 
@@ -108,42 +110,41 @@ class Agent:
         auth = self.authorize(request, namespace)
         if isinstance(auth, Response):
             return auth
-        usage = shutil.disk_usage(self.root)
-
-        def used() -> int:
-            return sum(p.stat().st_size for p in (self.root / namespace).rglob("*") if p.is_file())
-
-        total_used = await asyncio.to_thread(used)
-        free = (
-            usage.free if self.quota is None else max(0, min(usage.free, self.quota - total_used))
-        )
-        return JSONResponse(
-            {
-                "free": free,
-                "total": usage.total if self.quota is None else self.quota,
-                "used": total_used,
-                "quota": self.quota,
-            }
-        )
+        disk = shutil.disk_usage(self.root)
+        used = await self.usage.used(namespace)
+        quota = self.usage.quota
+        if quota is None:
+            free, total = disk.free, disk.total
+        else:  # uploads under way hold their reservation: what they will use is not free
+            free = max(0, min(disk.free, quota - used - self.usage.reserved(namespace)))
+            total = quota
+        return JSONResponse({"free": free, "total": total, "used": used, "quota": quota})
 
     async def obj(self, request: Request) -> Response:
         namespace, name = request.path_params["ns"], request.path_params["name"]
         auth = self.authorize(request, namespace)
         if isinstance(auth, Response):
             return auth
-        path = self.path(namespace, name)
-        if isinstance(path, Response):
-            return path
-        if request.method in ("GET", "HEAD"):
-            return self._read(request, path)
-        if request.method == "PUT":
-            return await self._write(request, path, name, auth)
-        return self._delete(path, name, auth)
+        try:
+            validate_name(name)
+        except DestinationError:
+            return _error(400, "invalid object name")
+        path = self.root / namespace / name
+        try:
+            if request.method in ("GET", "HEAD"):
+                return self._read(request, path)
+            if request.method == "PUT":
+                return await self._write(request, namespace, path, name, auth)
+            return await self._delete(namespace, path, name, auth)
+        except OSError as exc:  # a fault of the storage host: details go to its log, not the peer
+            log.warning("%s %s/%s: %s", request.method, namespace, name, exc)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return _error(507, "the storage is full")
+            return _error(500, "storage error on the agent (see its log)")
 
     def _read(self, request: Request, path: Path) -> Response:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        st = _lstat(path)
+        if st is None or not stat.S_ISREG(st.st_mode):  # directories and symlinks are not objects
             return _error(404, "no such object")
         start, end = 0, st.st_size
         header = request.headers.get("range")
@@ -165,7 +166,8 @@ class Agent:
             return Response(status_code=200, headers=headers)
 
         async def body() -> AsyncIterator[bytes]:
-            with open(path, "rb") as handle:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, "rb") as handle:
                 handle.seek(start)
                 left = end - start
                 while left > 0:
@@ -177,74 +179,112 @@ class Agent:
 
         return StreamingResponse(body(), status_code=status, headers=headers)
 
-    async def _write(self, request: Request, path: Path, name: str, token: Token) -> Response:
+    async def _write(
+        self, request: Request, namespace: str, path: Path, name: str, token: Token
+    ) -> Response:
         exclusive = request.headers.get("if-none-match") == "*"
-        if self.append_only and not token.admin and not name.startswith(MUTABLE):
-            exclusive = True  # append-only: an object, once stored, is never replaced
-        declared = request.headers.get("content-length")
-        if declared is not None and int(declared) > self.max_object:
-            return _error(413, f"object larger than {self.max_object} bytes")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
-        size = 0
+        # Append-only: an object, once stored, is never replaced (an identical re-put is fine).
+        protected = self.append_only and not token.admin and not mutable(name)
         try:
-            with open(tmp, "wb") as handle:
-                stream = request.stream().__aiter__()
-                while True:
-                    try:  # a client that stops sending is cut off, not waited for forever
-                        chunk = await asyncio.wait_for(
-                            stream.__anext__(), timeout=self.idle_timeout
-                        )
-                    except StopAsyncIteration:
-                        break
-                    size += len(chunk)
-                    if size > self.max_object:
-                        raise _TooLarge
-                    await asyncio.to_thread(handle.write, chunk)
-                handle.flush()
-                await asyncio.to_thread(os.fsync, handle.fileno())
-            if exclusive:
-                os.link(tmp, path)  # fails if the name exists: never replaces
-                tmp.unlink()
-            else:
-                os.replace(tmp, path)
-        except _TooLarge:
-            tmp.unlink(missing_ok=True)
+            declared = int(request.headers["content-length"])
+        except KeyError:
+            declared = None
+        except ValueError:
+            return _error(400, "bad Content-Length")
+        if declared is not None and declared > self.max_object:
             return _error(413, f"object larger than {self.max_object} bytes")
-        except TimeoutError:
-            tmp.unlink(missing_ok=True)
-            return _error(408, f"no data for {self.idle_timeout:g} s: upload abandoned")
-        except FileExistsError:
-            tmp.unlink(missing_ok=True)
-            return _error(409, "object exists" + (" (append-only)" if self.append_only else ""))
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            status = 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 500
-            return _error(status, exc.strerror or "write failed")
-        except BaseException:  # the client went away mid-upload: leave nothing behind
-            tmp.unlink(missing_ok=True)
-            raise
-        return Response(status_code=201)
+        clash = _placement(self.root / namespace, path)
+        if clash:
+            return _error(409, clash)
+        # A replacement needs only the bytes beyond what it replaces (re-checked at commit, in
+        # case the old object goes meanwhile).
+        old = _lstat(path) if not (exclusive or protected) else None
+        credit = old.st_size if old is not None else 0
+        try:
+            reservation = await self.usage.reserve(namespace, max(0, (declared or 0) - credit))
+        except QuotaExceeded as exc:
+            return _error(507, str(exc))
 
-    def _delete(self, path: Path, name: str, token: Token) -> Response:
-        if self.append_only and not token.admin and not name.startswith(MUTABLE):
+        def grow(received: int) -> None:
+            self.usage.grow(reservation, max(0, received - credit - reservation.size))
+
+        tmp: Path | None = None
+        try:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                return _error(409, "a parent of this name is an object, not a directory")
+            tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
+            size = await receive(
+                request, tmp, self.rules, self.max_object, None if declared is not None else grow
+            )
+            if exclusive or protected:
+                self.usage.admit(reservation, size)
+                try:
+                    os.link(tmp, path)  # fails if the name exists: never replaces
+                except FileExistsError:
+                    # Content-named objects: a retried upload of the same bytes is not a change.
+                    if not exclusive and await asyncio.to_thread(same_bytes, tmp, path):
+                        return Response(status_code=200)
+                    suffix = " (append-only)" if protected and not exclusive else ""
+                    return _error(409, "object exists" + suffix)
+                self.usage.commit(reservation, size)
+                return Response(status_code=201)
+            old = _lstat(path)
+            if old is not None and not stat.S_ISREG(old.st_mode):
+                return _error(409, "that name is a directory, not an object")
+            delta = size - (old.st_size if old is not None else 0)
+            self.usage.admit(reservation, delta)
+            os.replace(tmp, path)
+            self.usage.commit(reservation, delta)
+            return Response(status_code=201)
+        except QuotaExceeded as exc:
+            return _error(507, str(exc))
+        except Refused as exc:
+            return _error(exc.status, str(exc))
+        finally:  # every path, a client that went away included: nothing half-stored, nothing held
+            self.usage.release(reservation)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    async def _delete(self, namespace: str, path: Path, name: str, token: Token) -> Response:
+        if self.append_only and not token.admin and not mutable(name):
             return _error(403, "append-only: stored objects cannot be deleted")
-        path.unlink(missing_ok=True)
+        await self.usage.used(namespace)  # measured before the count is changed
+        st = _lstat(path)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return _error(409, "that name is a directory, not an object")
+        if st is not None:
+            path.unlink(missing_ok=True)
+            if stat.S_ISREG(st.st_mode):
+                self.usage.removed(namespace, st.st_size)
         return Response(status_code=204)
 
 
-class _TooLarge(Exception):
-    pass
+def _placement(base: Path, path: Path) -> str | None:
+    """Why an object cannot be stored at ``path``, or None: it is a directory or a symlink, or
+    one of its parents is an object (``a`` stored, PUT ``a/b``)."""
+    st = _lstat(path)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return "that name is a directory, not an object"
+    parent = path.parent
+    while parent != base and base in parent.parents:
+        st = _lstat(parent)
+        if st is not None:
+            return None if stat.S_ISDIR(st.st_mode) else "a parent of this name is an object"
+        parent = parent.parent
+    return None
 
 
 def build_app(
     root: Path,
+    *,
     append_only: bool = False,
     max_object: int = 512 << 20,
     quota: int | None = None,
-    idle_timeout: float = 60.0,
+    rules: UploadRules | None = None,
 ) -> Starlette:
-    agent = Agent(root, append_only, max_object, quota, idle_timeout)
+    agent = Agent(root, append_only, max_object, quota, rules or UploadRules())
     return Starlette(
         routes=[
             Route("/v1/health", agent.health),

@@ -9,6 +9,7 @@ itself). An agent that requires mutual TLS (``agent serve --client-ca``) gets th
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import socket
@@ -34,6 +35,14 @@ def _loopback(host: str) -> bool:
         )
     except OSError:
         return False
+
+
+class _Refused(DestinationError):
+    """An error answer of the agent (its status kept, so callers can tell 409 from 403)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _env_path(name: str) -> Path | None:
@@ -131,10 +140,11 @@ class AgentBackend:
         params: dict[str, str] | None = None,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
+        root: str | None = None,
     ) -> Any:
         import urllib3
 
-        url = self.root + path + (f"?{urlencode(params)}" if params else "")
+        url = (root or self.root) + path + (f"?{urlencode(params)}" if params else "")
         try:
             response = self.client.request(
                 method,
@@ -154,7 +164,9 @@ class AgentBackend:
                 reason = orjson.loads(response.data).get("error", "")
             except orjson.JSONDecodeError:
                 reason = response.data[:200].decode(errors="replace")
-            raise DestinationError(f"{self.display}: cannot {action}: {response.status} {reason}")
+            raise _Refused(
+                f"{self.display}: cannot {action}: {response.status} {reason}", response.status
+            )
         return response
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -193,13 +205,35 @@ class AgentBackend:
                 content=body,
                 headers=headers,
             )
-        except DestinationError as exc:
-            if " 409 " in str(exc):
+        except _Refused as exc:
+            if exc.status == 409:
                 raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
             raise
 
     def delete(self, name: str) -> None:
-        self._request("DELETE", f"/objects/{self._name(name)}", f"delete {name}")
+        try:
+            self._request("DELETE", f"/objects/{self._name(name)}", f"delete {name}")
+        except _Refused as exc:
+            if exc.status == 403 and "append-only" in str(exc):
+                raise DestinationError(
+                    f"{self.display}: cannot delete {name}: the destination is append-only"
+                    " (prune with an admin token, on the storage host)"
+                ) from exc
+            raise
+
+    @functools.cached_property
+    def append_only(self) -> bool:
+        """Whether the agent refuses deletions (``/v1/health``, asked once): callers skip the
+        deletions they can do without. Raises DestinationError if the agent cannot say."""
+        action = "ask whether it is append-only"
+        try:
+            doc = orjson.loads(self._request("GET", "/v1/health", action, root=self.base).data)
+        except (NotFoundError, orjson.JSONDecodeError) as exc:
+            raise DestinationError(f"{self.display}: cannot {action}: {exc}") from exc
+        value = doc.get("append_only") if isinstance(doc, dict) else None
+        if not isinstance(value, bool):
+            raise DestinationError(f"{self.display}: cannot {action}: no answer in /v1/health")
+        return value
 
     def flush(self) -> None:
         return None  # the agent fsyncs each object before answering

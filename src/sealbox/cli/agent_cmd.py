@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import ssl
 from pathlib import Path
 
 import click
@@ -34,7 +33,11 @@ def group() -> None:
     help="Also require a client certificate issued by this CA (mutual TLS).",
 )
 @click.option("--append-only", is_flag=True, help="Never replace or delete a stored object.")
-@click.option("--quota", type=int, help="Bytes each namespace may use (reported as capacity).")
+@click.option(
+    "--quota",
+    type=click.IntRange(min=0),
+    help="Bytes each namespace may store (507 beyond; reported as capacity).",
+)
 @click.option(
     "--max-object", type=int, default=512 << 20, show_default=True, help="Largest object accepted."
 )
@@ -44,6 +47,41 @@ def group() -> None:
     default=60.0,
     show_default=True,
     help="Seconds an upload may send nothing before it is abandoned.",
+)
+@click.option(
+    "--min-upload-rate",
+    type=click.FloatRange(min=0),
+    default=64 * 1024,
+    show_default=True,
+    help="Bytes/s an upload must average after --upload-grace (408 otherwise; 0: no rule).",
+)
+@click.option(
+    "--upload-grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds before --min-upload-rate applies.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has, from connecting (TLS included), to send a request's headers.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Connections open at once, all clients together.",
+)
+@click.option(
+    "--max-connections-per-client",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Connections open at once from one client address.",
 )
 def serve(
     root: Path,
@@ -55,12 +93,19 @@ def serve(
     quota: int | None,
     max_object: int,
     idle_timeout: float,
+    min_upload_rate: float,
+    upload_grace: float,
+    header_timeout: float,
+    max_connections: int,
+    max_connections_per_client: int,
 ) -> None:
     """Serve ROOT over HTTPS (plain HTTP only on a loopback address)."""
     import uvicorn
 
     from sealbox.agent.app import build_app
+    from sealbox.agent.upload import UploadRules
     from sealbox.errors import ConfigError
+    from sealbox.httpserve import Limits, server_config, tls_context
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
@@ -73,26 +118,28 @@ def serve(
         )
     if client_ca is not None and tls_cert is None:
         raise ConfigError("--client-ca needs TLS: give --tls-cert and --tls-key too")
+    tls = tls_context(tls_cert, tls_key, client_ca) if tls_cert and tls_key else None
     root.mkdir(parents=True, exist_ok=True)
-    uvicorn.run(
-        build_app(
-            root,
-            append_only=append_only,
-            quota=quota,
-            max_object=max_object,
-            idle_timeout=idle_timeout,
-        ),
-        host=host.strip("[]"),
-        port=int(port),
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-        ssl_ca_certs=str(client_ca) if client_ca else None,
-        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+    app = build_app(
+        root,
+        append_only=append_only,
+        quota=quota,
+        max_object=max_object,
+        rules=UploadRules(idle_timeout, min_upload_rate, upload_grace),
+    )
+    limits = Limits(header_timeout, max_connections, max_connections_per_client)
+    config = server_config(
+        app,
+        host.strip("[]"),
+        int(port),
+        limits,
+        tls,
         log_level="warning",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
         h11_max_incomplete_event_size=64 * 1024,
     )
+    uvicorn.Server(config).run()
 
 
 @group.group("token")

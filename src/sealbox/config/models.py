@@ -535,6 +535,22 @@ class DaemonConfig(_Model):
         description="On SIGTERM, how long a running job may take to stop safely before it is killed.",
         examples=[30],
     )
+    header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="A client has this long, from connecting (TLS included), to send a request's"
+        " headers; then it is disconnected.",
+        examples=[10],
+    )
+    max_connections: int = Field(
+        default=256, gt=0, description="HTTP connections open at once, in all.", examples=[256]
+    )
+    max_connections_per_client: int = Field(
+        default=16,
+        gt=0,
+        description="HTTP connections open at once from one client address.",
+        examples=[16],
+    )
 
     @field_validator("listen")
     @classmethod

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from sealbox.daemon.history import RESULTS
 from sealbox.daemon.metrics import Metric, render
@@ -53,7 +54,9 @@ def _refuse(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_app(daemon: Daemon) -> Starlette:
+def make_app(daemon: Daemon) -> ASGIApp:
+    """The API and the dashboard, every response with the security headers."""
+
     def readable(request: Request) -> bool:
         return daemon.config.daemon.on_loopback or _authorized(daemon, request)
 
@@ -102,17 +105,20 @@ def make_app(daemon: Daemon) -> Starlette:
         text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    from sealbox.dashboard.headers import SecurityHeaders
     from sealbox.dashboard.web import routes as dashboard_routes
 
-    return Starlette(
-        routes=[
-            Route("/healthz", health),
-            Route("/api/status", status),
-            Route("/api/history", history),
-            Route("/api/run/{job}", run_now, methods=["POST"]),
-            Route("/metrics", metrics),
-            *dashboard_routes(daemon),
-        ]
+    return SecurityHeaders(
+        Starlette(
+            routes=[
+                Route("/healthz", health),
+                Route("/api/status", status),
+                Route("/api/history", history),
+                Route("/api/run/{job}", run_now, methods=["POST"]),
+                Route("/metrics", metrics),
+                *dashboard_routes(daemon),
+            ]
+        )
     )
 
 

@@ -300,9 +300,8 @@ class Daemon:
 
     # -- main ----------------------------------------------------------------------------------
     async def serve(self, on_ready: Any = None) -> None:
-        import uvicorn
-
         from sealbox.daemon.api import make_app
+        from sealbox.httpserve import Limits, server_config, tls_context
 
         interrupted = self.history.recover()
         if interrupted:
@@ -315,14 +314,14 @@ class Daemon:
         host, _, port = self.config.daemon.listen.rpartition(":")
         d = self.config.daemon
         server = _QuietServer(
-            uvicorn.Config(
+            server_config(
                 make_app(self),
-                host=host.strip("[]"),
-                port=int(port),
+                host.strip("[]"),
+                int(port),
+                Limits(d.header_timeout_seconds, d.max_connections, d.max_connections_per_client),
+                tls_context(d.tls_cert, d.tls_key) if d.tls_cert and d.tls_key else None,
                 log_level="warning",
                 access_log=False,
-                ssl_certfile=str(d.tls_cert) if d.tls_cert else None,
-                ssl_keyfile=str(d.tls_key) if d.tls_key else None,
                 lifespan="off",
             )
         )

@@ -7,6 +7,7 @@ Pages: overview (``/``), destinations, history, alerts; ``POST /run/{job}`` (ope
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = ["routes"]
 
 HERE = Path(__file__).parent
 KINDS = ("secrets", "system", "recordings")
+FORM_SECONDS = 10.0
 
 _env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -79,16 +81,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             path=request.url.path,
             **context,
         )
-        return HTMLResponse(
-            html,
-            headers={
-                "Content-Security-Policy": "default-src 'self'; img-src 'self' data:;"
-                " style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "same-origin",
-                "Cache-Control": "no-store",
-            },
-        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})  # CSP: headers.py
 
     def to_login(request: Request) -> Response:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
@@ -117,7 +110,9 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             return HTMLResponse("cross-site login refused", status_code=403)
         if sessions.locked_out(client):
             return RedirectResponse("/login?error=too+many+failed+logins", status_code=303)
-        made = sessions.login(
+        if sessions.busy(client):
+            return RedirectResponse("/login?error=busy:+try+again+in+a+moment", status_code=303)
+        made = await sessions.login(
             daemon.config.daemon,
             api_token(daemon),
             client,
@@ -346,14 +341,19 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """An urlencoded form (all the dashboard posts), at most 64 KiB; other bodies read as empty."""
+    """An urlencoded form (all the dashboard posts), at most 64 KiB, in at most 10 s (a client
+    that dribbles its body does not hold the handler); other bodies read as empty."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return {}
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > 65536:
-            return {}
+    try:
+        async with asyncio.timeout(FORM_SECONDS):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > 65536:
+                    return {}
+    except TimeoutError:
+        return {}
     parsed = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
 
