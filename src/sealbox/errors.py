@@ -158,7 +158,13 @@ def _all_classes() -> list[type[SealboxError]]:
 def exit_code_markdown() -> str:
     """Render the exit-code reference page (``docs/reference/exit-codes.md``)."""
     rows: list[tuple[int, str, str]] = list(OTHER_EXIT_CODES)
-    rows += [(c.exit_code, c.__name__, c.summary) for c in _all_classes()]
+    # Private subclasses (a backend's own refinement, say) share their parent's row: the page
+    # must not depend on which modules happen to be imported.
+    rows += [
+        (c.exit_code, c.__name__, c.summary)
+        for c in _all_classes()
+        if not c.__name__.startswith("_")
+    ]
     rows.sort(key=lambda r: r[0])  # stable: a parent class stays before its children
     lines = [
         "# Exit codes",

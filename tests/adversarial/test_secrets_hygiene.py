@@ -184,7 +184,15 @@ def test_a_repository_only_key_restores_the_system_but_opens_no_secret(system, s
     assert restored.code == 0, restored.err
     assert [p.name for p in (tmp_path / "t").rglob("pam.conf")] == ["pam.conf"]
     (backup,) = system.backups()
-    refused = sealbox("breakglass", "open", backup, "--identity", tmp_path / "R.txt", "list")
+    refused = sealbox(
+        "breakglass",
+        "open",
+        backup,
+        "--identity",
+        tmp_path / "R.txt",
+        *system.signer_args(),
+        "list",
+    )
     assert refused.code == 4 and "Traceback" not in refused.err, refused.err
     opened = sealbox("breakglass", "open", backup, *system.share_args(1, 2, 3), "list", "--json")
     assert opened.code == 0, opened.err  # the custodians still open it
