@@ -45,6 +45,20 @@ def key_options(func: Any) -> Any:
     )(func)
 
 
+def privilege_options(func: Any) -> Any:
+    """``--owners`` and ``--special``: what a restore leaves out unless asked (format.md §16)."""
+    func = click.option(
+        "--special",
+        is_flag=True,
+        help="Also restore setuid/setgid bits, device nodes and file capabilities.",
+    )(func)
+    return click.option(
+        "--owners",
+        is_flag=True,
+        help="Also restore owners (uid/gid), ACLs and security labels (needs root).",
+    )(func)
+
+
 def unlock(
     identity: Path | None,
     shares: tuple[Path, ...],
@@ -214,6 +228,7 @@ def open_for_reading(repo: str, unlocked: Unlocked) -> Repository:
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip reading written files back.")
+@privilege_options
 @json_option
 def restore(
     repo: str,
@@ -226,11 +241,13 @@ def restore(
     includes: tuple[str, ...],
     dry_run: bool,
     no_verify: bool,
+    owners: bool,
+    special: bool,
     as_json: bool,
 ) -> None:
     """Restore SNAPSHOT (an id prefix or "latest") into TARGET."""
     from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.restore import plan_restore, run_restore
+    from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
     assert unlocked is not None
@@ -271,6 +288,7 @@ def restore(
             target,
             verify=not no_verify,
             on_bytes=lambda n: bar.advance(n),
+            options=RestoreOptions(owners=owners, special=special),
         )
     for message in result.warnings:
         warn(message)
@@ -284,15 +302,32 @@ def restore(
                 "warnings": result.warnings,
                 "seconds": round(result.seconds, 3),
                 "verified": not no_verify,
+                "complete": not result.failed,
+                "skipped": result.skipped,
             }
         )
     else:
         console.print(
-            f"restored {result.files} files, {result.bytes:,} bytes in {result.seconds:.2f} s"
-            + ("" if no_verify else ", every file read back and verified"),
+            restored_line(
+                result.files,
+                plan.files,
+                result.failed,
+                not no_verify,
+                f", {result.bytes:,} bytes in {result.seconds:.2f} s",
+            ),
             markup=False,
         )
-    fail_if_not_intact(result.failed, "file(s)", as_json)
+    fail_if_not_intact(result.failed, "item(s)", as_json)
+
+
+def restored_line(files: int, planned: int, failed: list[str], verified: bool, detail: str) -> str:
+    """ "restored N files ..." that says "verified" only of files that were written and checked;
+    ``detail`` (bytes, time) follows the count."""
+    if not failed:
+        tail = ", every file read back and verified" if verified else ""
+        return f"restored {files:,} files{detail}{tail}"
+    checked = f"; the {files:,} written were read back and verified" if verified and files else ""
+    return f"restored {files:,} of {planned:,} files{detail}{checked}; {len(failed)} item(s) FAILED"
 
 
 def read_data_fraction(value: str | None) -> float | None:
