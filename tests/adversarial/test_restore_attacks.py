@@ -26,6 +26,7 @@ from sealbox.repo.repository import Snapshot
 from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 from sealbox.repo.tree import decode_tree, encode_tree
 from tests.conftest import IN_CI
+from tests.e2e.test_recordings import rec  # noqa: F401 (a fixture)
 
 MTIME = 1_600_000_000_000_000_000
 
@@ -362,3 +363,76 @@ def test_a_socket_in_the_snapshot_is_counted_not_created(env, sealbox, tmp_path)
     result = restore_cli(sealbox, env, tmp_path / "out")
     assert result.code == 0 and "1 socket(s)" in result.err
     assert not os.path.lexists(tmp_path / "out" / "sock")
+
+
+def _recording(forge: Forger, path: str, data: bytes, digest: str | None = None) -> dict[str, Any]:
+    import blake3
+
+    blob = forge.engine.store(fmt.BLOB_DATA, data)
+    return {
+        "path": path,
+        "blobs": [blob.hex()],
+        "digest": digest or blake3.blake3(data).hexdigest(),
+        "size": len(data),
+        "mtime_ns": MTIME,
+    }
+
+
+def test_recordings_restore_never_follows_a_symlinked_directory_in_the_target(env, tmp_path):
+    from sealbox.recordings.restore import restore
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    forge = Forger(env)
+    entries = [_recording(forge, "2026/11/24/a.rec", b"session a")]
+    forge.publish([])
+    out = tmp_path / "out"
+    (out / "2026").mkdir(parents=True)
+    (out / "2026" / "11").symlink_to(outside)
+    _, reader = env.reader()
+    result = restore(reader, entries, out)
+    assert result.files == 1 and not result.failed
+    assert list(outside.iterdir()) == []
+    assert stat.S_ISDIR(os.lstat(out / "2026" / "11").st_mode)
+    assert (out / "2026" / "11" / "24" / "a.rec").read_bytes() == b"session a"
+    assert os.lstat(out / "2026" / "11" / "24" / "a.rec").st_mtime_ns == MTIME
+
+
+def test_a_recording_that_fails_its_digest_leaves_nothing_behind(env, tmp_path):
+    from sealbox.recordings.restore import restore
+
+    forge = Forger(env)
+    entries = [
+        _recording(forge, "d/bad.rec", b"altered", digest="00" * 32),
+        _recording(forge, "d/good.rec", b"fine"),
+    ]
+    forge.publish([])
+    out = tmp_path / "out"
+    (out / "d").mkdir(parents=True)
+    (out / "d" / "bad.rec").symlink_to(tmp_path / "victim")  # in the way: not followed
+    _, reader = env.reader()
+    result = restore(reader, entries, out)
+    assert result.files == 1 and len(result.failed) == 1 and "d/bad.rec" in result.failed[0]
+    assert sorted(os.listdir(out / "d")) == ["bad.rec", "good.rec"]
+    assert os.path.islink(out / "d" / "bad.rec"), "the old entry is left as it was"
+    assert not os.path.lexists(tmp_path / "victim")
+
+
+def test_restore_recordings_exits_non_zero_when_any_recording_fails(rec, sealbox, tmp_path):  # noqa: F811
+    first = sealbox("backup", "recordings", "--config", rec.config, "--json")
+    assert first.code == 0, first.err
+    packs = [p for p in (rec.remote / "repo" / "data").rglob("*") if p.is_file()]
+    victim = max(packs, key=lambda p: p.stat().st_size)
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 1  # inside the first blob of the biggest pack: one recording
+    victim.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    result = sealbox(
+        "restore", "recordings", "--since", "2000-01-01T00:00:00", "--target", out,
+        *rec.share_args(1, 2, 3), "--config", rec.config,
+    )  # fmt: skip
+    assert result.code == 5, result.out + result.err
+    assert "FAILED" in result.out and "each matched its recorded digest" not in result.out
+    restored = [p for p in out.rglob("*") if p.is_file()]
+    assert 0 < len(restored) < 6
+    assert all(not p.name.startswith(".sealbox-partial") for p in restored)
