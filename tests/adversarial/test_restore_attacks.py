@@ -27,6 +27,7 @@ from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 from sealbox.repo.tree import decode_tree, encode_tree
 from tests.conftest import IN_CI
 from tests.e2e.test_recordings import rec  # noqa: F401 (a fixture)
+from tests.e2e.test_system_cli import system  # noqa: F401 (a fixture)
 
 MTIME = 1_600_000_000_000_000_000
 
@@ -436,3 +437,52 @@ def test_restore_recordings_exits_non_zero_when_any_recording_fails(rec, sealbox
     restored = [p for p in out.rglob("*") if p.is_file()]
     assert 0 < len(restored) < 6
     assert all(not p.name.startswith(".sealbox-partial") for p in restored)
+
+
+def test_more_directories_than_cached_descriptors_restore_exactly(env, tmp_path, monkeypatch):
+    from sealbox.repo import restore as restore_module
+
+    monkeypatch.setattr(restore_module, "DIR_FDS", 3)  # evictions and reopenings all the way
+    forge = Forger(env)
+    tops = []
+    for a in range(6):
+        subs = [
+            forge.dir(f"s{b}", [forge.file("f", f"{a}/{b}".encode())], mode=0o750 + b)
+            for b in range(4)
+        ]
+        tops.append(forge.dir(f"t{a}", subs, mode=0o700 + a))
+    snap = forge.publish(tops)
+    out = tmp_path / "out"
+    (out / "t2").mkdir(parents=True)
+    (out / "t2" / "s1").write_text("a file where a directory goes")
+    repo, reader = env.reader()
+    plan = plan_restore(repo, reader.index, reader, snap, out)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    result = run_restore(repo, reader.index, reader, plan, out)
+    assert not result.failed and result.files == 24 and result.dirs == 30
+    assert len(os.listdir("/proc/self/fd")) <= fds_before, "every descriptor was closed"
+    for a in range(6):
+        top = os.lstat(out / f"t{a}")
+        assert stat.S_IMODE(top.st_mode) == 0o700 + a and top.st_mtime_ns == MTIME
+        for b in range(4):
+            sub = os.lstat(out / f"t{a}" / f"s{b}")
+            assert stat.S_ISDIR(sub.st_mode) and stat.S_IMODE(sub.st_mode) == 0o750 + b
+            assert sub.st_mtime_ns == MTIME
+            assert (out / f"t{a}" / f"s{b}" / "f").read_bytes() == f"{a}/{b}".encode()
+
+
+def test_restore_system_strips_set_id_bits_unless_special(system, sealbox, tmp_path):  # noqa: F811
+    tool = next((system.root / "appliance").rglob("policy-003.yaml"))
+    tool.chmod(0o4755)
+    backup = sealbox("backup", "system", "--config", system.config, "--json")
+    assert backup.code == 0, backup.err
+    args = ["--include", "*/policy-003.yaml", *system.share_args(1, 2, 3)]
+    for target, extra, mode in (("plain", (), 0o755), ("special", ("--special",), 0o4755)):
+        result = sealbox(
+            "restore", "system", "latest", "--target", tmp_path / target, *args, *extra,
+            "--config", system.config,
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        copy = next((tmp_path / target).rglob("policy-003.yaml"))
+        assert stat.S_IMODE(os.lstat(copy).st_mode) == mode, target
+        assert ("set-id bits of 1 file(s)" in result.err) == (not extra)

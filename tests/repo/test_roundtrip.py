@@ -172,3 +172,25 @@ def test_many_index_files_are_merged(env, tmp_path, monkeypatch):
     assert run_check(repo, reader=reader, read_data=True).ok
     _restore(env, tmp_path / "out")
     assert (tmp_path / "out" / str(src).lstrip("/") / "f4").exists()
+
+
+def test_directory_cache_never_closes_a_pinned_descriptor(tmp_path):
+    from sealbox.repo.dirfd import DirCache
+
+    for n in range(10):
+        (tmp_path / f"d{n}" / "sub").mkdir(parents=True)
+    cache = DirCache(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), capacity=2)
+    try:
+        with cache.dir("d0/sub") as pinned:
+            inode = os.fstat(pinned).st_ino
+            for n in range(1, 10):
+                with cache.dir(f"d{n}/sub") as fd:
+                    assert os.fstat(fd).st_ino == os.stat(tmp_path / f"d{n}" / "sub").st_ino
+            assert os.fstat(pinned).st_ino == inode == os.stat(tmp_path / "d0" / "sub").st_ino
+        assert len(cache._fds) <= 2
+        (tmp_path / "d5" / "sub").rmdir()
+        (tmp_path / "d5" / "sub").symlink_to(tmp_path / "d0")
+        with pytest.raises(OSError), cache.dir("d5/sub"):  # reopened with O_NOFOLLOW
+            pass
+    finally:
+        cache.close()

@@ -50,6 +50,7 @@ LARGE_FILE = 4 * 1024 * 1024
 BATCH_FILES = 512
 READ_BACK = 4 << 20
 MAX_WARNINGS = 20
+DIR_FDS = 256  # directory descriptors kept open (a restore may hold tens of thousands of them)
 # What a blob read may raise for one file or one directory: that item fails, the rest goes on.
 _UNREADABLE = (IntegrityError, KeyMaterialError, NotFoundError)
 _SETID = stat.S_ISUID | stat.S_ISGID
@@ -436,7 +437,7 @@ def run_restore(
         root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
         raise OutputError(f"cannot open {target}: {exc.strerror}") from exc
-    dirs = DirCache(root_fd)
+    dirs = DirCache(root_fd, DIR_FDS)
     writer = _Writer(reader, dirs, result, verify, options, on_bytes)
     try:
         _restore(repo, plan, writer, result)
