@@ -273,6 +273,7 @@ def restore(
                 f" ({plan.free:,} bytes free)",
                 markup=False,
             )
+        fail_if_not_intact(plan.damaged_trees, "directory listing(s)", as_json)
         return
     if not as_json:
         console.print(
