@@ -235,18 +235,22 @@ class _Writer:
             clear(parent_fd, name)
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent_fd)
         try:
-            digest = blake3.blake3()
+            digest, written = blake3.blake3(), 0
             for blob_hex in entry.node.get("content", ()):
                 data = self.reader.read(bytes.fromhex(blob_hex))
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
                 digest.update(data)
+                written += len(data)
                 if self.on_bytes:
                     self.on_bytes(len(data))
-            if self.verify:
+            if self.verify:  # the file is new (O_EXCL): what we wrote is all there is to read
                 check, offset = blake3.blake3(), 0
-                while chunk := os.pread(fd, READ_BACK, offset):
+                while offset < written:
+                    chunk = os.pread(fd, min(READ_BACK, written - offset), offset)
+                    if not chunk:
+                        break
                     check.update(chunk)
                     offset += len(chunk)
                 if check.digest() != digest.digest():
@@ -322,7 +326,16 @@ class _Writer:
         if kind in ("chardev", "blockdev") and not self.options.special:
             self.skip("devices")
             return False
-        clear(parent_fd, name)
+        try:
+            self.make(parent_fd, name, node)
+        except FileExistsError:  # whatever is there is replaced, never followed
+            clear(parent_fd, name)
+            self.make(parent_fd, name, node)
+        return True
+
+    @staticmethod
+    def make(parent_fd: int, name: str, node: dict[str, Any]) -> None:
+        kind = node.get("type")
         if kind == "symlink":
             os.symlink(str(node.get("target", "")), name, dir_fd=parent_fd)
         elif kind == "fifo":
@@ -330,7 +343,6 @@ class _Writer:
         else:
             flag = stat.S_IFCHR if kind == "chardev" else stat.S_IFBLK
             os.mknod(name, flag | 0o600, int(node.get("rdev", 0)), dir_fd=parent_fd)
-        return True
 
     def special_metadata(self, parent_fd: int, name: str, entry: Entry) -> None:
         node = entry.node
