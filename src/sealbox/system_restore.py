@@ -21,7 +21,14 @@ from sealbox.product_repo import destination_of, open_product_repo_to_read
 from sealbox.repo.backup import STREAM_DIR
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Index, Repository
-from sealbox.repo.restore import Entry, RestorePlan, RestoreResult, plan_restore, run_restore
+from sealbox.repo.restore import (
+    Entry,
+    RestoreOptions,
+    RestorePlan,
+    RestoreResult,
+    plan_restore,
+    run_restore,
+)
 from sealbox.system_backup import INVENTORY
 
 __all__ = ["SystemRestore", "plan", "run"]
@@ -176,7 +183,12 @@ def _blobs(
         yield data
 
 
-def run(restore: SystemRestore, on_bytes: Callable[[int], None] | None = None) -> RestoreResult:
+def run(
+    restore: SystemRestore,
+    on_bytes: Callable[[int], None] | None = None,
+    options: RestoreOptions | None = None,
+) -> RestoreResult:
+    """Files (``options``: what privileged metadata to restore, format.md §16), then databases."""
     if restore.load_databases:
         for meta, _, handler in restore.databases:  # refuse before writing anything
             assert handler is not None
@@ -191,6 +203,7 @@ def run(restore: SystemRestore, on_bytes: Callable[[int], None] | None = None) -
         restore.files,
         restore.target,
         on_bytes=on_bytes,
+        options=options,
     )
     if restore.load_databases:
         for _, entry, handler in restore.databases:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_restore_skips_damaged_files_and_restores_the_rest(backed_up, tmp_path):
     result = run_restore(repo, reader.index, reader, plan, tmp_path / "out")
     assert [f for f in result.failed if "rec.bin" in f]
     copy = tmp_path / "out" / str(src).lstrip("/")
+    assert not os.path.lexists(copy / "var" / "rec.bin"), "a failed file is not left on disk"
+    assert sorted(os.listdir(copy / "var")) == ["log"]
     assert (copy / "etc" / "other.conf").read_text() == "independent file\n"
     assert (copy / "var" / "log" / "audit.log").read_text() == (
         src / "var" / "log" / "audit.log"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sealbox.errors import KeyMaterialError, OutputError, PolicyError
+from sealbox.errors import KeyMaterialError, OutputError
 from sealbox.repo.backup import run_backup
 from sealbox.repo.restore import plan_restore, run_restore
 from tests.conftest import make_tree
@@ -120,7 +120,7 @@ def test_the_appliance_cannot_read_its_own_backups(env, tmp_path):
         reader.read(bytes.fromhex(snap.tree))  # ... but not decrypt a single blob
 
 
-def test_restore_refuses_to_follow_a_symlink_out_of_the_target(env, tmp_path):
+def test_restore_replaces_a_symlinked_directory_instead_of_following_it(env, tmp_path):
     src = tmp_path / "src"
     (src / "etc").mkdir(parents=True)
     (src / "etc" / "passwd").write_text("restored")
@@ -130,9 +130,11 @@ def test_restore_refuses_to_follow_a_symlink_out_of_the_target(env, tmp_path):
     parent = out / str(src).lstrip("/")
     parent.mkdir(parents=True)
     (parent / "etc").symlink_to(outside)
-    with pytest.raises(PolicyError, match="outside the target"):
-        _restore(env, out)
-    assert not (outside / "passwd").exists()
+    result = _restore(env, out)
+    assert not result.failed
+    assert list(outside.iterdir()) == []
+    assert not (parent / "etc").is_symlink()
+    assert (parent / "etc" / "passwd").read_text() == "restored"
 
 
 def test_restore_checks_free_space_first(env, tmp_path):
@@ -170,3 +172,25 @@ def test_many_index_files_are_merged(env, tmp_path, monkeypatch):
     assert run_check(repo, reader=reader, read_data=True).ok
     _restore(env, tmp_path / "out")
     assert (tmp_path / "out" / str(src).lstrip("/") / "f4").exists()
+
+
+def test_directory_cache_never_closes_a_pinned_descriptor(tmp_path):
+    from sealbox.repo.dirfd import DirCache
+
+    for n in range(10):
+        (tmp_path / f"d{n}" / "sub").mkdir(parents=True)
+    cache = DirCache(os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY), capacity=2)
+    try:
+        with cache.dir("d0/sub") as pinned:
+            inode = os.fstat(pinned).st_ino
+            for n in range(1, 10):
+                with cache.dir(f"d{n}/sub") as fd:
+                    assert os.fstat(fd).st_ino == os.stat(tmp_path / f"d{n}" / "sub").st_ino
+            assert os.fstat(pinned).st_ino == inode == os.stat(tmp_path / "d0" / "sub").st_ino
+        assert len(cache._fds) <= 2
+        (tmp_path / "d5" / "sub").rmdir()
+        (tmp_path / "d5" / "sub").symlink_to(tmp_path / "d0")
+        with pytest.raises(OSError), cache.dir("d5/sub"):  # reopened with O_NOFOLLOW
+            pass
+    finally:
+        cache.close()

@@ -3,13 +3,26 @@
 Writes are atomic: data goes to a hidden temporary file in the target directory, is fsynced, then
 renamed (or hard-linked, for exclusive puts) into place. The directories are fsynced by
 ``flush()`` (once each, however many objects landed there), which makes the names durable.
+
+The storage side controls what is in the share (the file server, or anyone who can write there),
+so nothing in it is trusted: every object is reached from a descriptor of the root directory,
+component by component, with ``O_NOFOLLOW``. A symlink planted as an object, or as a directory
+(``data/b6 -> /etc``), is an error naming it, never followed: a read cannot be sent to
+``/dev/zero`` or a FIFO, and a write (as root) cannot land outside the share. Objects must be
+regular files (checked on the open descriptor, opened ``O_NONBLOCK`` so a FIFO cannot hang us).
+``list`` reports every entry that is not a directory (by ``lstat``, never following it) and
+descends real directories only; reading a planted entry it reported fails with "not a regular
+file". The root itself is the operator's choice and may be a symlink. Every ``OSError`` is
+turned into a :class:`~sealbox.errors.DestinationError` (cleanup included).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +36,13 @@ __all__ = ["LocalBackend"]
 _TMP_PREFIX = ".tmp-"
 _IMMUTABLE = "data/"  # pack objects: named by their content, never rewritten
 _MAX_FDS = 32
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
         os.close(fd)
 
 
@@ -38,7 +51,7 @@ class LocalBackend:
         self.root = root
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
-        self._dirty: set[Path] = set()
+        self._dirty: set[str] = set()  # directories (relative) holding renames not yet fsynced
         self._dirty_lock = threading.Lock()
 
     @classmethod
@@ -54,49 +67,160 @@ class LocalBackend:
         reason = exc.strerror or type(exc).__name__
         return DestinationError(f"{self.display}: cannot {action}: {reason}")
 
-    def _path(self, name: str) -> Path:
-        return self.root / validate_name(name)
+    def _root_fd(self, create: bool = False) -> int:
+        """The root directory (followed if it is a symlink: the operator chose it); raises
+        FileNotFoundError when it does not exist (and ``create`` is off)."""
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _walk(self, parts: list[str], create: bool = False) -> int:
+        """A descriptor of the directory ``parts`` under the root, each component opened with
+        ``O_NOFOLLOW`` (made if missing, with ``create``). FileNotFoundError if one is missing;
+        DestinationError if one is not a directory (a planted symlink or file)."""
+        fd = self._root_fd(create)
+        try:
+            for i, part in enumerate(parts):
+                try:
+                    child = os.open(part, _DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):  # mkdir never follows a symlink
+                        os.mkdir(part, dir_fd=fd)
+                    child = os.open(part, _DIR, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        where = "/".join(parts[: i + 1])
+                        raise DestinationError(
+                            f"{self.display}: {where} is not a directory (a symlink or file"
+                            " planted there?): refusing to follow it"
+                        ) from None
+                    raise
+                _close(fd)
+                fd = child
+        except BaseException:
+            _close(fd)
+            raise
+        return fd
+
+    def _split(self, name: str) -> tuple[list[str], str]:
+        *parents, last = validate_name(name).split("/")
+        return parents, last
+
+    def _open(self, name: str) -> int:
+        """A read descriptor of object ``name``, which must be a regular file."""
+        parents, last = self._split(name)
+        parent = self._walk(parents)
+        try:
+            fd = os.open(last, _READ, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise self._not_regular(name) from None
+            raise
+        finally:
+            _close(parent)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise self._not_regular(name)
+        except BaseException:
+            _close(fd)
+            raise
+        return fd
+
+    def _not_regular(self, name: str) -> DestinationError:
+        return DestinationError(
+            f"{self.display}: object {name!r} is not a regular file (a symlink, FIFO or device"
+            " planted there?): refusing to read it"
+        )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        if not self.root.is_dir():
-            raise DestinationError(f"{self.display}: no such directory (is the share mounted?)")
         try:
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                rel = os.path.relpath(dirpath, self.root)
-                for filename in filenames:
-                    if filename.startswith("."):
-                        continue
-                    name = filename if rel == "." else f"{rel}/{filename}"
-                    if name.startswith(prefix):
-                        try:
-                            st = os.stat(os.path.join(dirpath, filename))
-                        except FileNotFoundError:
-                            continue  # deleted while listing (a lock released): not an object now
-                        yield ObjectInfo(name, st.st_size, st.st_mtime)
+            root = self._root_fd()
+        except FileNotFoundError:
+            raise DestinationError(
+                f"{self.display}: no such directory (is the share mounted?)"
+            ) from None
         except OSError as exc:
             raise self._fail("list", exc) from exc
+        try:
+            yield from self._list(root, "", prefix)
+        except OSError as exc:
+            raise self._fail("list", exc) from exc
+        finally:
+            _close(root)
+
+    def _list(self, fd: int, rel: str, prefix: str) -> Iterator[ObjectInfo]:
+        found = []
+        with os.scandir(fd) as entries:
+            for e in entries:
+                try:
+                    found.append((e.name, e.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue  # deleted while listing (a lock released): not an object now
+        for entry, st in found:
+            if entry.startswith("."):
+                continue  # temporary files of unfinished puts, and nothing else of ours
+            name = f"{rel}{entry}"
+            if stat.S_ISDIR(st.st_mode):
+                if not (prefix.startswith(name + "/") or (name + "/").startswith(prefix)):
+                    continue
+                try:
+                    child = os.open(entry, _DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                try:
+                    yield from self._list(child, name + "/", prefix)
+                finally:
+                    _close(child)
+            elif name.startswith(prefix):
+                yield ObjectInfo(name, st.st_size, st.st_mtime)
 
     def stat(self, name: str) -> ObjectInfo:
+        parents, last = self._split(name)
         try:
-            st = self._path(name).stat()
+            parent = self._walk(parents)
+            try:
+                st = os.stat(last, dir_fd=parent, follow_symlinks=False)
+            finally:
+                _close(parent)
         except FileNotFoundError:
             raise NotFoundError(f"{self.display}: no object {name!r}") from None
         except OSError as exc:
             raise self._fail(f"stat {name}", exc) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise self._not_regular(name)
         return ObjectInfo(name, st.st_size, st.st_mtime)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
             if length is not None and name.startswith(_IMMUTABLE):
                 return self._pread(name, offset, length)
-            with open(self._path(name), "rb") as handle:
-                handle.seek(offset)
-                return handle.read() if length is None else handle.read(length)
+            fd = self._open(name)
+            try:
+                if length is None:
+                    length = max(os.fstat(fd).st_size - offset, 0)
+                return self._read(fd, offset, length)
+            finally:
+                _close(fd)
         except FileNotFoundError:
             raise NotFoundError(f"{self.display}: no object {name!r}") from None
         except OSError as exc:
             raise self._fail(f"read {name}", exc) from exc
+
+    @staticmethod
+    def _read(fd: int, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer only at the end of the file)."""
+        data = os.pread(fd, length, offset)
+        if len(data) == length or not data:
+            return data
+        parts = [data]
+        while length > (got := sum(map(len, parts))):
+            more = os.pread(fd, length - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+        return b"".join(parts)
 
     def _pread(self, name: str, offset: int, length: int) -> bytes:
         """Range reads of packs through a few cached descriptors: a restore reads thousands of
@@ -104,21 +228,21 @@ class LocalBackend:
         with self._fd_lock:
             fd = self._fds.pop(name, None)
             if fd is None:
-                fd = os.open(self._path(name), os.O_RDONLY)
+                fd = self._open(name)
                 if len(self._fds) >= _MAX_FDS:
-                    os.close(self._fds.pop(next(iter(self._fds))))
+                    _close(self._fds.pop(next(iter(self._fds))))
             self._fds[name] = fd  # most recently used last
-        data = os.pread(fd, length, offset)
-        return data
+        return self._read(fd, offset, length)
 
     def put(
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
     ) -> None:
-        final = self._path(name)
-        tmp = final.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
+        parents, last = self._split(name)
+        tmp = f"{_TMP_PREFIX}{secrets.token_hex(8)}"
+        parent: int | None = None
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            parent = self._walk(parents, create=True)
+            fd = os.open(tmp, _NEW, 0o600, dir_fd=parent)
             try:
                 view = memoryview(data)
                 while view:
@@ -126,19 +250,24 @@ class LocalBackend:
                     view = view[written:]
                 os.fsync(fd)
             finally:
-                os.close(fd)
-            if exclusive:
-                os.link(tmp, final)  # fails with EEXIST instead of replacing
-                os.unlink(tmp)
-            else:
-                os.replace(tmp, final)
+                os.close(fd)  # an error here (NFS reports late write errors) fails the put
+            if exclusive:  # link fails with EEXIST instead of replacing; never follows
+                os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                os.unlink(tmp, dir_fd=parent)
+            else:  # rename replaces a planted symlink itself, never what it points to
+                os.replace(tmp, last, src_dir_fd=parent, dst_dir_fd=parent)
             with self._dirty_lock:
-                self._dirty.add(final.parent)  # its fsync waits for flush(): one per directory
+                self._dirty.add("/".join(parents))  # fsynced by flush(): once per directory
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if parent is not None:
+                with contextlib.suppress(OSError):  # the share may be gone: report the first error
+                    os.unlink(tmp, dir_fd=parent)
             if exc.errno == errno.EEXIST:
                 raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
             raise self._fail(f"write {name}", exc) from exc
+        finally:
+            if parent is not None:
+                _close(parent)
 
     def flush(self) -> None:
         """Make the renames of every put so far durable (fsync their directories, once each)."""
@@ -146,15 +275,30 @@ class LocalBackend:
             dirty, self._dirty = self._dirty, set()
         try:
             for directory in dirty:
-                _fsync_dir(directory)
+                fd = self._walk(directory.split("/") if directory else [])
+                try:
+                    os.fsync(fd)
+                finally:
+                    _close(fd)
         except OSError as exc:
             raise self._fail("sync", exc) from exc
 
     def delete(self, name: str) -> None:
+        parents, last = self._split(name)
         try:
-            self._path(name).unlink(missing_ok=True)
+            parent = self._walk(parents)
+        except FileNotFoundError:
+            return
         except OSError as exc:
             raise self._fail(f"delete {name}", exc) from exc
+        try:
+            os.unlink(last, dir_fd=parent)  # a planted symlink is removed itself, not its target
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._fail(f"delete {name}", exc) from exc
+        finally:
+            _close(parent)
 
     def filesystem(self) -> str | None:
         """The type of the filesystem holding the directory (cifs, nfs4, ext4 ...), from
@@ -193,5 +337,5 @@ class LocalBackend:
         self.flush()
         with self._fd_lock:
             for fd in self._fds.values():
-                os.close(fd)
+                _close(fd)
             self._fds.clear()

@@ -65,9 +65,10 @@ def fail_if_not_intact(failed: list[str], noun: str, as_json: bool) -> None:
     if not as_json:
         for failure in failed:
             console.print(f"FAILED {failure}", markup=False)
+    more = f" (and {len(failed) - 1} more{'' if as_json else ', listed above'})"
     raise IntegrityError(
-        f"{len(failed)} {noun} could not be restored intact"
-        + ("" if as_json else " (listed above)")
+        f"{len(failed)} {noun} could not be restored intact: {failed[0]}"
+        + (more if len(failed) > 1 else "")
     )
 
 

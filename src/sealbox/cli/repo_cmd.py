@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sealbox.crypto.trust import Trust
     from sealbox.keymaterial import Unlocked
     from sealbox.repo.check import CheckReport
+    from sealbox.repo.restore import RestoreOptions
 
 repo_argument = click.argument("repo")
 
@@ -67,6 +68,20 @@ def key_options(func: Any) -> Any:
         "--identity",
         type=click.Path(dir_okay=False, path_type=Path),
         help="An age identity file (e.g. from `sealbox keys combine`).",
+    )(func)
+
+
+def privilege_options(func: Any) -> Any:
+    """``--owners`` and ``--special``: what a restore leaves out unless asked (format.md §16)."""
+    func = click.option(
+        "--special",
+        is_flag=True,
+        help="Also restore setuid/setgid bits, device nodes and file capabilities.",
+    )(func)
+    return click.option(
+        "--owners",
+        is_flag=True,
+        help="Also restore owners (uid/gid), ACLs and security labels (needs root).",
     )(func)
 
 
@@ -287,6 +302,7 @@ def open_for_reading(repo: str, unlocked: Unlocked, local_state: Path) -> Reposi
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
 @click.option("--no-verify", is_flag=True, help="Skip reading written files back.")
+@privilege_options
 @json_option
 def restore(
     repo: str,
@@ -299,16 +315,22 @@ def restore(
     includes: tuple[str, ...],
     dry_run: bool,
     no_verify: bool,
+    owners: bool,
+    special: bool,
     as_json: bool,
 ) -> None:
     """Restore SNAPSHOT (an id prefix or "latest": the newest authentic one) into TARGET."""
     from sealbox.repo.locks import reading_lock
+    from sealbox.repo.restore import RestoreOptions
 
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
     assert unlocked is not None
     repository = open_for_reading(repo, unlocked, state_dir(click.get_current_context()))
+    options = RestoreOptions(owners=owners, special=special)
     with reading_lock(repository.backend, "restore", warn):
-        _restore(repository, unlocked, snapshot, target, includes, dry_run, no_verify, as_json)
+        _restore(
+            repository, unlocked, snapshot, target, includes, dry_run, no_verify, options, as_json
+        )
 
 
 def _restore(
@@ -319,6 +341,7 @@ def _restore(
     includes: tuple[str, ...],
     dry_run: bool,
     no_verify: bool,
+    options: RestoreOptions,
     as_json: bool,
 ) -> None:
     from sealbox.repo.blobs import BlobReader
@@ -347,6 +370,7 @@ def _restore(
                 f" ({plan.free:,} bytes free)",
                 markup=False,
             )
+        fail_if_not_intact(plan.damaged_trees, "directory listing(s)", as_json)
         return
     if not as_json:
         console.print(
@@ -362,6 +386,7 @@ def _restore(
             target,
             verify=not no_verify,
             on_bytes=lambda n: bar.advance(n),
+            options=options,
         )
     for message in result.warnings:
         warn(message)
@@ -375,15 +400,32 @@ def _restore(
                 "warnings": result.warnings,
                 "seconds": round(result.seconds, 3),
                 "verified": not no_verify,
+                "complete": not result.failed,
+                "skipped": result.skipped,
             }
         )
     else:
         console.print(
-            f"restored {result.files} files, {result.bytes:,} bytes in {result.seconds:.2f} s"
-            + ("" if no_verify else ", every file read back and verified"),
+            restored_line(
+                result.files,
+                plan.files,
+                result.failed,
+                not no_verify,
+                f", {result.bytes:,} bytes in {result.seconds:.2f} s",
+            ),
             markup=False,
         )
-    fail_if_not_intact(result.failed, "file(s)", as_json)
+    fail_if_not_intact(result.failed, "item(s)", as_json)
+
+
+def restored_line(files: int, planned: int, failed: list[str], verified: bool, detail: str) -> str:
+    """ "restored N files ..." that says "verified" only of files that were written and checked;
+    ``detail`` (bytes, time) follows the count."""
+    if not failed:
+        tail = ", every file read back and verified" if verified else ""
+        return f"restored {files:,} files{detail}{tail}"
+    checked = f"; the {files:,} written were read back and verified" if verified and files else ""
+    return f"restored {files:,} of {planned:,} files{detail}{checked}; {len(failed)} item(s) FAILED"
 
 
 def read_data_fraction(value: str | None) -> float | None:

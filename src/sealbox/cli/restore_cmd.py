@@ -17,7 +17,13 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.cli.progress import bytes_progress
-from sealbox.cli.repo_cmd import key_options, reader_trust, unlock
+from sealbox.cli.repo_cmd import (
+    key_options,
+    privilege_options,
+    reader_trust,
+    restored_line,
+    unlock,
+)
 from sealbox.errors import OutputError, SignatureError
 
 
@@ -50,6 +56,7 @@ def group() -> None:
 @click.option("--replace", is_flag=True, help="Overwrite databases that exist.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--destination", help="Destination name (default: [system] destination).")
+@privilege_options
 @key_options
 @config_option
 @json_option
@@ -65,6 +72,8 @@ def system(
     replace: bool,
     dry_run: bool,
     destination: str | None,
+    owners: bool,
+    special: bool,
     identity: Path | None,
     shares: tuple[Path, ...],
     passphrase_flag: bool,
@@ -76,6 +85,7 @@ def system(
     from sealbox import system_restore
     from sealbox.alerts.report import restore_run
     from sealbox.product_repo import destination_of
+    from sealbox.repo.restore import RestoreOptions
 
     config = load(ctx, config_path)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
@@ -141,7 +151,11 @@ def system(
             return
         total = info["bytes"] + sum(db["bytes"] for db in info["databases"])
         with bytes_progress("restore", total, not as_json) as bar:
-            result = system_restore.run(restore, on_bytes=lambda n: bar.advance(n))
+            result = system_restore.run(
+                restore,
+                on_bytes=lambda n: bar.advance(n),
+                options=RestoreOptions(owners=owners, special=special),
+            )
         for message in result.warnings:
             warn(message)
         if as_json:
@@ -152,17 +166,22 @@ def system(
                     "restored_bytes": result.bytes,
                     "failed": result.failed,
                     "verified": True,
+                    "complete": not result.failed,
+                    "skipped": result.skipped,
                     "seconds": round(result.seconds, 3),
                 }
             )
         else:
             loaded = sum(1 for db in info["databases"] if db["action"] == "load")
             console.print(
-                f"Restored {result.files:,} files ({result.bytes:,} bytes), every file read back and verified"
+                "R"
+                + restored_line(
+                    result.files, info["files"], result.failed, True, f" ({result.bytes:,} bytes)"
+                )[1:]
                 + (f"; loaded {loaded} database(s)" if loaded else ""),
                 markup=False,
             )
-        fail_if_not_intact(result.failed, "file(s)", as_json)
+        fail_if_not_intact(result.failed, "item(s)", as_json)
 
 
 @group.command("recordings")
@@ -229,6 +248,12 @@ def recordings(
                     "failed": result.failed,
                     "recordings": [e["path"] for e in chosen],
                 }
+            )
+        elif result.failed:
+            console.print(
+                f"Restored {result.files} of {len(chosen)} recording(s), {result.bytes:,} bytes,"
+                f" into {target}; {len(result.failed)} FAILED",
+                markup=False,
             )
         else:
             console.print(

@@ -122,5 +122,6 @@ class BlobReader:
                 return self.decode(entry, stored, where)
             except (KeyMaterialError, CorruptFileError) as exc:
                 failure = failure or exc
-        assert failure is not None
+        if failure is None:  # no index names it: its pack (and index entry) went missing
+            raise CorruptFileError(f"blob {blob_id.hex()[:16]} is missing (no pack holds it)")
         raise failure

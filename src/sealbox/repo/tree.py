@@ -1,12 +1,16 @@
 """Tree blobs: one per directory, a JSON list of nodes sorted by name (docs/design/format.md).
 
 File names are bytes on Linux; a name that is valid UTF-8 is stored as ``name``, any other as
-``name_b64``. Restore validates every name (no ``/``, no ``.`` or ``..``, no NUL) before use.
+``name_b64``. :func:`decode_tree` is the one way in for every reader (restore, check): it refuses a
+tree with an unsafe name (``/``, ``.``, ``..``, NUL, empty), an unknown node type, or the same name
+twice. Two nodes with one name are how a forged tree steers a restore: the second replaces the
+first on disk, and whatever is applied later "by name" lands on the replacement (a symlink).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import stat
 from typing import Any
@@ -15,7 +19,9 @@ import orjson
 
 from sealbox.errors import CorruptFileError
 
-__all__ = ["decode_tree", "encode_tree", "node_name", "set_node_name"]
+__all__ = ["NODE_TYPES", "decode_tree", "encode_tree", "node_name", "set_node_name"]
+
+NODE_TYPES = frozenset({"file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket"})
 
 
 def set_node_name(node: dict[str, Any], name: str) -> None:
@@ -28,10 +34,15 @@ def set_node_name(node: dict[str, Any], name: str) -> None:
 
 def node_name(node: dict[str, Any]) -> str:
     """The node's file name, validated: it can never escape its directory."""
-    if "name_b64" in node:
-        raw = base64.b64decode(node["name_b64"])
-    else:
-        raw = str(node.get("name", "")).encode("utf-8")
+    try:
+        if "name_b64" in node:
+            raw = base64.b64decode(str(node["name_b64"]), validate=True)
+        else:
+            raw = str(node.get("name", "")).encode("utf-8")
+    except (binascii.Error, UnicodeEncodeError):
+        raise CorruptFileError(
+            "refusing a file name that does not decode in a snapshot tree"
+        ) from None
     if not raw or raw in (b".", b"..") or b"/" in raw or b"\0" in raw:
         raise CorruptFileError(f"refusing unsafe file name {raw[:60]!r} in a snapshot tree")
     return os.fsdecode(raw)
@@ -43,6 +54,10 @@ def encode_tree(nodes: list[dict[str, Any]]) -> bytes:
 
 
 def decode_tree(data: bytes | bytearray, what: str) -> list[dict[str, Any]]:
+    """The nodes of a tree blob; ``what`` (the directory) names it in errors.
+
+    Raises CorruptFileError for malformed JSON, an unsafe or duplicate name, an unknown type.
+    """
     try:
         doc: Any = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -50,6 +65,19 @@ def decode_tree(data: bytes | bytearray, what: str) -> list[dict[str, Any]]:
     nodes = doc.get("nodes") if isinstance(doc, dict) else None
     if not isinstance(nodes, list) or not all(isinstance(n, dict) for n in nodes):
         raise CorruptFileError(f"{what}: malformed tree")
+    seen: set[str] = set()
+    for node in nodes:
+        try:
+            name = node_name(node)
+        except CorruptFileError as exc:
+            raise CorruptFileError(f"{what}: {exc}") from None
+        if name in seen:
+            raise CorruptFileError(f"{what}: the tree lists {name!r} twice (forged or damaged)")
+        seen.add(name)
+        if node.get("type") not in NODE_TYPES:
+            raise CorruptFileError(
+                f"{what}: {name!r} has an unknown type {str(node.get('type'))[:20]!r}"
+            )
     return nodes
 
 
