@@ -214,7 +214,7 @@ class Snapshot:
             and all(isinstance(v, str) for v in (snap.repo, snap.signer, snap.signature))
         )
         try:
-            snap.datetime  # noqa: B018 - validates the time
+            ok = ok and snap.datetime.tzinfo is not None  # naive times do not compare with UTC
         except (ValueError, TypeError, AttributeError):
             ok = False
         if not ok:
