@@ -29,7 +29,10 @@ def set_node_name(node: dict[str, Any], name: str) -> None:
 def node_name(node: dict[str, Any]) -> str:
     """The node's file name, validated: it can never escape its directory."""
     if "name_b64" in node:
-        raw = base64.b64decode(node["name_b64"])
+        try:
+            raw = base64.b64decode(node["name_b64"])
+        except (ValueError, TypeError):  # binascii.Error is a ValueError
+            raise CorruptFileError("a snapshot tree holds a name_b64 that is not base64") from None
     else:
         raw = str(node.get("name", "")).encode("utf-8")
     if not raw or raw in (b".", b"..") or b"/" in raw or b"\0" in raw:
