@@ -50,6 +50,14 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _listed(item: Any, base: str) -> ObjectInfo:
+    """One entry of the agent's listing (TypeError, KeyError or ValueError when malformed)."""
+    name = item["name"]
+    if not isinstance(name, str):
+        raise TypeError("object name is not a string")
+    return ObjectInfo(name[len(base) :], int(item["size"]), float(item["mtime"]))
+
+
 class AgentBackend:
     round_trips = True  # each request costs a round trip: readers fetch whole packs
 
@@ -161,7 +169,8 @@ class AgentBackend:
             raise NotFoundError(f"{self.display}: no object for {action}")
         if response.status >= 400:
             try:
-                reason = orjson.loads(response.data).get("error", "")
+                doc = orjson.loads(response.data)
+                reason = doc.get("error", "") if isinstance(doc, dict) else ""
             except orjson.JSONDecodeError:
                 reason = response.data[:200].decode(errors="replace")
             raise _Refused(
@@ -172,12 +181,20 @@ class AgentBackend:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = f"{self.prefix}/" if self.prefix else ""
         response = self._request("GET", "/objects", "list", params={"prefix": base + prefix})
-        for item in orjson.loads(response.data):
-            yield ObjectInfo(item["name"][len(base) :], int(item["size"]), float(item["mtime"]))
+        try:
+            found = [_listed(item, base) for item in orjson.loads(response.data)]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise DestinationError(f"{self.display}: malformed object listing") from exc
+        yield from found
 
     def stat(self, name: str) -> ObjectInfo:
         response = self._request("HEAD", f"/objects/{self._name(name)}", f"stat {name}")
-        return ObjectInfo(name, int(response.headers["x-size"]), float(response.headers["x-mtime"]))
+        try:
+            return ObjectInfo(
+                name, int(response.headers["x-size"]), float(response.headers["x-mtime"])
+            )
+        except (KeyError, ValueError) as exc:
+            raise DestinationError(f"{self.display}: malformed answer to stat {name}") from exc
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         headers = {}
@@ -239,8 +256,14 @@ class AgentBackend:
         return None  # the agent fsyncs each object before answering
 
     def capacity(self) -> Capacity:
-        doc = orjson.loads(self._request("GET", "/capacity", "measure free space").data)
-        return Capacity(free=doc.get("free"), total=doc.get("total"))
+        try:
+            doc = orjson.loads(self._request("GET", "/capacity", "measure free space").data)
+            free, total = doc.get("free"), doc.get("total")
+        except (orjson.JSONDecodeError, AttributeError) as exc:
+            raise DestinationError(f"{self.display}: malformed answer to capacity") from exc
+        if not all(v is None or type(v) is int for v in (free, total)):
+            raise DestinationError(f"{self.display}: malformed answer to capacity")
+        return Capacity(free=free, total=total)
 
     def close(self) -> None:
         self.client.clear()

@@ -118,6 +118,10 @@ class Document:
         parsed: list[dict[str, Any]] | None,
         summaries: list[dict[str, Any]],
     ) -> None:
+        if not isinstance(header.get("keys") or [], list) or not isinstance(
+            header.get("counts") or {}, dict
+        ):
+            raise CorruptFileError("the secrets document's keys or counts are malformed")
         self.appliance = str(header.get("appliance", ""))
         self.created = str(header.get("created", ""))
         self.keys: list[dict[str, str]] = list(header.get("keys") or [])
@@ -189,9 +193,14 @@ def _check_header(head: Any) -> dict[str, Any]:
 def _summaries(items: Iterable[Any]) -> list[dict[str, Any]]:
     out = []
     for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("id"), str)
+            and all(isinstance(item.get(k) or [], list) for k in ("tags", "history"))
+        ):
             raise CorruptFileError(
                 "the secrets document holds an item that is not an object with an id"
+                " (or whose tags or history are not lists)"
             )
         out.append(summary_of(item))
     return out

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import struct
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -157,7 +157,7 @@ def parse_public_key_line(line: str) -> Ed25519PublicKey:
     parts = line.strip().split()
     try:
         key = serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"not an OpenSSH public key: {line.strip()[:60]!r}") from exc
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError("only ssh-ed25519 signer keys are supported")

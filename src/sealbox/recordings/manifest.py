@@ -12,6 +12,7 @@ the appliance remembers.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from sealbox.repo import format as fmt
 __all__ = ["GENESIS", "Batch", "chain", "decode_batch", "encode_batch", "entry_hash"]
 
 GENESIS = "00" * 32
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 NAMESPACE = "sealbox-recordings"
 ENTRY_FIELDS = (
     "seq",
@@ -114,6 +116,11 @@ def decode_batch(data: bytes, index_key: bytes, what: str) -> Batch:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{what}: malformed recordings manifest") from exc
+    if not (
+        all(isinstance(e, dict) and isinstance(e.get("seq"), int) for e in batch.entries)
+        and all(_HEX64.fullmatch(h) for h in (batch.prev_head, batch.head))
+    ):
+        raise CorruptFileError(f"{what}: malformed recordings manifest (entries or heads)")
     if batch.header()["entries_sha256"] != doc.get("entries_sha256"):
         raise CorruptFileError(f"{what}: entries do not match the signed header")
     return batch

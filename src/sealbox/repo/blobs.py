@@ -74,7 +74,7 @@ class BlobReader:
 
     def decode(self, entry: fmt.PackEntry, stored: bytes | memoryview, where: str) -> bytes:
         """Plaintext of a stored blob; CorruptFileError names it if anything does not match."""
-        if len(stored) != entry.length:
+        if len(stored) != entry.length or entry.length < fmt.NONCE_LEN + fmt.TAG_LEN:
             raise CorruptFileError(f"{where}: blob {entry.blob_id.hex()[:16]} is truncated")
         nonce = bytes(stored[: fmt.NONCE_LEN])
         try:
@@ -87,6 +87,13 @@ class BlobReader:
             ) from None
         if len(payload) < entry.raw_length:
             try:
+                # A frame that states its size is given that much memory, whatever
+                # max_output_size says: refuse one claiming more than the blob can be.
+                claimed = zstandard.frame_content_size(payload)
+                if claimed > entry.raw_length or entry.raw_length > MAX_BLOB:
+                    raise CorruptFileError(
+                        f"{where}: blob {entry.blob_id.hex()[:16]} claims an impossible length"
+                    )
                 payload = self._decompressor().decompress(payload, max_output_size=entry.raw_length)
             except zstandard.ZstdError as exc:
                 raise CorruptFileError(

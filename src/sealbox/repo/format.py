@@ -184,6 +184,9 @@ def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
 def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
     raw = open_sealed(index_key, b"index", data, what)
     try:
+        # A frame that states its size is given that much memory, whatever max_output_size says.
+        if zstandard.frame_content_size(raw) > MAX_INDEX_BODY:
+            raise CorruptFileError(f"{what}: index claims more than {MAX_INDEX_BODY:,} bytes")
         body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BODY)
     except zstandard.ZstdError as exc:
         raise CorruptFileError(f"{what}: index does not decompress") from exc

@@ -63,13 +63,17 @@ class WriterSecrets:
             raise WrongKeyError(f"{what}: the key given does not open this repository") from exc
         try:
             doc: Any = orjson.loads(plain)
-            return cls(
+            keys = cls(
                 str(doc["repo"]),
                 bytes.fromhex(doc["id_key"]),
                 bytes.fromhex(doc["index_key"]),
                 int(doc["chunker_seed"]),
             )
-        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            if len(keys.id_key) != 32 or len(keys.index_key) != 32:
+                raise ValueError("keys of the wrong size")
+            keys.check()  # the seed must fit its 8 bytes (OverflowError, a ValueError, if not)
+            return keys
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, OverflowError) as exc:
             raise CorruptFileError(f"{what}: malformed repository key object") from exc
         finally:
             agekeys.wipe(plain)

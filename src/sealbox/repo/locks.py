@@ -35,7 +35,7 @@ MAX_LOCK = 64 << 10
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process (a pid beyond C's long)
         return False
     except PermissionError:
         return True

@@ -41,8 +41,8 @@ __all__ = [
     "default_state_dir",
 ]
 
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX32 = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 
 # Chunk sizes: see docs/design/format.md ("Chunking") for the measurement behind them.
 DEFAULT_CHUNKER = {"min": 256 * 1024, "avg": 1024 * 1024, "max": 4 * 1024 * 1024}

@@ -39,7 +39,7 @@ def node_name(node: dict[str, Any]) -> str:
             raw = base64.b64decode(str(node["name_b64"]), validate=True)
         else:
             raw = str(node.get("name", "")).encode("utf-8")
-    except (binascii.Error, UnicodeEncodeError):
+    except (binascii.Error, UnicodeEncodeError, TypeError, ValueError):
         raise CorruptFileError(
             "refusing a file name that does not decode in a snapshot tree"
         ) from None
