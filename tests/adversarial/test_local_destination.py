@@ -52,8 +52,12 @@ def test_a_symlink_to_dev_zero_in_snapshots_is_refused_not_read(env):
         backend.stat(f"snapshots/{'ab' * 32}")
     # Listed (by lstat, never followed), so every reader meets the clear error:
     assert [o.name for o in backend.list("snapshots/")] == [f"snapshots/{'ab' * 32}"]
-    with pytest.raises(DestinationError, match=r"snapshots/abab.* is not a regular file"):
-        env.writer().snapshots()
+    # ...and listing snapshots names it as rejected and goes on (one planted object must not
+    # block listing or restore).
+    repo = env.writer()
+    assert repo.snapshots() == []
+    (rejected,) = repo.rejected
+    assert rejected.name == "ab" * 32 and "is not a regular file" in rejected.reason
 
 
 def test_a_fifo_in_snapshots_does_not_hang_a_reader(env):

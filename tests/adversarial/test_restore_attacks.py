@@ -85,8 +85,9 @@ class Forger:
 
 def restore_cli(sealbox, env, target: Path, *extra: str):
     return sealbox(
-        "repo", "restore", env.url, "latest", target, "--identity", env.identity_file, *extra
-    )
+        "repo", "--state-dir", env.state, "restore", env.url, "latest", target,
+        "--identity", env.identity_file, *extra,
+    )  # fmt: skip
 
 
 def damage_blob(env, blob_hex: str) -> None:
