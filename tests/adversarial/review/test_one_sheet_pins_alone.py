@@ -1,0 +1,38 @@
+"""Review finding: ``sheet_signers`` leaves out sheets that name no signer, so when the other
+custodians bring bare words (typed from the paper, as format.md §2 allows), one altered sheet
+naming the forger is the only pin, and the forged backup opens as verified."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sealbox.crypto import sshsig
+
+
+@pytest.mark.xfail(strict=True, reason="review: one altered sheet pins alone beside bare words")
+def test_one_altered_sheet_beside_bare_words_does_not_pin_the_forger(
+    appliance,
+    sealbox,
+    forged,
+    tmp_path,
+):
+    _, fake, key = forged
+    altered = tmp_path / "share-02.txt"
+    altered.write_text(
+        re.sub(
+            r"(?m)^Signer: .*$",
+            "Signer:     " + sshsig.public_key_line(key.public_key()),
+            appliance.shares[1].read_text(),
+        )
+    )
+    args = ["--share", str(altered)]
+    for n in (1, 3):  # the honest custodians typed only their words
+        words = appliance.shares[n - 1].read_text().split("BEGIN SHARE")[1].split("END SHARE")[0]
+        bare = tmp_path / f"words-{n}.txt"
+        bare.write_text(words)
+        args += ["--share", str(bare)]
+    result = sealbox("breakglass", "open", fake, *args, "show", "cred-00001", "--reveal")
+    assert "attacker" not in result.out, result.out
+    assert result.code != 0
