@@ -40,6 +40,7 @@ class Unlocked:
     # The appliance signing keys the sheets (or the identity file made from them) pin.
     signers: list[Ed25519PublicKey] = field(default_factory=list)
     expected_key_ids: list[str] = field(default_factory=list)
+    signer_dispute: str | None = None  # why the sheets' signers cannot be used (see sheet_signers)
 
     @property
     def key_ids(self) -> list[str]:
@@ -112,19 +113,29 @@ def rebuild_identity(
     return identity, parsed
 
 
-def sheet_signers(parsed: list[shares.ParsedShare]) -> list[str]:
-    """The signer lines the sheets agree on (sheets naming none are left out). Sheets of one
-    ceremony name the same signers; sheets that disagree are refused, never merged, so one
-    altered sheet cannot slip another key in."""
+def sheet_signers(parsed: list[shares.ParsedShare]) -> tuple[list[str], str | None]:
+    """(the signer lines the sheets agree on, or the reason they do not). Sheets of one
+    ceremony name the same signers. Sheets that name different sets, or some sheets naming
+    signers while others name none (bare words), are a dispute: one altered sheet must not
+    decide alone whom everybody trusts. A dispute is settled only by --signer."""
     named = {p.origin: tuple(" ".join(s.split()[:2]) for s in p.signers) for p in parsed}
     sets = {k: v for k, v in named.items() if v}
+    if not sets:
+        return [], None
     if len({frozenset(v) for v in sets.values()}) > 1:
         detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in sets.items())
-        raise ShareError(
-            f"the sheets name different appliance signers ({detail[:300]}): check the sheets, or"
-            " pass --signer with the key you trust"
+        return [], (
+            f"the sheets name different appliance signers ({detail[:300]}): check the sheets,"
+            " and pass --signer with the key you trust"
         )
-    return list(next(iter(sets.values()), ()))
+    if len(sets) != len(named):
+        bare = ", ".join(k for k, v in named.items() if not v)
+        return [], (
+            f"only {len(sets)} of {len(named)} sheets name the appliance signer ({bare} name"
+            " none): one sheet cannot pin it for the others; pass --signer with the key printed"
+            " on the custodians' sheets"
+        )
+    return list(next(iter(sets.values()))), None
 
 
 def from_share_files(paths: list[Path], passphrase: PassphraseSource | None) -> Unlocked:
@@ -132,7 +143,8 @@ def from_share_files(paths: list[Path], passphrase: PassphraseSource | None) -> 
     identities = agekeys.load_identities(identity, "shares")
     del identity
     signers = []
-    for line in sheet_signers(parsed):
+    lines, dispute = sheet_signers(parsed)
+    for line in lines:
         try:
             signers.append(sshsig.parse_public_key_line(line))
         except SignatureError as exc:
@@ -143,6 +155,7 @@ def from_share_files(paths: list[Path], passphrase: PassphraseSource | None) -> 
         from_shares=True,
         signers=signers,
         expected_key_ids=sorted({p.key_id for p in parsed if p.key_id}),
+        signer_dispute=dispute,
     )
 
 
@@ -157,7 +170,9 @@ def pinned_trust(
     SignatureError when that is nothing and unverified sources are not accepted."""
     keys: list[Ed25519PublicKey] = list(signer_options)
     sources = ["--signer"] if signer_options else []
-    if unlocked is not None and unlocked.signers:
+    if unlocked is not None and unlocked.signer_dispute and not signer_options:
+        raise ShareError(unlocked.signer_dispute)
+    if unlocked is not None and unlocked.signers and not unlocked.signer_dispute:
         keys += unlocked.signers
         sources.append("the custodian sheets" if unlocked.from_shares else "the identity file")
     if local is not None and not local.empty:

@@ -182,7 +182,10 @@ def combine_to_identity(paths: list[Path], passphrase: PassphraseSource | None) 
     identity, parsed = rebuild_identity(paths, passphrase)
     recipient = agekeys.recipient_of(identity)
     kid = agekeys.key_id(recipient)
-    signers = "".join(f"# signer: {line}\n" for line in sheet_signers(parsed))
+    lines, dispute = sheet_signers(parsed)
+    if dispute:
+        raise ShareError(f"{dispute} (the identity file would pin it)")
+    signers = "".join(f"# signer: {line}\n" for line in lines)
     text = (
         f"# created: {utc_now()}\n# key id: {kid}\n# public key: {recipient}\n{signers}{identity}\n"
     )

@@ -166,8 +166,14 @@ class Keystore:
     def signer_lines(self) -> list[str]:
         """Every signing key this appliance has used, newest (current) first; empty if none."""
         lines: list[str] = []
-        if (self.dir / "signing_key").exists():
-            lines.append(public_key_line(self.signing_key(create=False).public_key()))
+        public = self.dir / "signing_key.pub"
+        try:  # the public half, so that a reader need not be able to read the private key
+            lines.append(" ".join(public.read_text(encoding="utf-8").split()[:2]))
+        except FileNotFoundError:
+            if (self.dir / "signing_key").exists():
+                lines.append(public_key_line(self.signing_key(create=False).public_key()))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"keystore {public} is unreadable: {exc}") from exc
         for entry in reversed(self._signer_record().get("retired", [])):
             line = str(entry.get("key", "")) if isinstance(entry, dict) else ""
             if line and line not in lines:

@@ -348,12 +348,20 @@ def test_put_under_an_object_or_onto_a_directory_is_409(agent):
 
 def test_append_only_lets_nested_locks_and_probes_go_and_nothing_else(append_only):
     with append_only.client("nest") as client:
-        for name in ("repo/locks/abc", "x/y/probes/z", "locks/top"):
+        lock = "0123456789abcdef" * 2  # a lock's name: 32 hex digits
+        for name in (f"repo/locks/{lock}", "x/y/probes/canary-pam-01-a1b2", f"locks/{lock}"):
             assert client.put(f"/objects/{name}", content=b"1").status_code == 201
             assert client.put(f"/objects/{name}", content=b"2").status_code == 201  # replaced
             assert client.get(f"/objects/{name}").content == b"2"
             assert client.delete(f"/objects/{name}").status_code == 204
-        for name in ("repo/data/ab/abcd", "locks/x/data", "repo/locksmith/a", "probes"):
+        for name in (
+            "repo/data/ab/abcd",
+            "locks/x/data",
+            "repo/locksmith/a",
+            "probes",
+            "repo/locks/config",  # a destination whose path ends in locks: still protected
+            "site/probes/secrets-pam-01-20261201T000000Z.age",
+        ):
             assert client.put(f"/objects/{name}", content=b"1").status_code == 201
             refused = client.delete(f"/objects/{name}")
             assert refused.status_code == 403

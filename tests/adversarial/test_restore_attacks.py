@@ -278,18 +278,55 @@ def test_owners_are_left_alone_by_default_and_restored_with_owners(env, sealbox,
 
 
 def test_owners_option_needs_root(env, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("checks the refusal for a user who is not root")
+    """--owners as a user who is not root is refused before anything is written. As root (CI),
+    the restore runs in a child process that really is user nobody."""
     forge = Forger(env)
-    snap = forge.publish([forge.file("f", b"x")])
-    repo, reader = env.reader()
-    plan = plan_restore(repo, reader.index, reader, snap, tmp_path / "out")
-    from sealbox.errors import PolicyError
+    forge.publish([forge.file("f", b"x")])
+    if os.geteuid() != 0:
+        repo, reader = env.reader()
+        plan = plan_restore(repo, reader.index, reader, repo.find_snapshot("latest"), tmp_path)
+        from sealbox.errors import PolicyError
 
-    with pytest.raises(PolicyError, match="needs root"):
-        run_restore(
-            repo, reader.index, reader, plan, tmp_path / "out", options=RestoreOptions(owners=True)
-        )
+        with pytest.raises(PolicyError, match="needs root"):
+            run_restore(
+                repo,
+                reader.index,
+                reader,
+                plan,
+                tmp_path / "out",
+                options=RestoreOptions(owners=True),
+            )
+        return
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    share = Path(tempfile.mkdtemp(prefix="sealbox-nobody-"))
+    try:
+        for part in ("repo", "state", "identity.txt"):
+            source = tmp_path / part
+            copy = share / part
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, copy)
+        shutil.rmtree(share / "state" / "repos")  # writer keys stay with root
+        os.chmod(share / "state" / "keystore" / "signing_key", 0o600)
+        for path in [share, *share.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else (path.stat().st_mode | 0o444))
+        os.chmod(share / "state" / "keystore" / "signing_key", 0o600)  # unreadable to nobody
+        out = share / "out"
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "sealbox", "repo", "--state-dir", str(share / "state"),
+             "restore", f"file://{share / 'repo'}", "latest", str(out),
+             "--identity", str(share / "identity.txt"), "--owners"],
+            capture_output=True, text=True, check=False, timeout=60,
+            cwd=share,
+        )  # fmt: skip
+        assert done.returncode == 9, (done.returncode, done.stderr)
+        assert "needs root" in done.stderr and "Traceback" not in done.stderr
+        assert not out.exists() or not any(out.rglob("f"))
+    finally:
+        shutil.rmtree(share, ignore_errors=True)
 
 
 def test_file_capabilities_need_special_and_user_xattrs_do_not(env, sealbox, tmp_path):

@@ -68,9 +68,9 @@ def test_append_only_never_replaces_or_deletes(append_only_agent):
         assert client.put("/v1/ns/appliance/objects/data/aa/pack", content=b"v2").status_code == 409
         assert client.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 403
         assert client.get("/v1/ns/appliance/objects/data/aa/pack").content == b"v1"
-        assert client.put("/v1/ns/appliance/objects/locks/l1", content=b"l").status_code == 201
+        assert client.put("/v1/ns/appliance/objects/locks/abababababababababababababababab", content=b"l").status_code == 201
         assert (
-            client.delete("/v1/ns/appliance/objects/locks/l1").status_code == 204
+            client.delete("/v1/ns/appliance/objects/locks/abababababababababababababababab").status_code == 204
         )  # locks stay usable
     with _client(append_only_agent, admin) as pruner:
         assert pruner.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 204
@@ -232,8 +232,8 @@ def test_the_backend_asks_the_agent_whether_it_is_append_only(
         f"{backend.display}: cannot delete data/ab/pack: the destination is append-only"
         " (prune with an admin token, on the storage host)"
     )
-    backend.put("locks/l1", b"l")
-    backend.delete("locks/l1")  # the repository's locks below its path stay deletable
+    backend.put("locks/" + "ab" * 16, b"l")
+    backend.delete("locks/" + "ab" * 16)  # the repository's locks below its path stay deletable
     monkeypatch.setenv("SEALBOX_AGENT_TOKEN", agent_server.token("ask"))
     monkeypatch.setenv("SEALBOX_AGENT_CA", str(agent_server.cert))
     assert open_backend(f"{agent_server.base}/ask").append_only is False

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -34,16 +35,25 @@ __all__ = ["build_app", "mutable"]
 
 log = logging.getLogger("sealbox.agent")
 CHUNK = 1 << 20
-MUTABLE_DIRS = frozenset({"locks", "probes"})
+# What append-only mode still lets be replaced and deleted, by the *shape* of the last two
+# name components: a repository lock (``locks/`` + 32 hex digits, as `repo/locks.py` names them)
+# and a probe canary (``probes/canary-...``, as `probe.py` names them). Neither holds backup data,
+# and nothing else Sealbox stores has such a name, so a destination whose own path ends in
+# ``locks`` or ``probes`` gains no mutable objects (its config, backups and packs keep their
+# protection).
+_MUTABLE = {
+    "locks": re.compile(r"^[0-9a-f]{32}$"),
+    "probes": re.compile(r"^canary-[A-Za-z0-9._-]+$"),
+}
 
 
 def mutable(name: str) -> bool:
-    """Whether append-only mode still lets this object be replaced and deleted: repository locks
-    and probe canaries (``.../locks/X``, ``.../probes/X``) hold no backup data. Any depth, since a
-    repository may live below a path of the namespace (``repo/locks/X``); only the direct parent
-    counts, so ``locks/x/data`` is protected like any other object."""
+    """Whether append-only mode still lets this object be replaced and deleted (see _MUTABLE);
+    at any depth, since a repository may live below a path of the namespace (``repo/locks/X``)."""
     parts = name.split("/")
-    return len(parts) >= 2 and parts[-2] in MUTABLE_DIRS
+    if len(parts) < 2 or parts[-2] not in _MUTABLE:
+        return False
+    return bool(_MUTABLE[parts[-2]].match(parts[-1]))
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -26,6 +27,16 @@ from sealbox.errors import ConfigError, DestinationError, NotFoundError
 from sealbox.redact import mask_url
 
 __all__ = ["AgentBackend"]
+
+MAX_ANSWER = 4 << 30  # a whole object or a listing: far above any Sealbox object
+MAX_ERROR = 64 << 10  # an error answer's body
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Any
+    data: bytes
 
 
 def _loopback(host: str) -> bool:
@@ -149,7 +160,11 @@ class AgentBackend:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
         root: str | None = None,
-    ) -> Any:
+        limit: int = MAX_ANSWER,
+    ) -> _Answer:
+        """One request; the body is read up to ``limit`` bytes and no further: an agent (or
+        whoever answers in its place) that sends more than was asked is refused, never
+        buffered whole."""
         import urllib3
 
         url = (root or self.root) + path + (f"?{urlencode(params)}" if params else "")
@@ -159,24 +174,42 @@ class AgentBackend:
                 url,
                 body=content,
                 headers={**self.headers, **(headers or {})},
-                preload_content=True,
+                preload_content=False,
             )
         except urllib3.exceptions.HTTPError as exc:
             raise DestinationError(
                 f"{self.display}: cannot {action}: {type(exc).__name__} {exc}"
             ) from exc
+        try:
+            cap = MAX_ERROR if response.status >= 400 else limit
+            data = response.read(cap + 1) if method != "HEAD" else b""
+            complete = len(data) <= cap
+        except urllib3.exceptions.HTTPError as exc:
+            response.close()
+            raise DestinationError(
+                f"{self.display}: cannot {action}: {type(exc).__name__} {exc}"
+            ) from exc
+        if complete and response.status < 400 and method != "HEAD":
+            response.release_conn()
+        else:
+            response.close()  # what is left unread is dropped with the connection
         if response.status == 404:
             raise NotFoundError(f"{self.display}: no object for {action}")
         if response.status >= 400:
             try:
-                doc = orjson.loads(response.data)
+                doc = orjson.loads(data[:MAX_ERROR])
                 reason = doc.get("error", "") if isinstance(doc, dict) else ""
             except orjson.JSONDecodeError:
-                reason = response.data[:200].decode(errors="replace")
+                reason = data[:200].decode(errors="replace")
             raise _Refused(
                 f"{self.display}: cannot {action}: {response.status} {reason}", response.status
             )
-        return response
+        if not complete:
+            raise DestinationError(
+                f"{self.display}: cannot {action}: the agent answered more than the {limit:,}"
+                " bytes asked for"
+            )
+        return _Answer(response.status, response.headers, data)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = f"{self.prefix}/" if self.prefix else ""
@@ -204,10 +237,13 @@ class AgentBackend:
             headers["Range"] = f"bytes={offset}-" + (
                 "" if length is None else str(offset + length - 1)
             )
-        data: bytes = self._request(
-            "GET", f"/objects/{self._name(name)}", f"read {name}", headers=headers
+        return self._request(
+            "GET",
+            f"/objects/{self._name(name)}",
+            f"read {name}",
+            headers=headers,
+            limit=MAX_ANSWER if length is None else length,
         ).data
-        return data
 
     def put(
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False

@@ -22,6 +22,16 @@ from sealbox.redact import mask_url
 __all__ = ["S3Backend"]
 
 MULTIPART = 16 * 1024 * 1024
+MAX_WHOLE = 4 << 30  # a whole-object read: far above any Sealbox object
+
+
+def _empty_range(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+        "InvalidRange",
+        "416",
+    )
 UNLOCKED = "locks/"  # repository locks must be deletable
 
 
@@ -151,12 +161,26 @@ class S3Backend:
                 return b""
             kwargs["Range"] = f"bytes={offset}-{end}"
         try:
-            data: bytes = self.client.get_object(**kwargs)["Body"].read()
-            return data
+            body = self.client.get_object(**kwargs)["Body"]
+            try:
+                # Never more than was asked (plus one byte to notice): an endpoint that ignores
+                # the range, or answers without end, is refused instead of buffered whole.
+                data: bytes = body.read(MAX_WHOLE + 1 if length is None else length + 1)
+            finally:
+                body.close()
         except Exception as exc:
             if self._missing(exc):
                 raise NotFoundError(f"{self.display}: no object {name!r}") from None
+            if length is not None and offset == 0 and _empty_range(exc):
+                return b""  # a range read of an empty object: S3 says 416, it is just empty
             raise self._fail(f"read {name}", exc) from exc
+        limit = MAX_WHOLE if length is None else length
+        if len(data) > limit:
+            raise DestinationError(
+                f"{self.display}: cannot read {name}: the endpoint answered more than the"
+                f" {limit:,} bytes asked for"
+            )
+        return data
 
     def put(
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False

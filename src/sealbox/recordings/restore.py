@@ -7,7 +7,7 @@ import errno
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,14 @@ class RecordingsRestore:
 
 
 def _when(entry: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(entry.get("ended")).replace("Z", "+00:00"))
+    try:
+        when = datetime.fromisoformat(str(entry.get("ended")).replace("Z", "+00:00"))
+    except ValueError:
+        raise CorruptFileError(
+            f"recording #{entry.get('seq')}: its end time {str(entry.get('ended'))[:40]!r} is"
+            " not a time"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def select(

@@ -90,9 +90,16 @@ def forget_snapshots(repo: Repository, snapshots: list[Snapshot]) -> None:
     if not snapshots:
         return
     with Lock(repo.backend, exclusive=False, purpose="forget"):
+        gone = {s.id for s in snapshots}
+        accepted, rejected = repo.scan_snapshots()
+        others = accepted + [r.snapshot for r in rejected if r.snapshot is not None]
+        # A reference list is content-named: two snapshots may name the same one (a forged
+        # snapshot may name a real one's on purpose). It goes only when nobody else names it.
+        still_named = {s.refs for s in others if s.id not in gone}
         for snapshot in snapshots:
             repo.backend.delete(f"snapshots/{snapshot.id}")  # the snapshot first: then it is gone
-            repo.backend.delete(f"refs/{snapshot.refs}")
+            if snapshot.refs not in still_named:
+                repo.backend.delete(f"refs/{snapshot.refs}")
 
 
 def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = None) -> PruneResult:
@@ -112,10 +119,12 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
     with Lock(repo.backend, exclusive=True, purpose="prune"):
         sizes = dict(repo.list_packs())
         headers: dict[str, list[fmt.PackEntry]] = {}
+        unreadable: list[str] = []
         for name, size in sizes.items():
             try:
                 headers[name] = repo.read_pack_header(name, size)
             except SealboxError as exc:
+                unreadable.append(name)
                 result.errors.append(f"{pack_path(name)}: kept, its header is unreadable ({exc})")
         accepted, rejected = repo.scan_snapshots()
         decoded = accepted + [r.snapshot for r in rejected if r.snapshot is not None]
@@ -125,6 +134,14 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
             try:
                 used.update(repo.load_refs(snapshot.refs))
             except SealboxError as exc:
+                if not snapshot.verified:
+                    # Not authentic for this prune's pinned signers: it cannot hold prune back
+                    # forever (a forged snapshot naming a missing list would); it is reported.
+                    result.errors.append(
+                        f"snapshot {snapshot.id[:12]} (not verified): reference list unreadable"
+                        f" ({exc}); its data is not kept"
+                    )
+                    continue
                 raise IntegrityError(
                     f"prune stopped, nothing deleted: snapshot {snapshot.id[:12]}'s reference list"
                     f" cannot be read ({exc}), so what it needs is unknown (run check)"
@@ -155,6 +172,12 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
         result.packs_written = len(new_packs)
         keep_packs.update(new_packs)
         keep_packs.update({pack: headers[pack] for pack in failed})
+        if unreadable:
+            # A pack kept unread keeps what the index files said of it (a wrong entry only fails
+            # authentication when read): dropping it from the index would hide it as surely as
+            # deleting it.
+            claimed = repo.load_index().packs
+            keep_packs.update({pack: claimed.get(pack, []) for pack in unreadable})
         delete = [pack for pack in delete if pack not in failed]
         old_index = [info.name for info in repo.backend.list("index/")]  # damaged ones too
         new_index = repo.save_index(keep_packs) if keep_packs else None

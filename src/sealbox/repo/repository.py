@@ -505,8 +505,13 @@ class Repository:
         return index
 
     def list_packs(self) -> Iterator[tuple[str, int]]:
+        """(name, size) of each pack: only objects exactly at ``data/XX/NAME`` with a 64-hex
+        NAME count (an object planted at ``data/zz/<a real pack's name>`` must not pass for
+        that pack)."""
         for info in self.backend.list("data/"):
-            yield info.name.rsplit("/", 1)[-1], info.size
+            name = info.name.rsplit("/", 1)[-1]
+            if _HEX64.match(name) and info.name == pack_path(name):
+                yield name, info.size
 
     def read_pack_header(self, pack: str, size: int) -> list[fmt.PackEntry]:
         """A pack's entries from its own (sealed) header: what prune and check trust. One read of
@@ -619,8 +624,9 @@ class Repository:
                 extra = f" ({len(rejected)} rejected: see `snapshots`)" if rejected else ""
                 raise NotFoundError(f"no authentic {what} here yet{extra}")
             return usable[-1]
-        found = [s for s in accepted if s.id.startswith(ref)]
-        refused = [r for r in rejected if r.name.startswith(ref)]
+        exact = [s for s in accepted if s.id == ref]  # a full id is never ambiguous
+        found = exact or [s for s in accepted if s.id.startswith(ref)]
+        refused = [] if exact else [r for r in rejected if r.name.startswith(ref)]
         if len(found) + len(refused) != 1:
             raise NotFoundError(
                 f"no snapshot {ref!r}"

@@ -18,9 +18,6 @@ from sealbox.repo.forget import apply_policy, forget_snapshots, prune
 from sealbox.repo.repository import Snapshot
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: forget deletes a reference list another snapshot names"
-)
 def test_forgetting_a_forged_snapshot_does_not_delete_a_real_snapshots_reference_list(
     env, tmp_path
 ):
@@ -50,3 +47,31 @@ def test_forgetting_a_forged_snapshot_does_not_delete_a_real_snapshots_reference
     repo, _ = env.reader()
     assert run_check(repo).ok, run_check(repo).errors
     prune(env.writer())
+
+
+def test_a_forged_snapshot_naming_a_missing_reference_list_does_not_block_prune(env, tmp_path):
+    """Signed by a key the prune host does not pin, it is not authentic: it cannot hold prune
+    back forever; a verified snapshot with an unreadable list still stops prune (nothing lost)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sealbox.errors import IntegrityError
+    from sealbox.repo import format as fmt
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(5000))
+    real = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    repo = env.writer()
+    forged = Snapshot(
+        id="", time="2001-01-01T00:00:00.000000Z", hostname="x", paths=["/x"],
+        tree=real.tree, refs="ee" * 32, repo=repo.config.id,
+    )  # fmt: skip
+    forged.sign(Ed25519PrivateKey.generate(), [])
+    data = fmt.seal_json(repo.keys.index_key, b"snapshot", forged.to_dict())
+    repo.backend.put(f"snapshots/{fmt.content_name(data)}", data)
+    result = prune(env.writer())
+    assert any("not verified" in e and "reference list unreadable" in e for e in result.errors)
+    root = env.url.removeprefix("file://")
+    os.unlink(f"{root}/refs/{real.refs}")
+    with pytest.raises(IntegrityError, match="prune stopped, nothing deleted"):
+        prune(env.writer())

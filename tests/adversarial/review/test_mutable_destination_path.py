@@ -11,9 +11,6 @@ from sealbox.backends.agent import AgentBackend
 from sealbox.errors import DestinationError
 
 
-@pytest.mark.xfail(
-    strict=True, reason="review: a destination path ending in locks/probes is mutable"
-)
 def test_a_destination_named_probes_keeps_its_backups_append_only(append_only):
     token = append_only.token("shop")
     backend = AgentBackend(append_only.url, "shop", token, True, prefix="site/probes")
