@@ -68,9 +68,17 @@ def test_append_only_never_replaces_or_deletes(append_only_agent):
         assert client.put("/v1/ns/appliance/objects/data/aa/pack", content=b"v2").status_code == 409
         assert client.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 403
         assert client.get("/v1/ns/appliance/objects/data/aa/pack").content == b"v1"
-        assert client.put("/v1/ns/appliance/objects/locks/abababababababababababababababab", content=b"l").status_code == 201
         assert (
-            client.delete("/v1/ns/appliance/objects/locks/abababababababababababababababab").status_code == 204
+            client.put(
+                "/v1/ns/appliance/objects/locks/abababababababababababababababab", content=b"l"
+            ).status_code
+            == 201
+        )
+        assert (
+            client.delete(
+                "/v1/ns/appliance/objects/locks/abababababababababababababababab"
+            ).status_code
+            == 204
         )  # locks stay usable
     with _client(append_only_agent, admin) as pruner:
         assert pruner.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 204

@@ -32,6 +32,8 @@ def _empty_range(exc: Exception) -> bool:
         "InvalidRange",
         "416",
     )
+
+
 UNLOCKED = "locks/"  # repository locks must be deletable
 
 
