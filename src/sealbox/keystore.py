@@ -60,6 +60,18 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def _write_signing_key(path: Path, key: Ed25519PrivateKey) -> None:
+    """The private key (OpenSSH format, 0600), then its public line beside it (.pub)."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    _atomic_write(path, pem, mode=0o600)
+    line = public_key_line(key.public_key(), "sealbox") + "\n"
+    _atomic_write(path.with_suffix(".pub"), line.encode())
+
+
 class Keystore:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "keystore"
@@ -132,15 +144,7 @@ class Keystore:
     def _new_signing_key(self, path: Path) -> Ed25519PrivateKey:
         self._ensure_dir()
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        _atomic_write(path, pem, mode=0o600)
-        _atomic_write(
-            path.with_suffix(".pub"), (public_key_line(key.public_key(), "sealbox") + "\n").encode()
-        )
+        _write_signing_key(path, key)
         return key
 
     def signer_public(self) -> Ed25519PublicKey:
@@ -202,13 +206,5 @@ class Keystore:
         )
         record.setdefault("endorsements", []).append(link.to_dict())
         _atomic_write(self.dir / "signers.json", orjson.dumps(record, option=orjson.OPT_INDENT_2))
-        pem = new.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        _atomic_write(path, pem, mode=0o600)
-        _atomic_write(
-            path.with_suffix(".pub"), (public_key_line(new.public_key(), "sealbox") + "\n").encode()
-        )
+        _write_signing_key(path, new)
         return new.public_key(), link
