@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sealbox.backends.base import read_bounded
 from sealbox.config.models import Config
 from sealbox.errors import SealboxError
 from sealbox.product_repo import destination_backend
@@ -54,7 +55,7 @@ def probe(config: Config, name: str) -> ProbeResult:
         backend.flush()
         result.write_ms = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
-        if backend.get(canary) != payload:
+        if read_bounded(backend, canary, len(payload)) != payload:
             raise SealboxError(
                 f"{backend.display}: the canary read back differs from what was written"
             )

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sealbox import __version__
 from sealbox.backends import Backend
-from sealbox.backends.base import append_only
+from sealbox.backends.base import append_only, read_bounded
 from sealbox.breakglass import document, package
+from sealbox.breakglass.opener import MAX_MANIFEST
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
 from sealbox.errors import ConfigError, CorruptFileError, KeyNotSetError, NotFoundError
@@ -265,9 +266,16 @@ def backup_key_ids(backend: Backend, appliance: str) -> list[tuple[str, list[str
     out: list[tuple[str, list[str]]] = []
     for name in list_backups(backend, appliance):
         try:
-            manifest = package.parse_manifest(backend.get(name + ".manifest.json"))
+            data = read_bounded(backend, name + ".manifest.json", MAX_MANIFEST)
+            manifest = package.parse_manifest(data)
         except (NotFoundError, CorruptFileError):
             out.append((name, []))
             continue
-        out.append((name, [str(k.get("id")) for k in manifest.get("keys", [])]))
+        keys = manifest.get("keys")
+        ids = (
+            [str(k.get("id")) for k in keys if isinstance(k, dict)]
+            if isinstance(keys, list)
+            else []
+        )
+        out.append((name, ids))
     return out

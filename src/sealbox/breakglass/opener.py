@@ -167,9 +167,11 @@ def open_backup(
         warnings.append(f"signature NOT verified: {exc}")
         manifest = _unsigned_manifest(files, warnings)
     if manifest:
-        made_for = {k.get("recipient") for k in manifest.get("keys", [])}
+        listed = manifest.get("keys")
+        keys = [k for k in listed if isinstance(k, dict)] if isinstance(listed, list) else []
+        made_for = {k.get("recipient") for k in keys}
         if not made_for & set(unlocked.recipients):
-            ids = ", ".join(k.get("id", "?") for k in manifest.get("keys", []))
+            ids = ", ".join(str(k.get("id", "?")) for k in keys)
             hint = " (wrong passphrase or shares of another key?)" if unlocked.from_shares else ""
             raise WrongKeyError(
                 f"{files.path.name} was made for key {ids}; the key given is"

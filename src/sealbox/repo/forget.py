@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sealbox.config.models import Retention
-from sealbox.errors import IntegrityError, SealboxError
+from sealbox.errors import DestinationError, IntegrityError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.locks import Lock
 from sealbox.repo.repository import Repository, Snapshot, pack_path
@@ -91,8 +91,7 @@ def forget_snapshots(repo: Repository, snapshots: list[Snapshot]) -> None:
         return
     with Lock(repo.backend, exclusive=False, purpose="forget"):
         gone = {s.id for s in snapshots}
-        accepted, rejected = repo.scan_snapshots()
-        others = accepted + [r.snapshot for r in rejected if r.snapshot is not None]
+        others = repo.scan_all("forget")
         # A reference list is content-named: two snapshots may name the same one (a forged
         # snapshot may name a real one's on purpose). It goes only when nobody else names it.
         still_named = {s.refs for s in others if s.id not in gone}
@@ -126,15 +125,14 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
             except SealboxError as exc:
                 unreadable.append(name)
                 result.errors.append(f"{pack_path(name)}: kept, its header is unreadable ({exc})")
-        accepted, rejected = repo.scan_snapshots()
-        decoded = accepted + [r.snapshot for r in rejected if r.snapshot is not None]
+        decoded = repo.scan_all("prune")
         used: set[bytes] = set()
         used_keys: set[bytes] = set()
         for snapshot in decoded:
             try:
                 used.update(repo.load_refs(snapshot.refs))
             except SealboxError as exc:
-                if not snapshot.verified:
+                if not snapshot.verified and not isinstance(exc, DestinationError):
                     # Not authentic for this prune's pinned signers: it cannot hold prune back
                     # forever (a forged snapshot naming a missing list would); it is reported.
                     result.errors.append(

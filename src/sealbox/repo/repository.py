@@ -20,6 +20,8 @@ from sealbox.crypto.trust import Endorsement, Trust
 from sealbox.errors import (
     ConfigError,
     CorruptFileError,
+    DestinationError,
+    IntegrityError,
     KeyMaterialError,
     KeyNotSetError,
     NotFoundError,
@@ -230,6 +232,7 @@ class Rejected:
     name: str
     reason: str
     snapshot: Snapshot | None = None
+    unreadable: bool = False  # the destination failed to hand it over (not junk: maybe real)
 
 
 class Index:
@@ -580,6 +583,10 @@ class Repository:
                 accepted.append(self.load_snapshot(short))
             except SignatureError as exc:
                 rejected.append(Rejected(short, str(exc), self._decoded(short)))
+            except NotFoundError as exc:
+                rejected.append(Rejected(short, str(exc)))  # gone since the listing
+            except DestinationError as exc:
+                rejected.append(Rejected(short, str(exc), unreadable=True))
             except SealboxError as exc:
                 rejected.append(Rejected(short, str(exc)))
         self.rejected = rejected
@@ -588,6 +595,19 @@ class Repository:
     def snapshots(self) -> list[Snapshot]:
         """The accepted snapshots, oldest first (``self.rejected`` lists the others)."""
         return self.scan_snapshots()[0]
+
+    def scan_all(self, doing: str) -> list[Snapshot]:
+        """Every snapshot that decodes, authentic or not, for maintenance that deletes (prune,
+        forget): what they name is kept. A snapshot the destination failed to hand over might be
+        a real one, so the maintenance stops (IntegrityError, nothing deleted)."""
+        accepted, rejected = self.scan_snapshots()
+        for r in rejected:
+            if r.unreadable:
+                raise IntegrityError(
+                    f"{doing} stopped, nothing deleted: snapshot {r.name[:12]} cannot be read"
+                    f" now ({r.reason}); try again"
+                )
+        return accepted + [r.snapshot for r in rejected if r.snapshot is not None]
 
     def _decoded(self, name: str) -> Snapshot | None:
         try:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 
-import pytest
-
 from sealbox.backends import open_backend
 from sealbox.errors import DestinationError, SealboxError
 from sealbox.repo.backup import run_backup
@@ -36,11 +34,6 @@ class FlakyOnce:
         return getattr(self.inner, attr)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review2: a snapshot header that fails to read is dropped from prune's scan, and"
-    " prune deletes the data only it needs (prune should stop, like for a reference list)",
-)
 def test_one_failed_snapshot_read_does_not_make_prune_delete_its_data(env, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -60,3 +53,28 @@ def test_one_failed_snapshot_read_does_not_make_prune_delete_its_data(env, tmp_p
     assert old.id in [s.id for s in repo.snapshots()]  # still listed, verified...
     report = run_check(repo)
     assert report.ok, report.errors  # ...and its data must still be there
+
+
+def test_forget_and_prune_stop_naming_the_snapshot_they_could_not_read(env, tmp_path):
+    """The stop is explicit (one line naming the snapshot, nothing deleted), and forget, which
+    keeps the reference lists other snapshots name, stops the same way."""
+    import pytest
+
+    from sealbox.errors import IntegrityError
+    from sealbox.repo.forget import forget_snapshots
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(50_000))
+    old = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    (src / "g").write_bytes(os.urandom(50_000))
+    new = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    for what, act in (("prune", prune), ("forget", lambda r: forget_snapshots(r, [new]))):
+        flaky = FlakyOnce(open_backend(env.url), f"snapshots/{old.id}")
+        storage = Repository.open(flaky, env.identities, env.trust)
+        with pytest.raises(
+            IntegrityError, match=rf"{what} stopped, nothing deleted: snapshot {old.id[:12]}"
+        ):
+            act(storage)
+    repo, _ = env.reader()
+    assert {old.id, new.id} <= {s.id for s in repo.snapshots()}
