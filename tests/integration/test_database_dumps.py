@@ -98,11 +98,13 @@ def test_mariadb_dump_is_consistent_under_writes(env, tmp_path):
         writer.start()
         time.sleep(0.2)
         db = database_for(DatabaseConfig(type="mariadb", url=f"mysql://root@127.0.0.1/{name}"), 1)
+        before = writer.done
         dump = _dump_bytes(env, tmp_path, db)
+        during = writer.done - before
         writer.stop.set()
         writer.join()
         conn.close()
-        assert writer.done > 5, "the writer ran during the dump"
+        assert during > 5, f"the writer committed only {during} transfers while the dump ran"
         # Load the dump under another name and check the invariant.
         copy = f"{name}_copy"
         text = dump.replace(f"`{name}`".encode(), f"`{copy}`".encode())
@@ -144,11 +146,13 @@ def test_postgresql_dump_is_consistent_under_writes(env, tmp_path):
         db = database_for(
             DatabaseConfig(type="postgresql", url=f"postgresql://postgres@127.0.0.1/{name}"), 1
         )
+        before = writer.done
         dump = _dump_bytes(env, tmp_path, db)
+        during = writer.done - before
         writer.stop.set()
         writer.join()
         conn.close()
-        assert writer.done > 5
+        assert during > 5, f"the writer committed only {during} transfers while the dump ran"
         copy = f"{name}_copy"
         _psql(f"CREATE DATABASE {copy}")
         subprocess.run(
@@ -192,10 +196,12 @@ def test_sqlite_dump_is_consistent_under_writes(env, tmp_path):
     writer.start()
     time.sleep(0.1)
     db = database_for(DatabaseConfig(type="sqlite", url=f"sqlite:///{path}"), 1)
+    before = writer.done
     image = _dump_bytes(env, tmp_path, db)
+    during = writer.done - before
     writer.stop.set()
     writer.join()
-    assert writer.done > 5
+    assert during > 5, f"the writer committed only {during} transfers while the backup ran"
     restored = tmp_path / "restored.db"
     restored.write_bytes(image)
     with sqlite3.connect(restored) as conn:
