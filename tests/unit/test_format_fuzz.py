@@ -59,10 +59,16 @@ def test_document_parser_on_corrupted_documents(position, value):
 @FUZZ
 @given(st.integers(0, len(VALID)))
 def test_document_parser_on_truncated_documents(length):
+    """A truncated document is refused, never parsed as a shorter valid one (only trailing
+    whitespace may go)."""
+    whole = bytes(VALID[:length]).rstrip() == bytes(VALID).rstrip()
     try:
-        document.parse(VALID[:length])
+        doc = document.parse(VALID[:length])
     except CorruptFileError:
-        assert length < len(VALID)
+        assert not whole, "the whole document was refused"
+        return
+    assert whole, f"a document cut at {length} of {len(VALID)} bytes parsed"
+    assert len(doc) == len(ITEMS)
 
 
 @FUZZ
