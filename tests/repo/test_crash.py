@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sealbox.repo.backup import run_backup
 from sealbox.repo.check import run_check
@@ -25,7 +26,8 @@ def test_sigkill_at_random_moments(env, tmp_path):
         (src / f"conf-{n}.txt").write_text(f"setting {n} = {rng.random()}\n" * 40)
     environ = {**os.environ, "SEALBOX_STATE_DIR": str(env.state)}
     command = [sys.executable, "-m", "sealbox", "repo", "backup", env.url, str(src), "--json"]
-    kills = 0
+    kills = mid_upload = 0
+    root = Path(env.url.removeprefix("file://"))
     for attempt in range(20):
         if kills >= 8:
             break
@@ -41,7 +43,13 @@ def test_sigkill_at_random_moments(env, tmp_path):
         proc.wait()
         report = run_check(env.writer())
         assert report.ok, (attempt, report.errors)
+        # Evidence that the kill landed mid-run: packs no index names yet, or a put's
+        # temporary file (never a partial object under a real name: check above says so).
+        orphans = [n for n in report.notes if "not in any index yet" in n]
+        leftovers = list((root / "data").rglob(".tmp-*")) if (root / "data").exists() else []
+        mid_upload += bool(orphans or leftovers)
     assert kills >= 5, "the runs must actually be interrupted"
+    assert mid_upload >= 1, "no kill landed while packs were being uploaded"
     final = run_backup(env.writer(), [src], state_dir=env.state)
     assert not final.warnings
     repo, reader = env.reader()

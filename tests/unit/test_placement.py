@@ -1,5 +1,4 @@
 import os
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +17,16 @@ def test_override_warns(tmp_path):
 
 
 def test_other_filesystem_passes(tmp_path):
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or device_of(shm) == device_of(tmp_path):
-        pytest.skip("no second filesystem (/dev/shm) to compare with")
-    assert (
-        check_destination("d", f"file://{shm}/sealbox-test-{os.getpid()}", False, [tmp_path]) == []
-    )
+    """A destination on another filesystem is off the appliance. The second filesystem is a
+    tmpfs the test mounts (root; required under CI), so the check runs everywhere it must."""
+    from tests.conftest import small_tmpfs
+
+    with small_tmpfs(tmp_path / "other", "1m") as other:
+        assert device_of(other) != device_of(tmp_path)
+        assert check_destination("d", f"file://{other}/sealbox", False, [tmp_path]) == []
+        # ... and the same directory tree, one filesystem down, is refused.
+        with pytest.raises(PolicyError):
+            check_destination("d", f"file://{tmp_path}/remote", False, [tmp_path])
 
 
 def test_device_of_walks_up_to_an_existing_parent(tmp_path):
