@@ -248,3 +248,30 @@ def test_the_backend_asks_the_agent_whether_it_is_append_only(
     dead = open_backend(f"agent+https://127.0.0.1:{free_port()}/ask")
     with pytest.raises(DestinationError, match="cannot ask whether it is append-only"):
         _ = dead.append_only  # an agent that cannot say is not taken for a writable one
+
+
+def test_plain_http_is_refused_off_loopback_and_a_loopback_name_is_accepted(sealbox, tmp_path):
+    """Without a certificate the agent serves plain HTTP on a loopback address only; a name that
+    resolves to loopback (localhost) is one (it used to be an internal error, exit 70)."""
+    import subprocess
+    import sys
+
+    from tests.servers import _wait_port, free_port
+
+    for listen in ("203.0.113.5:8443", "0.0.0.0:8443", "no-such-host.invalid:8443"):
+        refused = sealbox("agent", "serve", "--root", tmp_path / "root", "--listen", listen)
+        assert refused.code == 3, (listen, refused.err)
+        assert "plain HTTP, on a loopback address only" in refused.err
+        assert "Traceback" not in refused.err
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sealbox", "agent", "serve", "--root", str(tmp_path / "root"),
+         "--listen", f"localhost:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert _wait_port(port, proc, 30), proc.stderr.read().decode() if proc.stderr else ""
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=5).json()["ok"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

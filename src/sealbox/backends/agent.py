@@ -10,9 +10,7 @@ itself). An agent that requires mutual TLS (``agent serve --client-ca``) gets th
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import orjson
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.placement import loopback_host
 from sealbox.redact import mask_url
 
 __all__ = ["AgentBackend"]
@@ -37,15 +36,6 @@ class _Answer:
     status: int
     headers: Any
     data: bytes
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return all(
-            ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None)
-        )
-    except OSError:
-        return False
 
 
 class _Refused(DestinationError):
@@ -106,7 +96,7 @@ class AgentBackend:
         namespace, _, prefix = parts.path.strip("/").partition("/")
         if not parts.hostname or not namespace:
             raise ConfigError("agent URLs look like agent+https://host:port/namespace[/path]")
-        if scheme == "http" and not _loopback(parts.hostname):
+        if scheme == "http" and not loopback_host(parts.hostname):
             raise ConfigError(
                 "agent+http:// is allowed to a loopback address only: use agent+https://"
             )

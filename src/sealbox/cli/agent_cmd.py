@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import click
@@ -106,13 +105,14 @@ def serve(
     from sealbox.agent.upload import UploadRules
     from sealbox.errors import ConfigError
     from sealbox.httpserve import Limits, server_config, tls_context
+    from sealbox.placement import loopback_host
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: use HOST:PORT")
     if (tls_cert is None) != (tls_key is None):
         raise ConfigError("give both --tls-cert and --tls-key")
-    if tls_cert is None and not ipaddress.ip_address(host.strip("[]")).is_loopback:
+    if tls_cert is None and not loopback_host(host):
         raise ConfigError(
             "without a certificate the agent serves plain HTTP, on a loopback address only"
         )
