@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sealbox.repo.backup import run_backup
@@ -61,5 +62,61 @@ def test_sigkill_at_random_moments(env, tmp_path):
     result = run_restore(repo, reader.index, reader, plan, tmp_path / "out")
     assert not result.failed
     copy = tmp_path / "out" / str(src).lstrip("/")
+    for path in src.iterdir():
+        assert (copy / path.name).read_bytes() == path.read_bytes()
+
+
+def test_prune_killed_at_random_moments_leaves_every_kept_snapshot_whole(env, tmp_path):
+    """prune writes new packs, then the new index, then deletes: a SIGKILL at any point leaves
+    every remaining snapshot complete, and the next prune finishes the job."""
+    from sealbox.config.models import Retention
+    from sealbox.repo.forget import apply_policy, prune
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(7)
+    for day in range(6):  # six snapshots, each replacing part of the data: garbage to reclaim
+        for n in range(6):
+            (src / f"part-{n}.bin").write_bytes(rng.randbytes(2_000_000))
+        (src / f"day-{day}.txt").write_text(f"day {day}\n")
+        run_backup(env.writer(), [src], state_dir=env.state)
+    environ = {**os.environ, "SEALBOX_STATE_DIR": str(env.state)}
+    command = [sys.executable, "-m", "sealbox", "repo", "forget", env.url, "--keep-last", "2",
+               "--prune"]  # fmt: skip
+
+    def garbage() -> None:  # a new snapshot replacing part of the data: space to reclaim
+        for n in range(3):
+            (src / f"part-{n}.bin").write_bytes(rng.randbytes(2_000_000))
+        run_backup(env.writer(), [src], state_dir=env.state)
+
+    started = time.perf_counter()
+    subprocess.run(command, env=environ, check=True, capture_output=True)
+    whole = time.perf_counter() - started  # how long one prune takes here, start-up included
+    kills = 0
+    for _ in range(6):
+        garbage()
+        kept = apply_policy(env.writer().snapshots(), Retention(keep_last=2), datetime.now(UTC))[0]
+        proc = subprocess.Popen(
+            command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(rng.uniform(0.4, 0.95) * whole)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        repo, reader = env.reader()
+        report = run_check(repo)
+        assert report.ok, report.errors
+        assert {s.id for s in kept} <= {s.id for s in repo.snapshots()}
+    assert kills >= 1, "no prune was interrupted"
+    prune(env.writer())  # the interrupted work is finished
+    repo, reader = env.reader()
+    deep = run_check(repo, reader=reader, read_data=True)
+    assert deep.ok, deep.errors
+    newest = max(kept, key=lambda s: s.time)
+    out = tmp_path / "out"
+    plan = plan_restore(repo, reader.index, reader, repo.find_snapshot(newest.id), out)
+    assert not run_restore(repo, reader.index, reader, plan, out).failed
+    copy = out / str(src).lstrip("/")
     for path in src.iterdir():
         assert (copy / path.name).read_bytes() == path.read_bytes()
