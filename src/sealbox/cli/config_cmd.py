@@ -79,7 +79,10 @@ def hash_password(password_file: Path | None) -> None:
     from sealbox.errors import ConfigError
 
     if password_file is not None:
-        password = password_file.read_text().rstrip("\n")
+        try:
+            password = password_file.read_text(encoding="utf-8").rstrip("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read a password from {password_file}") from exc
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 12:
