@@ -125,3 +125,29 @@ def test_the_failed_login_table_is_bounded_and_keeps_lockouts():
     assert "10.0.0.8" not in throttle.table and len(throttle.table) == 3
     assert throttle.locked_out("10.0.0.8", 6.0)  # a full table of lockouts fails closed
     assert not throttle.locked_out("10.0.0.8", 5.0 + LOCKOUT + 1)
+
+
+def test_a_cross_site_post_is_refused_even_with_a_valid_session(daemon):
+    """Another site's page (Origin: evil) can neither log in nor start a run, even riding a
+    valid session cookie; the same form from the dashboard itself is accepted."""
+    import re
+
+    evil = {"Origin": "https://evil.example"}
+    with httpx.Client(base_url=daemon.base, timeout=10) as client:
+        cross = client.post("/login", data={"user": "alice", "password": PASSWORD}, headers=evil)
+        assert cross.status_code == 403 and "cross-site" in cross.text
+        ok = client.post("/login", data={"user": "alice", "password": PASSWORD})
+        assert ok.status_code == 303, ok.text
+        sid = ok.cookies.get("sealbox_session") or re.search(
+            r"sealbox_session=([^;]+)", ok.headers.get("set-cookie", "")
+        ).group(1)
+        cookie = {"Cookie": f"sealbox_session={sid}"}
+        page = client.get("/", headers=cookie)
+        assert page.status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        forged = client.post("/run/secrets", data={"csrf": csrf}, headers={**cookie, **evil})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        stale = client.post("/run/secrets", data={"csrf": "0" * len(csrf)}, headers=cookie)
+        assert stale.status_code == 403
+        same = client.post("/run/secrets", data={"csrf": csrf}, headers=cookie)
+        assert same.status_code == 303, same.text
