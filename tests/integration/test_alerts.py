@@ -4,6 +4,7 @@ login) and syslog (UDP, TCP, TLS), with a real agent going down and coming back.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,32 @@ def test_an_undelivered_alert_is_queued_and_sent_later(tmp_path):
         log = recent_deliveries(tmp_path / "state")
         assert [d["ok"] for d in log] == [True, False]  # newest first
         assert log[0]["retry"] is True
+    finally:
+        server.stop()
+
+
+def test_a_queued_alert_older_than_retry_hours_is_dropped_and_a_younger_one_delivered(tmp_path):
+    """The outbox does not grow forever: what waited longer than retry_hours is dropped (and
+    logged), what is younger goes out with the next send, in one flush."""
+    port = closed_port()
+    config = load_config(_config(tmp_path, _syslog_toml(port) + "\nretry_hours = 2"))
+    for reason in ("old-one", "young-one"):
+        Notifier(config).send(
+            make_event("destination.unreachable", "pam-01", destination="offsite", reason=reason)
+        )
+    path = tmp_path / "state" / "alerts" / "outbox.json"
+    queued = json.loads(path.read_text())
+    assert [q["event"]["fields"]["reason"] for q in queued] == ["old-one", "young-one"]
+    queued[0]["event"]["time"] = "2000-01-01T00:00:00.000000Z"  # waited far longer than 2 hours
+    path.write_text(json.dumps(queued))
+    server = SyslogReceiver("tcp", port=port).start()
+    try:
+        Notifier(config).flush()
+        (line,) = server.wait(1)
+        assert "young-one" in line and "old-one" not in line
+        assert json.loads(path.read_text()) == []
+        time.sleep(0.3)  # nothing else arrives: the old one was dropped, not delayed
+        assert len(server.messages) == 1
     finally:
         server.stop()
 
