@@ -117,10 +117,13 @@ def apply_retention(
 ) -> list[str]:
     """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted.
     On an append-only destination nothing is deleted (the storage side applies retention)."""
-    if (keep_last is None and keep_within is None) or append_only(backend):
+    if append_only(backend):
         return []
     names = list_backups(backend, appliance)
-    keep = set(names[: keep_last or 0]) | {protect}
+    if keep_last is None and keep_within is None:
+        keep = set(names)  # no rule: every backup stays (leftover side files still go)
+    else:
+        keep = set(names[: keep_last or 0]) | {protect}
     if keep_within:
         horizon = now - parse_duration(keep_within)
         for name in names:

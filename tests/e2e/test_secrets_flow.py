@@ -250,3 +250,31 @@ def test_no_secret_reaches_disk_or_output(appliance, sealbox):
             data = path.read_bytes()
             leaked = [s for s in secrets if s.encode() in data]
             assert not leaked, f"{path} holds a plaintext secret"
+
+
+def test_side_files_left_by_an_interrupted_run_are_removed_by_the_next(appliance, sealbox):
+    """A run that died between writing the .sig/.manifest.json and the .age leaves side files
+    with no backup; the next run's retention step removes those, and only those."""
+    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+    (kept,) = appliance.backups()
+    orphan = appliance.remote / "secrets-demo-pam-20200101T000000Z.age"
+    for suffix in (".sig", ".manifest.json"):
+        orphan.with_name(orphan.name + suffix).write_text("left by an interrupted run")
+    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+    names = sorted(p.name for p in appliance.remote.glob("secrets-*"))
+    assert not [n for n in names if n.startswith(orphan.name)]
+    for backup in appliance.backups():  # every complete backup keeps its side files
+        assert {backup.name + ".sig", backup.name + ".manifest.json"} <= set(names)
+    assert kept in appliance.backups() and len(appliance.backups()) == 2
+
+
+def test_side_files_are_cleaned_even_without_a_retention_rule(appliance, sealbox):
+    text = appliance.config.read_text()
+    appliance.config.write_text(
+        "\n".join(x for x in text.splitlines() if not x.startswith("keep_last"))
+    )
+    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+    orphan = appliance.remote / "secrets-demo-pam-20200101T000000Z.age.sig"
+    orphan.write_text("left by an interrupted run")
+    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
+    assert not orphan.exists() and len(appliance.backups()) == 2  # nothing else deleted
