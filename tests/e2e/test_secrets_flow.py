@@ -268,13 +268,22 @@ def test_side_files_left_by_an_interrupted_run_are_removed_by_the_next(appliance
     assert kept in appliance.backups() and len(appliance.backups()) == 2
 
 
-def test_side_files_are_cleaned_even_without_a_retention_rule(appliance, sealbox):
-    text = appliance.config.read_text()
-    appliance.config.write_text(
-        "\n".join(x for x in text.splitlines() if not x.startswith("keep_last"))
+def test_side_files_are_cleaned_even_without_a_retention_rule(tmp_path):
+    """apply_retention with no rule (keep_last and keep_within unset) keeps every backup but
+    still removes side files whose backup never landed."""
+    from datetime import UTC, datetime
+
+    from sealbox.backends import open_backend
+    from sealbox.secrets_backup import apply_retention
+
+    backend = open_backend(f"file://{tmp_path}")
+    for name in ("secrets-pam-20260101T000000Z.age", "secrets-pam-20260102T000000Z.age"):
+        for suffix in ("", ".sig", ".manifest.json"):
+            backend.put(name + suffix, b"x")
+    backend.put("secrets-pam-20200101T000000Z.age.sig", b"left by an interrupted run")
+    deleted = apply_retention(
+        backend, "pam", None, None, datetime.now(UTC), "secrets-pam-20260102T000000Z.age"
     )
-    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
-    orphan = appliance.remote / "secrets-demo-pam-20200101T000000Z.age.sig"
-    orphan.write_text("left by an interrupted run")
-    assert sealbox("backup", "secrets", "--config", appliance.config).code == 0
-    assert not orphan.exists() and len(appliance.backups()) == 2  # nothing else deleted
+    names = sorted(info.name for info in backend.list(""))
+    assert deleted == [] and len(names) == 6
+    assert "secrets-pam-20200101T000000Z.age.sig" not in names
