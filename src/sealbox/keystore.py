@@ -164,8 +164,7 @@ class Keystore:
         return raw
 
     def endorsements(self) -> list[Endorsement]:
-        found = (Endorsement.from_dict(e) for e in self._signer_record().get("endorsements", []))
-        return [e for e in found if e is not None]
+        return Endorsement.parse_list(self._signer_record().get("endorsements"))
 
     def signer_lines(self) -> list[str]:
         """Every signing key this appliance has used, newest (current) first; empty if none."""

@@ -155,9 +155,7 @@ def _chain(manifest_bytes: bytes | None) -> list[Endorsement]:
         manifest = parse_manifest(manifest_bytes)
     except CorruptFileError:
         return []
-    links = manifest.get("endorsements")
-    found = (Endorsement.from_dict(e) for e in (links if isinstance(links, list) else []))
-    return [e for e in found if e is not None]
+    return Endorsement.parse_list(manifest.get("endorsements"))
 
 
 def verify(

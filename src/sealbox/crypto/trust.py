@@ -73,6 +73,13 @@ class Endorsement:
             return None
         return cls(*strings)
 
+    @classmethod
+    def parse_list(cls, value: Any) -> list[Endorsement]:
+        """The endorsements in a JSON value read from anywhere (a manifest, a snapshot, the
+        keystore): what is not a list, or not an endorsement, is left out."""
+        found = (cls.from_dict(v) for v in (value if isinstance(value, list) else []))
+        return [e for e in found if e is not None]
+
 
 def endorse(old: Ed25519PrivateKey, new: Ed25519PublicKey, time: str) -> Endorsement:
     """The old signing key's statement that ``new`` succeeds it."""
@@ -81,10 +88,6 @@ def endorse(old: Ed25519PrivateKey, new: Ed25519PublicKey, time: str) -> Endorse
     )
     signature = sshsig.sign(old, unsigned.body(), sshsig.NS_SIGNER)
     return Endorsement(unsigned.previous, unsigned.next, time, signature)
-
-
-def _raw(key: Ed25519PublicKey) -> str:
-    return sshsig.public_key_line(key)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class Trust:
     ) -> Trust:
         unique: dict[str, Ed25519PublicKey] = {}
         for key in keys:
-            unique.setdefault(_raw(key), key)
+            unique.setdefault(sshsig.public_key_line(key), key)
         return cls(tuple(unique.values()), source, accept_unverified)
 
     @property
@@ -139,6 +142,10 @@ class Trust:
         checked; links that do not verify, or lead from unaccepted keys, are ignored)."""
         keys = list(self.keys)
         links = list(chain)[:MAX_CHAIN]
+
+        def accepted(key: Ed25519PublicKey) -> bool:
+            return any(sshsig.same_key(key, k) for k in keys)
+
         changed = True
         while changed:
             changed = False
@@ -148,9 +155,7 @@ class Trust:
                     successor = sshsig.parse_public_key_line(link.next)
                 except SignatureError:
                     continue
-                if any(sshsig.same_key(successor, k) for k in keys):
-                    continue
-                if not any(sshsig.same_key(previous, k) for k in keys):
+                if accepted(successor) or not accepted(previous):
                     continue
                 try:
                     signer = sshsig.verify(link.signature, link.body(), sshsig.NS_SIGNER)

@@ -7,7 +7,8 @@ newest first, ``keep_last`` keeps the N newest, ``keep_hourly``/``daily``/``week
 
 Prune runs under the exclusive lock. It reads the pack headers and the reference lists of the
 snapshots that remain, deletes packs nobody needs, and repacks packs that are mostly garbage by
-copying the still-needed encrypted blobs as they are (no key is needed to move ciphertext). Order: new packs, then the new
+copying the still-needed encrypted blobs as they are (no key is needed to move ciphertext).
+Order: new packs, then the new
 index, then deletion of the old index files, then of the old packs: a crash at any point leaves a
 repository where every snapshot is complete.
 """
@@ -187,9 +188,8 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
             repo.backend.delete(pack_path(pack))
         needed_keys = {e.key_id.hex() for entries in keep_packs.values() for e in entries}
         needed_keys |= {k.hex() for k in used_keys}
-        for pack in sizes:  # packs kept unread: their keys are unknown, so every key stays
-            if pack not in headers:
-                return result
+        if unreadable:  # packs kept unread: their keys are unknown, so every key stays
+            return result
         for info in repo.backend.list("datakeys/"):
             if info.name.rsplit("/", 1)[-1] not in needed_keys:
                 repo.backend.delete(info.name)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from sealbox.backends.base import Backend, read_bounded
 from sealbox.crypto import agekeys, sshsig
@@ -60,6 +60,17 @@ def default_state_dir() -> Path:
 
 
 _CANONICAL = orjson.OPT_SORT_KEYS
+
+
+def _signed_by(
+    signature: str, body: bytes, namespace: str, declared: str, where: str
+) -> Ed25519PublicKey:
+    """The key that made ``signature`` over ``body``, which must be the one the object names
+    (``declared``, an OpenSSH line); SignatureError otherwise."""
+    signer = sshsig.verify(signature, body, namespace)
+    if not sshsig.same_key(signer, sshsig.parse_public_key_line(declared)):
+        raise SignatureError(f"{where}: names another signer than the one that signed it")
+    return signer
 
 
 @dataclass(frozen=True)
@@ -128,11 +139,9 @@ class RepoConfig:
     def verify(self, trust: Trust, where: str) -> bool:
         """Whether the config's signer is pinned (True), accepted unverified (False); raises
         SignatureError for a bad signature or a signer nobody pinned."""
-        signer = sshsig.verify(self.signature, self.body(), sshsig.NS_REPO)
-        if not sshsig.same_key(signer, sshsig.parse_public_key_line(self.signer)):
-            raise SignatureError(
-                f"{where}: config names another signer than the one that signed it"
-            )
+        signer = _signed_by(
+            self.signature, self.body(), sshsig.NS_REPO, self.signer, f"{where}/config"
+        )
         return trust.judge(signer, f"{where}/config")
 
 
@@ -183,11 +192,9 @@ class Snapshot:
         """Verify the signature and its signer; sets ``verified``. Raises SignatureError."""
         if self.repo != repo_id:
             raise SignatureError(f"{where}: a snapshot of another repository ({self.repo[:16]!r})")
-        signer = sshsig.verify(self.signature, self.body(), sshsig.NS_SNAPSHOT)
-        if not sshsig.same_key(signer, sshsig.parse_public_key_line(self.signer)):
-            raise SignatureError(f"{where}: names another signer than the one that signed it")
-        chain = (Endorsement.from_dict(e) for e in self.endorsements)
-        self.verified = trust.following(e for e in chain if e is not None).judge(signer, where)
+        signer = _signed_by(self.signature, self.body(), sshsig.NS_SNAPSHOT, self.signer, where)
+        chain = Endorsement.parse_list(self.endorsements)
+        self.verified = trust.following(chain).judge(signer, where)
 
     @classmethod
     def decode(cls, name: str, doc: Any, where: str) -> Snapshot:
@@ -402,12 +409,16 @@ class Repository:
 
     @classmethod
     def open(
-        cls, backend: Backend, identities: list[Any], trust: Trust, what: str = "repository"
+        cls,
+        backend: Backend,
+        identities: list[Any],
+        trust: Trust,
+        config: RepoConfig | None = None,
     ) -> Repository:
         """Open with a key, after checking that a pinned appliance signed the config. Every key
         object is tried: one that opens but is not this repository's (a planted one, sealed to
         the public recipient) is set aside and noted, never used."""
-        config = cls.read_config(backend)
+        config = config or cls.read_config(backend)
         verified = config.verify(trust, backend.display)
         notes: list[str] = []
         found: WriterSecrets | None = None
@@ -449,7 +460,8 @@ class Repository:
                 " repository (set --state-dir / SEALBOX_STATE_DIR)"
             )
         config = cls.read_config(backend)
-        repo = cls.open(backend, load_writer_identity(cls.writer_path(state_dir, config.id)), trust)
+        identities = load_writer_identity(cls.writer_path(state_dir, config.id))
+        repo = cls.open(backend, identities, trust, config)
         repo.cache_dir = state_dir / "repos" / config.id / "cache"
         repo.state_dir = state_dir
         return repo
@@ -580,9 +592,13 @@ class Repository:
         for name in names:
             short = name.rsplit("/", 1)[-1]
             try:
-                accepted.append(self.load_snapshot(short))
-            except SignatureError as exc:
-                rejected.append(Rejected(short, str(exc), self._decoded(short)))
+                snapshot = self._decode_snapshot(short)
+                try:
+                    self._check(snapshot)
+                except SignatureError as exc:  # decoded, not trusted: prune keeps its data
+                    rejected.append(Rejected(short, str(exc), snapshot))
+                    continue
+                accepted.append(snapshot)
             except NotFoundError as exc:
                 rejected.append(Rejected(short, str(exc)))  # gone since the listing
             except DestinationError as exc:
@@ -609,12 +625,6 @@ class Repository:
                 )
         return accepted + [r.snapshot for r in rejected if r.snapshot is not None]
 
-    def _decoded(self, name: str) -> Snapshot | None:
-        try:
-            return self._decode_snapshot(name)
-        except SealboxError:
-            return None
-
     def _decode_snapshot(self, name: str) -> Snapshot:
         where = f"snapshots/{name}"
         if not _HEX64.match(name):
@@ -626,8 +636,11 @@ class Repository:
     def load_snapshot(self, name: str) -> Snapshot:
         """A snapshot, decrypted, decoded and its signature checked against the trust."""
         snapshot = self._decode_snapshot(name)
-        snapshot.check(self.config.id, self.trust, f"snapshots/{name[:12]}")
+        self._check(snapshot)
         return snapshot
+
+    def _check(self, snapshot: Snapshot) -> None:
+        snapshot.check(self.config.id, self.trust, f"snapshots/{snapshot.id[:12]}")
 
     def find_snapshot(self, ref: str, kind: str | None = None) -> Snapshot:
         """``latest`` (the newest *authentic* snapshot, of ``kind`` when given) or an id prefix.
