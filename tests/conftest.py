@@ -16,7 +16,7 @@ from sealbox.crypto import agekeys
 from sealbox.crypto.trust import Trust
 from sealbox.demo import vault
 from sealbox.demo.run import _config_text
-from sealbox.keystore import Keystore
+from sealbox.keys.store import Keystore
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Repository
 

@@ -46,7 +46,7 @@ from sealbox.errors import (
     SealboxError,
 )
 from sealbox.items import Item
-from sealbox.keystore import Keystore
+from sealbox.keys.store import Keystore
 from sealbox.recordings import manifest
 from sealbox.repo import format as fmt
 from sealbox.repo import tree

@@ -18,8 +18,8 @@ from sealbox.config import load_config
 from sealbox.crypto import agekeys
 from sealbox.crypto.trust import Trust
 from sealbox.demo import appliance as demo_appliance
-from sealbox.keymaterial import from_share_files
-from sealbox.product_repo import open_product_repo_to_read
+from sealbox.destinations.repos import open_product_repo_to_read
+from sealbox.keys.material import from_share_files
 from sealbox.repo import format as fmt
 from sealbox.repo.keys import WriterSecrets
 from sealbox.repo.repository import Repository, Snapshot

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealbox.config import load_config
 from sealbox.crypto.trust import Trust
-from sealbox.keymaterial import from_share_files
-from sealbox.product_repo import open_product_repo_to_read
+from sealbox.destinations.repos import open_product_repo_to_read
+from sealbox.keys.material import from_share_files
 from sealbox.recordings import manifest
 from tests.e2e.test_recordings import PATTERN, _record
 

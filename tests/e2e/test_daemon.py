@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from sealbox.daemon.history import History
 from sealbox.daemon.jobs import Job, outcome_of
 from sealbox.daemon.metrics import Metric, render
 from sealbox.daemon.schedule_plan import first_due, next_due
+from sealbox.state.history import History
 from tests.daemons import DaemonProcess, daemon_config, kinds_config, secrets_from_command
 from tests.receivers import SyslogReceiver, parse_rfc5424
 from tests.servers import free_port

@@ -214,7 +214,7 @@ def test_a_lost_catalog_is_rebuilt_from_the_next_batches(rec, sealbox):
 
 def test_reordered_or_edited_manifest_entries_are_detected(rec, sealbox):
     from sealbox.config import load_config
-    from sealbox.product_repo import open_product_repo
+    from sealbox.destinations.repos import open_product_repo
     from sealbox.recordings import manifest
 
     _backup(sealbox, rec)

@@ -274,7 +274,7 @@ def test_side_files_are_cleaned_even_without_a_retention_rule(tmp_path):
     from datetime import UTC, datetime
 
     from sealbox.backends import open_backend
-    from sealbox.secrets_backup import apply_retention
+    from sealbox.usecases.secrets_backup import apply_retention
 
     backend = open_backend(f"file://{tmp_path}")
     for name in ("secrets-pam-20260101T000000Z.age", "secrets-pam-20260102T000000Z.age"):

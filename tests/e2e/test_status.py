@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sealbox.config import load_config
 from sealbox.demo import appliance as demo_appliance
-from sealbox.status import collect
+from sealbox.usecases.status import collect
 from tests.conftest import small_tmpfs
 
 

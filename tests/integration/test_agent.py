@@ -12,7 +12,7 @@ import pytest
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import ConfigError, DestinationError
-from sealbox.keystore import Keystore
+from sealbox.keys.store import Keystore
 from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check

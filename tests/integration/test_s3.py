@@ -6,11 +6,12 @@ import json
 import os
 import threading
 import time
+from datetime import UTC, datetime
 
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import DestinationError, SealboxError
-from sealbox.keystore import Keystore
+from sealbox.keys.store import Keystore
 from sealbox.repo.backup import run_backup
 from sealbox.repo.check import run_check
 from sealbox.repo.repository import Repository
@@ -164,6 +165,41 @@ def test_object_lock_keeps_history_undeletable(s3_server, monkeypatch, tmp_path)
     assert not [
         o for o in client.list_objects_v2(Bucket=bucket, Prefix="repo/locks/").get("Contents", [])
     ]
+
+
+def test_object_lock_days_from_the_config_reaches_the_bucket(s3_server, monkeypatch, tmp_path):
+    """``object_lock_days`` in ``[destinations.*]`` (not only ``?lock_days=`` in the URL) locks
+    what the appliance stores, for that many days."""
+    import boto3
+
+    from sealbox.config.load import validate
+    from sealbox.destinations.repos import destination_backend
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.bucket("sealbox-config-lock", lock=True)
+    config, problems = validate(
+        {
+            "appliance": {"name": "pam-01", "state_dir": str(tmp_path / "state")},
+            "destinations": {
+                "cloud": {
+                    "url": f"s3://{bucket}/d?endpoint={s3_server.endpoint}",
+                    "object_lock_days": 3,
+                }
+            },
+        }
+    )
+    assert config is not None, problems
+    backend = destination_backend(config, "cloud")
+    backend.put("data/ab/" + "ab" * 32, b"sealed bytes")
+    backend.put("locks/" + "0" * 32, b"a lock")
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    retention = client.get_object_retention(Bucket=bucket, Key="d/data/ab/" + "ab" * 32)
+    assert retention["Retention"]["Mode"] == "COMPLIANCE"
+    days = (retention["Retention"]["RetainUntilDate"] - datetime.now(UTC)).total_seconds() / 86400
+    assert 2.9 < days <= 3.0
+    backend.delete("locks/" + "0" * 32)  # locks stay deletable
+    assert not client.list_objects_v2(Bucket=bucket, Prefix="d/locks/").get("Contents")
 
 
 def test_probe_every_destination(appliance, sealbox, s3_env, tmp_path):

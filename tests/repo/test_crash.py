@@ -34,10 +34,16 @@ def test_sigkill_at_random_moments(env, tmp_path):
             break
         (src / f"conf-{attempt}.txt").write_text(f"changed {attempt}\n")  # every run has new data
         (src / f"new-{attempt}.bin").write_bytes(rng.randbytes(40_000_000))
+        before = _objects(root)
         proc = subprocess.Popen(
             command, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(rng.uniform(0.1, 0.45))
+        # Kill at a random moment after uploading began (the first new object under data/, a
+        # temporary one or a pack), not after a fixed delay that a slow start-up can outlast.
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _objects(root) == before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -120,3 +126,9 @@ def test_prune_killed_at_random_moments_leaves_every_kept_snapshot_whole(env, tm
     copy = out / str(src).lstrip("/")
     for path in src.iterdir():
         assert (copy / path.name).read_bytes() == path.read_bytes()
+
+
+def _objects(root: Path) -> set[str]:
+    """Every name under data/, temporary ones included."""
+    data = root / "data"
+    return {str(p) for p in data.rglob("*")} if data.exists() else set()

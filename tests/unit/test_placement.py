@@ -2,8 +2,8 @@ import os
 
 import pytest
 
+from sealbox.destinations.placement import check_destination, device_of
 from sealbox.errors import PolicyError
-from sealbox.placement import check_destination, device_of
 
 
 def test_same_filesystem_is_refused(tmp_path):
@@ -36,7 +36,7 @@ def test_device_of_walks_up_to_an_existing_parent(tmp_path):
 def test_network_destinations_on_this_machine_are_refused():
     import socket
 
-    from sealbox.placement import is_local_address
+    from sealbox.destinations.placement import is_local_address
 
     assert is_local_address("127.0.0.1") and is_local_address("localhost")
     assert not is_local_address("192.0.2.10")  # TEST-NET-1: never ours

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealbox.redact import ambiguous_userinfo, mask_url
+from sealbox.util.redact import ambiguous_userinfo, mask_url
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 from sealbox.backends import open_backend
 from sealbox.breakglass.package import backup_name
-from sealbox.secrets_backup import apply_retention, list_backups
+from sealbox.usecases.secrets_backup import apply_retention, list_backups
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

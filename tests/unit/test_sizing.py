@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 
-from sealbox.sizing import SizingReport, forecast, tree_size
+from sealbox.destinations.sizing import SizingReport, forecast, tree_size
 
 DAY = 86400.0
 
@@ -38,7 +38,7 @@ def test_below_the_rule_and_near_full_are_warned():
 
 def test_used_bytes_is_counted_once_then_grown_by_backups(tmp_path):
     from sealbox.backends.local import LocalBackend
-    from sealbox.sizing import record_sample, used_bytes
+    from sealbox.destinations.sizing import record_sample, used_bytes
 
     root = tmp_path / "dest"
     root.mkdir()

@@ -29,7 +29,7 @@ import orjson
 from sealbox.alerts.events import Event, make_event
 from sealbox.config.models import Config
 from sealbox.errors import AlertDeliveryError
-from sealbox.statefile import read_json, write_json
+from sealbox.state.files import read_json, write_json
 
 __all__ = ["Delivery", "Notifier", "recent_deliveries"]
 

@@ -248,7 +248,7 @@ def check_overdue(config: Config, now: datetime | None = None) -> list[str]:
 
 def check_key(config: Config) -> bool:
     """The ``key`` condition: no master key in the keystore and no recipients configured."""
-    from sealbox.keystore import Keystore
+    from sealbox.keys.store import Keystore
 
     notifier = Notifier(config)
     if Keystore(config.appliance.state_dir).current() is None and not config.keys.recipients:

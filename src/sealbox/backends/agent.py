@@ -15,20 +15,34 @@ import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
-from sealbox.placement import loopback_host
-from sealbox.redact import mask_url
+from sealbox.util.netaddr import loopback_host
+from sealbox.util.redact import mask_url
 
-__all__ = ["AgentBackend"]
+if TYPE_CHECKING:
+    from sealbox.backends.options import AgentOptions
+
+__all__ = ["SCHEMES", "AgentBackend", "open_destination"]
 
 MAX_ANSWER = 4 << 30  # a whole object or a listing: far above any Sealbox object
 MAX_ERROR = 64 << 10  # an error answer's body
+
+
+SCHEMES = ("agent+https", "agent+http")
+
+
+def open_destination(url: str, options: AgentOptions | None = None) -> AgentBackend:
+    if options is None:
+        return AgentBackend.from_url(url)
+    return AgentBackend.from_url(
+        url, options.token_file, options.ca_file, options.client_cert, options.client_key
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,11 @@ class AgentBackend:
             Path(os.environ["SEALBOX_AGENT_CA"]) if os.environ.get("SEALBOX_AGENT_CA") else None
         )
         if scheme == "https" and ca is not None:
-            verify = ssl.create_default_context(cafile=str(ca))
+            try:
+                verify = ssl.create_default_context(cafile=str(ca))
+            except (OSError, ssl.SSLError) as exc:
+                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+                raise ConfigError(f"cannot load the agent CA file {ca}: {reason}") from exc
         cert = client_cert or _env_path("SEALBOX_AGENT_CLIENT_CERT")
         key = client_key or _env_path("SEALBOX_AGENT_CLIENT_KEY")
         if cert is not None and scheme == "https":  # mutual TLS: the agent asks for it

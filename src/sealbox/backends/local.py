@@ -29,9 +29,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import DestinationError, NotFoundError
+from sealbox.errors import ConfigError, DestinationError, NotFoundError
 
-__all__ = ["LocalBackend"]
+__all__ = ["SCHEMES", "LocalBackend", "check_local_url", "open_destination"]
 
 _TMP_PREFIX = ".tmp-"
 _IMMUTABLE = "data/"  # pack objects: named by their content, never rewritten
@@ -44,6 +44,24 @@ _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 def _close(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
+
+
+SCHEMES = ("file",)  # and a plain absolute path
+
+
+def check_local_url(url: str) -> None:
+    """ValueError for a file:// URL with a host (a plain path is fine)."""
+    if "://" in url and urlsplit(url).netloc not in ("", "localhost"):
+        raise ValueError("file:// URLs take no host: use file:///absolute/path")
+
+
+def open_destination(url: str, options: object = None) -> LocalBackend:
+    """A directory has no options beyond every destination's (``LocalOptions``)."""
+    try:
+        check_local_url(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return LocalBackend.from_url(url)
 
 
 class LocalBackend:

@@ -5,15 +5,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import DestinationError, NotFoundError
 
-__all__ = ["MemoryBackend"]
+if TYPE_CHECKING:
+    from sealbox.backends.options import MemoryOptions
+
+__all__ = ["SCHEMES", "MemoryBackend", "open_destination"]
 
 _STORES: dict[str, dict[str, tuple[bytes, float]]] = {}
 _LOCK = threading.Lock()
+
+
+SCHEMES = ("memory",)
+
+
+def open_destination(url: str, options: MemoryOptions | None = None) -> MemoryBackend:
+    return MemoryBackend.from_url(url)
 
 
 class MemoryBackend:

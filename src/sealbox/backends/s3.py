@@ -12,14 +12,18 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
-from sealbox.redact import mask_url
+from sealbox.util.redact import mask_url
+from sealbox.util.secretfile import read_secret_file
 
-__all__ = ["S3Backend"]
+if TYPE_CHECKING:
+    from sealbox.backends.options import S3Options
+
+__all__ = ["SCHEMES", "S3Backend", "open_destination"]
 
 MULTIPART = 16 * 1024 * 1024
 MAX_WHOLE = 4 << 30  # a whole-object read: far above any Sealbox object
@@ -35,6 +39,28 @@ def _empty_range(exc: Exception) -> bool:
 
 
 UNLOCKED = "locks/"  # repository locks must be deletable
+
+
+SCHEMES = ("s3",)
+
+
+def open_destination(url: str, options: S3Options | None = None) -> S3Backend:
+    """The backend for ``url`` with the destination's options (none for the plumbing, which
+    reads the standard AWS environment variables); ``object_lock_days`` wins over the URL's
+    ``?lock_days=``."""
+    if options is None:
+        return S3Backend.from_url(url)
+    if (options.access_key_id is None) != (options.secret_key_file is None):
+        raise ConfigError(
+            "s3 destination: access_key_id and secret_key_file go together (or set neither,"
+            " and the standard AWS environment variables or files are used)"
+        )
+    secret = None
+    if options.secret_key_file is not None:
+        secret = read_secret_file(options.secret_key_file, "destination secret_key_file")
+    return S3Backend.from_url(
+        url, options.access_key_id, secret, options.quota_bytes, options.object_lock_days
+    )
 
 
 class S3Backend:

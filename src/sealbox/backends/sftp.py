@@ -18,15 +18,27 @@ import stat
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
 from sealbox.errors import ConfigError, DestinationError, NotFoundError
 
-__all__ = ["SFTPBackend"]
+if TYPE_CHECKING:
+    from sealbox.backends.options import SFTPOptions
+
+__all__ = ["SCHEMES", "SFTPBackend", "open_destination"]
 
 T = TypeVar("T")
+
+
+SCHEMES = ("sftp",)
+
+
+def open_destination(url: str, options: SFTPOptions | None = None) -> SFTPBackend:
+    if options is None:
+        return SFTPBackend.from_url(url)
+    return SFTPBackend.from_url(url, options.ssh_key_file, options.known_hosts_file)
 
 
 class SFTPBackend:

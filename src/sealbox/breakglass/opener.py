@@ -21,7 +21,7 @@ from sealbox.errors import (
     SignatureError,
     WrongKeyError,
 )
-from sealbox.keymaterial import Unlocked
+from sealbox.keys.material import Unlocked
 
 __all__ = [
     "BackupFiles",

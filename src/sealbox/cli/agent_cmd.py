@@ -104,8 +104,8 @@ def serve(
     from sealbox.agent.app import build_app
     from sealbox.agent.upload import UploadRules
     from sealbox.errors import ConfigError
-    from sealbox.httpserve import Limits, server_config, tls_context
-    from sealbox.placement import loopback_host
+    from sealbox.util.httpserve import Limits, server_config, tls_context
+    from sealbox.util.netaddr import loopback_host
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():

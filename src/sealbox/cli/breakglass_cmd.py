@@ -24,7 +24,7 @@ from sealbox.cli.common import (
 from sealbox.crypto import sshsig
 from sealbox.crypto.trust import Trust
 from sealbox.errors import KeyMaterialError, NotFoundError, OutputError
-from sealbox.keymaterial import from_identity_file, from_share_files, pinned_trust
+from sealbox.keys.material import from_identity_file, from_share_files, pinned_trust
 
 MASK = "********"
 

@@ -35,8 +35,8 @@ def command(
     as_json: bool,
 ) -> None:
     """Check the integrity of the product's repositories (structure; with a key, every byte)."""
+    from sealbox.destinations.repos import open_product_repo_to_read
     from sealbox.errors import IntegrityError, NotFoundError
-    from sealbox.product_repo import open_product_repo_to_read
     from sealbox.repo.blobs import BlobReader
     from sealbox.repo.check import run_check
     from sealbox.repo.locks import Lock

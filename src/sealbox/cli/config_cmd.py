@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sealbox.backends.options import AgentOptions
 from sealbox.cli.common import config_option, console, json_option, print_json, warn
 from sealbox.cli.common import config_path as resolve
 from sealbox.config.load import read_toml, validate
@@ -44,8 +45,9 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
                 notes.append(
                     f"destinations.{name}.allow_on_appliance is true: backups may stay on the appliance"
                 )
-            if dest.token_file is not None and not dest.token_file.exists():
-                notes.append(f"destinations.{name}.token_file: {dest.token_file} does not exist")
+            token_file = dest.token_file if isinstance(dest, AgentOptions) else None
+            if token_file is not None and not token_file.exists():
+                notes.append(f"destinations.{name}.token_file: {token_file} does not exist")
     if as_json:
         print_json(
             {

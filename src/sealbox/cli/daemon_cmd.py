@@ -17,9 +17,14 @@ def command(ctx: click.Context, config_path: Path | None) -> None:
     """Run every job on its schedule; serve status, history, run-now and /metrics."""
     import asyncio
 
+    from sealbox.daemon.api import make_app
     from sealbox.daemon.service import Daemon
+    from sealbox.dashboard.headers import SecurityHeaders
+    from sealbox.dashboard.web import routes as dashboard_routes
 
     daemon = Daemon(resolve_config(ctx, config_path))
+    # The API and the dashboard, composed here; every response carries the security headers.
+    app = SecurityHeaders(make_app(daemon, dashboard_routes(daemon)))
 
     def ready() -> None:
         d = daemon.config.daemon
@@ -30,4 +35,4 @@ def command(ctx: click.Context, config_path: Path | None) -> None:
             markup=False,
         )
 
-    asyncio.run(daemon.serve(on_ready=ready))
+    asyncio.run(daemon.serve(app, on_ready=ready))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from sealbox import keys_ops
 from sealbox.cli.common import (
     config_option,
     console,
@@ -19,9 +18,10 @@ from sealbox.cli.common import (
     print_json,
     warn,
 )
+from sealbox.destinations.repos import destination_backend
 from sealbox.errors import OutputError, ShareError
-from sealbox.keystore import Keystore
-from sealbox.product_repo import destination_backend
+from sealbox.keys import ceremony as ceremonies
+from sealbox.keys.store import Keystore
 
 share_option = click.option(
     "--share",
@@ -70,7 +70,7 @@ def ceremony(
         raise ShareError(f"--threshold {threshold} is more than --shares {total}")
     config = load(ctx, config_path)
     source = passphrase_source(passphrase_flag, passphrase_file, confirm=True)
-    result = keys_ops.ceremony(
+    result = ceremonies.ceremony(
         Keystore(config.appliance.state_dir),
         appliance=config.appliance.name,
         total=total,
@@ -122,7 +122,7 @@ def combine(
     shares: tuple[Path, ...], out: Path | None, passphrase_flag: bool, passphrase_file: Path | None
 ) -> None:
     """Offline: rebuild the master key from a quorum of shares as an age identity file."""
-    text, kid = keys_ops.combine_to_identity(
+    text, kid = ceremonies.combine_to_identity(
         list(shares), passphrase_source(passphrase_flag, passphrase_file)
     )
     if out is None:
@@ -157,7 +157,7 @@ def drill(
 ) -> None:
     """Prove a quorum of shares rebuilds the current master key; nothing is written."""
     config = load(ctx, config_path)
-    record = keys_ops.drill(
+    record = ceremonies.drill(
         Keystore(config.appliance.state_dir),
         list(shares),
         passphrase_source(passphrase_flag, passphrase_file),
@@ -176,7 +176,7 @@ def drill(
 @click.pass_context
 def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Key ids, creation dates, and which retained backups need which key."""
-    from sealbox.secrets_backup import backup_key_ids
+    from sealbox.usecases.secrets_backup import backup_key_ids
 
     config = load(ctx, config_path)
     keystore = Keystore(config.appliance.state_dir)

@@ -21,8 +21,8 @@ def command(
     ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
 ) -> None:
     """Write, read back and delete a canary at each destination."""
+    from sealbox.destinations.probe import probe_all
     from sealbox.errors import ConfigError, DestinationError
-    from sealbox.probe import probe_all
 
     config = load(ctx, config_path)
     if destination and destination not in config.destinations:

@@ -38,11 +38,11 @@ def verify(
     as_json: bool,
 ) -> None:
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
+    from sealbox.destinations.repos import destination_of, open_product_repo_to_read
     from sealbox.errors import IntegrityError
-    from sealbox.product_repo import destination_of, open_product_repo_to_read
-    from sealbox.recordings.store import catalog_for
     from sealbox.recordings.verify import verify as run_verify
     from sealbox.repo.blobs import BlobReader
+    from sealbox.usecases.recordings_backup import catalog_for
 
     config = load(ctx, config_path)
     name = destination_of(config, "recordings", destination)

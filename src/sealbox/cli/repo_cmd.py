@@ -24,7 +24,7 @@ from sealbox.repo.repository import Rejected, Repository, default_state_dir
 
 if TYPE_CHECKING:
     from sealbox.crypto.trust import Trust
-    from sealbox.keymaterial import Unlocked
+    from sealbox.keys.material import Unlocked
     from sealbox.repo.check import CheckReport
     from sealbox.repo.restore import RestoreOptions
 
@@ -92,7 +92,7 @@ def unlock(
     passphrase_file: Path | None,
     required: bool = True,
 ) -> Unlocked | None:
-    from sealbox.keymaterial import from_identity_file, from_share_files
+    from sealbox.keys.material import from_identity_file, from_share_files
 
     if identity is not None and shares:
         raise KeyMaterialError("give either --identity or --share, not both")
@@ -112,8 +112,8 @@ def reader_trust(unlocked: Unlocked | None, local_state: Path | None) -> Trust:
     lines, and the keystore of ``local_state`` (the machine that made the backups); refused
     when that is nothing, unless --unverified."""
     from sealbox.breakglass.opener import parse_signers
-    from sealbox.keymaterial import pinned_trust
-    from sealbox.keystore import Keystore
+    from sealbox.keys.material import pinned_trust
+    from sealbox.keys.store import Keystore
 
     meta = click.get_current_context().meta
     local = Keystore(local_state).trust() if local_state is not None else None

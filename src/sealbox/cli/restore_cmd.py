@@ -82,10 +82,10 @@ def system(
     as_json: bool,
 ) -> None:
     """Rebuild files and databases from a system snapshot (an id prefix, or "latest")."""
-    from sealbox import system_restore
     from sealbox.alerts.report import restore_run
-    from sealbox.product_repo import destination_of
+    from sealbox.destinations.repos import destination_of
     from sealbox.repo.restore import RestoreOptions
+    from sealbox.usecases import system_restore
 
     config = load(ctx, config_path)
     unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
@@ -214,7 +214,7 @@ def recordings(
 ) -> None:
     """Restore recordings by session or time range; each is checked against its recorded digest."""
     from sealbox.alerts.report import restore_run
-    from sealbox.product_repo import destination_of, open_product_repo_to_read
+    from sealbox.destinations.repos import destination_of, open_product_repo_to_read
     from sealbox.recordings.restore import restore, select
     from sealbox.recordings.verify import entries_of
     from sealbox.repo.blobs import BlobReader

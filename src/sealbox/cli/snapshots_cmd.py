@@ -24,8 +24,8 @@ def command(
     as_json: bool,
 ) -> None:
     """List the snapshots of the product's backups (no key needed)."""
+    from sealbox.destinations.repos import open_product_repo
     from sealbox.errors import NotFoundError
-    from sealbox.product_repo import open_product_repo
 
     config = load(ctx, config_path)
     names = (

@@ -25,7 +25,7 @@ def _size(value: float | None) -> str:
 @click.pass_context
 def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Every kind's last success, next run, size; destination health and sizing; warnings."""
-    from sealbox.status import collect
+    from sealbox.usecases.status import collect
 
     report = collect(load(ctx, config_path))
     if as_json:

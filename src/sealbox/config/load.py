@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sealbox.config.models import Config
+from sealbox.config.models import DESTINATION_TAGS, Config
 from sealbox.errors import ConfigError
 
 __all__ = ["DEFAULT_PATH", "load_config", "resolve_path", "validate"]
@@ -32,6 +32,8 @@ def _loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in ("sql", "kdbx", "json", "command") and out.endswith("]"):
             continue  # pydantic names the union member it tried; the index already says which
+        elif part in DESTINATION_TAGS and out.startswith("destinations.") and out.count(".") == 1:
+            continue  # the backend a destination's URL names: its scheme already says which
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
@@ -47,6 +49,9 @@ def validate(data: dict[str, Any]) -> tuple[Config | None, list[tuple[str, str]]
             message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 message = "unknown key (typo?)"
+                loc = err["loc"]
+                if len(loc) == 4 and loc[0] == "destinations" and loc[2] in DESTINATION_TAGS:
+                    message = f"unknown key (typo?), or not an option of {loc[2]} destinations"
             problems.append((_loc(err["loc"]), message))
         return None, problems
     return config, config.cross_check()

@@ -11,8 +11,25 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
+from sealbox.backends.options import (
+    AgentOptions,
+    DestinationOptions,
+    LocalOptions,
+    MemoryOptions,
+    S3Options,
+    SFTPOptions,
+)
+from sealbox.backends.registry import check_url, kind_of
 from sealbox.schedule import parse_cron, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -90,83 +107,40 @@ class KeysConfig(_Model):
         return value
 
 
-class DestinationConfig(_Model):
-    url: str = Field(
-        description=(
-            "Where backups go: file:///mnt/backup (a mounted CIFS/NFS share),"
-            " sftp://user@host/path, s3://bucket/prefix?endpoint=..., agent+https://host:port/ns."
-        ),
-        examples=["file:///mnt/pam-backup"],
-    )
-    token_file: Path | None = Field(
-        default=None,
-        description="File holding the agent token (agent destinations).",
-        examples=["/etc/sealbox/agent.token"],
-    )
-    access_key_id: str | None = Field(
-        default=None,
-        description="S3 access key id (s3:// destinations; the plumbing reads AWS_ACCESS_KEY_ID).",
-        examples=[None],
-    )
-    secret_key_file: Path | None = Field(
-        default=None,
-        description="File holding the S3 secret access key.",
-        examples=[None],
-    )
-    object_lock_days: int | None = Field(
-        default=None,
-        ge=1,
-        description=(
-            "S3 Object Lock: keep every object (but locks) undeletable for this many days"
-            " (COMPLIANCE mode; the bucket must be created with Object Lock)."
-        ),
-        examples=[None],
-    )
-    ssh_key_file: Path | None = Field(
-        default=None,
-        description="Private key for sftp:// destinations (the plumbing reads SEALBOX_SSH_KEY).",
-        examples=[None],
-    )
-    known_hosts_file: Path | None = Field(
-        default=None,
-        description="known_hosts with the SFTP server's host key; it is always checked.",
-        examples=[None],
-    )
-    quota_bytes: int | None = Field(
-        default=None,
-        ge=1,
-        description="The space Sealbox may use at an S3 destination (object stores report no free space).",
-        examples=[None],
-    )
-    ca_file: Path | None = Field(
-        default=None,
-        description="The agent's CA, or its certificate itself (pinned), for agent+https:// destinations.",
-        examples=[None],
-    )
-    client_cert: Path | None = Field(
-        default=None,
-        description="Client certificate (PEM) for an agent that requires mutual TLS.",
-        examples=[None],
-    )
-    client_key: Path | None = Field(
-        default=None, description="Its private key (PEM).", examples=[None]
-    )
-    allow_on_appliance: bool = Field(
-        default=False,
-        description=(
-            "Allow a destination on the appliance itself (same filesystem or device). Only for"
-            " tests and demos: every run warns."
-        ),
-        examples=[False],
-    )
+class _UnsupportedDestination(DestinationOptions):
+    """A destination table whose URL no backend handles: only its ``url`` is reported (it
+    never validates)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        from sealbox.backends.registry import check_url
-
-        check_url(value)
+        check_url(value)  # raises: no backend handles this URL
         return value
+
+
+def _destination_kind(value: Any) -> str:
+    """The tag of a destination table: the name of the backend its URL's scheme names."""
+    url = value.get("url") if isinstance(value, dict) else getattr(value, "url", None)
+    if not isinstance(url, str):
+        return "file"  # then the file model reports the missing or mistyped url
+    kind = kind_of(url)
+    return kind.name if kind is not None else "unsupported"
+
+
+# A [destinations.NAME] table: the options model of the backend its URL names (see
+# backends/registry.py), so an option of another backend is refused by name, never ignored.
+DestinationConfig = Annotated[
+    Annotated[LocalOptions, Tag("file")]
+    | Annotated[MemoryOptions, Tag("memory")]
+    | Annotated[S3Options, Tag("s3")]
+    | Annotated[SFTPOptions, Tag("sftp")]
+    | Annotated[AgentOptions, Tag("agent")]
+    | Annotated[_UnsupportedDestination, Tag("unsupported")],
+    Discriminator(_destination_kind),
+]
+DESTINATION_TAGS = ("file", "memory", "s3", "sftp", "agent", "unsupported")
 
 
 class SqlColumns(_Model):

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from sealbox.backends.options import DestinationOptions
 from sealbox.config.models import Config
 
 __all__ = ["reference_markdown", "sample_toml"]
@@ -79,9 +80,8 @@ def _scalar_lines(model: type[BaseModel], given: dict[str, Any] | None = None) -
             if key in given:
                 lines.append(f"{key} = {_toml_value(given[key])}")
             else:
-                lines.append(
-                    f"# {key} = {_toml_value(example if example is not None else default)}"
-                )
+                shown = example if example is not None else default
+                lines.append(f"# {key} = {_toml_value(shown) if shown is not None else '...'}")
         elif example is None:
             lines.append(f"# {key} = {_toml_value(default) if default is not None else '...'}")
         elif info.is_required() or example != default:
@@ -98,7 +98,18 @@ def _tables(model: type[BaseModel], path: str, out: list[str], commented: bool =
         sub = f"{path}.{key}" if path else key
         if get_origin(annotation) is dict:
             models = _models_in(get_args(annotation)[1])
-            if models:
+            examples = [
+                (m, m.EXAMPLE_URL)
+                for m in models
+                if issubclass(m, DestinationOptions) and m.EXAMPLE_URL is not None
+            ]
+            if examples:  # a union of backends' options: one table per kind, the first active
+                for i, (option_model, url) in enumerate(examples):
+                    kind = url.split("://")[0].split("+")[0]
+                    table = f"{sub}.{_DICT_KEYS.get(key, 'example')}" + (f"-{kind}" if i else "")
+                    given = {"url": url}
+                    _emit(option_model, f"[{table}]", table, info, out, commented or i > 0, given)
+            elif models:
                 table = f"{sub}.{_DICT_KEYS.get(key, 'example')}"
                 _emit(models[0], f"[{table}]", table, info, out, commented)
             continue
@@ -113,16 +124,25 @@ def _tables(model: type[BaseModel], path: str, out: list[str], commented: bool =
 
 
 def _emit(
-    model: type[BaseModel], header: str, path: str, info: FieldInfo, out: list[str], commented: bool
+    model: type[BaseModel],
+    header: str,
+    path: str,
+    info: FieldInfo,
+    out: list[str],
+    commented: bool,
+    given: dict[str, Any] | None = None,
 ) -> None:
     c = "# " if commented else ""
     out.append("")
     doc = info.description or ""
+    if model.__doc__ and given is not None:
+        doc += " " + " ".join(model.__doc__.split())
     if commented:
         doc += " (another kind; uncomment to use)"
-    out.append(f"# {doc}")
+    out += [f"# {line}" for line in textwrap.wrap(doc, 96)]
     out.append(f"{c}{header}")
-    given = info.examples[0] if info.examples and isinstance(info.examples[0], dict) else None
+    if given is None and info.examples and isinstance(info.examples[0], dict):
+        given = info.examples[0]
     out += [f"{c}{line}" for line in _scalar_lines(model, given)]
     _tables(model, path, out, commented)
 

@@ -11,17 +11,18 @@ import asyncio
 import calendar
 import hmac
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from sealbox.daemon.history import RESULTS
 from sealbox.daemon.metrics import Metric, render
 from sealbox.errors import RunRefusedError
+from sealbox.state.history import RESULTS
 
 if TYPE_CHECKING:
     from sealbox.config.models import Config
@@ -54,8 +55,9 @@ def _refuse(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def make_app(daemon: Daemon) -> ASGIApp:
-    """The API and the dashboard, every response with the security headers."""
+def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+    """The API, plus ``extra_routes`` (the dashboard's pages, composed by the command that
+    starts the daemon, so the daemon does not depend on the dashboard)."""
 
     def readable(request: Request) -> bool:
         return daemon.config.daemon.on_loopback or _authorized(daemon, request)
@@ -105,20 +107,15 @@ def make_app(daemon: Daemon) -> ASGIApp:
         text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot())
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    from sealbox.dashboard.headers import SecurityHeaders
-    from sealbox.dashboard.web import routes as dashboard_routes
-
-    return SecurityHeaders(
-        Starlette(
-            routes=[
-                Route("/healthz", health),
-                Route("/api/status", status),
-                Route("/api/history", history),
-                Route("/api/run/{job}", run_now, methods=["POST"]),
-                Route("/metrics", metrics),
-                *dashboard_routes(daemon),
-            ]
-        )
+    return Starlette(
+        routes=[
+            Route("/healthz", health),
+            Route("/api/status", status),
+            Route("/api/history", history),
+            Route("/api/run/{job}", run_now, methods=["POST"]),
+            Route("/metrics", metrics),
+            *extra_routes,
+        ]
     )
 
 
@@ -126,9 +123,9 @@ def collect_metrics(config: Config, snap: dict[str, Any]) -> str:
     """The metrics text from the state files and the daemon's ``snapshot()`` (taken on the
     loop's thread: this runs in a worker thread)."""
     from sealbox.alerts.notifier import Notifier
-    from sealbox.daemon.history import History
-    from sealbox.probe import last_probes
-    from sealbox.sizing import last_reports
+    from sealbox.destinations.probe import last_probes
+    from sealbox.destinations.sizing import last_reports
+    from sealbox.state.history import History
 
     state = config.appliance.state_dir
     history = History(state, readonly=True)

@@ -61,8 +61,8 @@ class JobOutcome:
 
 def check_identity_problem(config: Config) -> str | None:
     """Why ``check_identity_file`` may not be used, or None (also when it is not set)."""
-    from sealbox.keymaterial import from_identity_file
-    from sealbox.keystore import Keystore
+    from sealbox.keys.material import from_identity_file
+    from sealbox.keys.store import Keystore
 
     path = config.daemon.check_identity_file
     if path is None:

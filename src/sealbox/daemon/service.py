@@ -17,19 +17,21 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from starlette.types import ASGIApp
+
 from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
-from sealbox.daemon.history import History
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, jobs_of, outcome_of
 from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.errors import ConfigError, RunRefusedError
-from sealbox.statefile import read_json, write_json
+from sealbox.state.files import read_json, write_json
+from sealbox.state.history import History
 
 __all__ = ["Daemon"]
 
@@ -263,7 +265,7 @@ class Daemon:
     async def status_doc(self) -> dict[str, Any]:
         """``sealbox status`` as JSON, cached (it contacts the destinations); a run that ends
         clears the cache, so pages show its result at once."""
-        from sealbox.status import collect
+        from sealbox.usecases.status import collect
 
         async with self._status_lock:
             if self._status is None or time.time() - self._status_at > STATUS_CACHE_SECONDS:
@@ -299,9 +301,9 @@ class Daemon:
             log.warning("daemon.json not written: %s", exc)
 
     # -- main ----------------------------------------------------------------------------------
-    async def serve(self, on_ready: Any = None) -> None:
-        from sealbox.daemon.api import make_app
-        from sealbox.httpserve import Limits, server_config, tls_context
+    async def serve(self, app: ASGIApp, on_ready: Callable[[], None] | None = None) -> None:
+        """Run until SIGTERM, serving ``app`` (the API and dashboard, composed by the caller)."""
+        from sealbox.util.httpserve import Limits, server_config, tls_context
 
         interrupted = self.history.recover()
         if interrupted:
@@ -315,7 +317,7 @@ class Daemon:
         d = self.config.daemon
         server = _QuietServer(
             server_config(
-                make_app(self),
+                app,
                 host.strip("[]"),
                 int(port),
                 Limits(d.header_timeout_seconds, d.max_connections, d.max_connections_per_client),

@@ -24,7 +24,7 @@ from sealbox.daemon.api import api_token
 from sealbox.dashboard import charts
 from sealbox.dashboard.auth import COOKIE, Session, Sessions, csrf_ok
 from sealbox.errors import RunRefusedError
-from sealbox.redact import mask_url
+from sealbox.util.redact import mask_url
 
 if TYPE_CHECKING:
     from sealbox.daemon.service import Daemon
@@ -155,7 +155,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             info = kinds.get(kind)
             job = snap["jobs"].get(kind)
             cards.append({"kind": kind, "info": info, "job": job})
-        from sealbox.keystore import Keystore
+        from sealbox.keys.store import Keystore
 
         key = Keystore(daemon.config.appliance.state_dir).current()
         return render(
@@ -175,14 +175,14 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         _, session = current(request)
         if session is None:
             return to_login(request)
-        from sealbox.probe import last_probes
-        from sealbox.sizing import _state, last_reports
+        from sealbox.destinations.probe import last_probes
+        from sealbox.destinations.sizing import last_reports, usage_samples
 
         state = daemon.config.appliance.state_dir
         status = await daemon.status_doc()
         probes = last_probes(state)
         reports = last_reports(state)
-        samples = _state(state).get("samples", {})
+        samples = usage_samples(state)
         rows = []
         for name, dest in sorted(daemon.config.destinations.items()):
             probe = probes.get(name, {})

@@ -4,7 +4,7 @@ A dump is streamed: the dump tool's stdout is read by the backup pipeline (chunk
 packed) while the tool runs, so no plaintext dump ever touches the disk. A load feeds the restored
 bytes to the client tool's stdin. Passwords go to the tools through their environment variables
 (``MYSQL_PWD``, ``PGPASSWORD``), never on a command line that ``ps`` shows; nothing else of
-Sealbox's environment reaches them (:func:`sealbox.childenv.minimal_env`).
+Sealbox's environment reaches them (:func:`sealbox.util.childenv.minimal_env`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sealbox.childenv import minimal_env
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, IntegrityError, SourceError
-from sealbox.redact import ambiguous_userinfo, mask_url
 from sealbox.repo.backup import Stream
-from sealbox.sources.secretfile import read_secret_file
+from sealbox.util.childenv import minimal_env
+from sealbox.util.redact import ambiguous_userinfo, mask_url
+from sealbox.util.secretfile import read_secret_file
 
 __all__ = ["Database", "ServerUrl", "parse_server_url", "run_feed", "start_dump", "tool"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, OutputError, SourceError
-from sealbox.redact import mask_url
 from sealbox.repo.backup import Stream, bytes_stream
+from sealbox.util.redact import mask_url
 
 __all__ = ["SQLite"]
 

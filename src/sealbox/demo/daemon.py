@@ -26,7 +26,7 @@ __all__ = ["run_daemon_demo"]
 
 
 def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
-    from sealbox.demo.run import _agent, _free_port
+    from sealbox.demo.run import free_port, serving_agent
 
     root = root.absolute()
     source = root / "sealbox.toml"
@@ -35,7 +35,7 @@ def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
     text = source.read_text()
     if "[daemon]" in text:
         raise ConfigError(f"{source} has its own [daemon] section: run `sealbox daemon` on it")
-    port = _free_port()
+    port = free_port()
     derived = root / "sealbox-daemon.toml"
     token_file = root / "appliance" / "daemon.token"
     token = secrets.token_urlsafe(24)
@@ -47,7 +47,7 @@ def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
     )
     config = load_config(derived)
     base = f"http://127.0.0.1:{port}"
-    with _agent(root, config.destinations["remote"].url):
+    with serving_agent(root, config.destinations["remote"].url):
         proc = subprocess.Popen(
             [sys.executable, "-m", "sealbox", "daemon", "--config", str(derived)],
             stdout=subprocess.DEVNULL,

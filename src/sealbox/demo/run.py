@@ -17,16 +17,17 @@ from urllib.parse import urlsplit
 from rich.console import Console
 from rich.table import Table
 
-from sealbox import keys_ops, secrets_backup
 from sealbox.agent.tokens import TokenStore
 from sealbox.breakglass import opener
 from sealbox.config import load_config
 from sealbox.demo import appliance, vault
 from sealbox.errors import DestinationError
-from sealbox.keymaterial import from_share_files, pinned_trust
-from sealbox.keystore import Keystore
+from sealbox.keys import ceremony
+from sealbox.keys.material import from_share_files, pinned_trust
+from sealbox.keys.store import Keystore
+from sealbox.usecases import secrets_backup
 
-__all__ = ["DemoReport", "run_demo", "serve_remote"]
+__all__ = ["DemoReport", "free_port", "run_demo", "serve_remote", "serving_agent"]
 
 NAMESPACE = "demo-pam"
 
@@ -38,7 +39,7 @@ def serve_remote(root: Path, console: Console) -> None:
     if not url.startswith("agent+"):
         raise DestinationError("this demo's remote/ is a plain directory: nothing to serve")
     console.print(f"Serving {root / 'remote'} at {url} (Ctrl-C to stop)")
-    with _agent(root.absolute(), url):
+    with serving_agent(root.absolute(), url):
         try:
             while True:
                 time.sleep(3600)
@@ -52,7 +53,7 @@ def _remote_dir(root: Path, config: Any) -> Path:
     return root / "remote" / NAMESPACE if url.startswith("agent+") else root / "remote"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as sock:
@@ -61,7 +62,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _agent(root: Path, url: str) -> Iterator[None]:
+def serving_agent(root: Path, url: str) -> Iterator[None]:
     """Serve ``remote/`` with a local agent while the demo runs (when the config points at one)."""
     import socket
     import subprocess
@@ -120,8 +121,8 @@ def _system_steps(
     """System backup, then a full reconstruction into ``restore/`` and its verification."""
     import shutil
 
-    from sealbox import system_backup, system_restore
-    from sealbox.keymaterial import from_share_files as unlock
+    from sealbox.keys.material import from_share_files as unlock
+    from sealbox.usecases import system_backup, system_restore
 
     result = step(
         "system backup",
@@ -158,9 +159,9 @@ def _system_steps(
 
 def _recordings_steps(root: Path, config: Any, step: Callable[..., Any], console: Console) -> None:
     """Recordings backup with one session still being recorded, then the chain verified."""
-    from sealbox.product_repo import open_product_repo
-    from sealbox.recordings import store
+    from sealbox.destinations.repos import open_product_repo
     from sealbox.recordings.verify import verify
+    from sealbox.usecases import recordings_backup as store
 
     _, handle = appliance.live_recording(root)
     try:
@@ -323,7 +324,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             ),
         )
         (root / "remote").mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        port = free_port()
         _, token = TokenStore(root / "remote").create(NAMESPACE)
         token_file = root / "appliance" / "agent.token"
         token_file.write_text(token + "\n")
@@ -338,13 +339,15 @@ def run_demo(root: Path, console: Console) -> DemoReport:
             lambda n: f"{n} passwords rotated, logs and sessions added",
         )
     config = load_config(config_path)
-    with _agent(root, config.destinations["remote"].url if "remote" in config.destinations else ""):
+    with serving_agent(
+        root, config.destinations["remote"].url if "remote" in config.destinations else ""
+    ):
         keystore = Keystore(config.appliance.state_dir)
         if keystore.current() is None:
             result = step(
                 "key ceremony",
                 "Key ceremony: master key split 3-of-5 for the custodians",
-                lambda: keys_ops.ceremony(
+                lambda: ceremony.ceremony(
                     keystore,
                     appliance=config.appliance.name,
                     total=5,

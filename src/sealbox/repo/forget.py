@@ -18,15 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sealbox.config.models import Retention
 from sealbox.errors import DestinationError, IntegrityError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.locks import Lock
 from sealbox.repo.repository import Repository, Snapshot, pack_path
 from sealbox.schedule import parse_duration
 
-__all__ = ["PruneResult", "apply_policy", "prune"]
+__all__ = ["KeepRules", "PruneResult", "apply_policy", "prune"]
 
 REPACK_WASTE = 0.2  # repack a pack when more than this fraction of its bytes is unused
 
@@ -39,12 +39,32 @@ _BUCKETS: dict[str, Callable[[datetime], tuple[int, ...]]] = {
 }
 
 
+class KeepRules(Protocol):
+    """What a retention policy says; unset rules are None (the product's
+    ``config.models.Retention`` is one)."""
+
+    @property
+    def keep_last(self) -> int | None: ...
+    @property
+    def keep_hourly(self) -> int | None: ...
+    @property
+    def keep_daily(self) -> int | None: ...
+    @property
+    def keep_weekly(self) -> int | None: ...
+    @property
+    def keep_monthly(self) -> int | None: ...
+    @property
+    def keep_yearly(self) -> int | None: ...
+    @property
+    def keep_within(self) -> str | None: ...
+
+
 def _group(snapshot: Snapshot) -> tuple[str, str, tuple[str, ...]]:
     return snapshot.hostname, snapshot.kind, tuple(sorted(snapshot.paths))
 
 
 def apply_policy(
-    snapshots: list[Snapshot], policy: Retention, now: datetime
+    snapshots: list[Snapshot], policy: KeepRules, now: datetime
 ) -> tuple[list[Snapshot], list[Snapshot]]:
     """(keep, forget). A policy with no rule at all keeps everything."""
     if not any(getattr(policy, k) for k in ("keep_last", "keep_within", *_BUCKETS)):

@@ -28,7 +28,7 @@ from sealbox.errors import (
     SealboxError,
     SignatureError,
 )
-from sealbox.keystore import Keystore
+from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
 from sealbox.repo.format import FORMAT_VERSION
 from sealbox.repo.keys import DataKey, WriterSecrets, load_writer_identity, new_writer_identity

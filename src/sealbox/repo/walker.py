@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sealbox.repo import format as fmt
 from sealbox.repo.engine import BATCH_BYTES, BATCH_FILES, Engine
@@ -20,10 +20,17 @@ from sealbox.repo.filescache import FilesCache
 from sealbox.repo.inputs import STREAM_DIR, Stream
 from sealbox.repo.tree import encode_tree, kind_of, set_node_name
 
-if TYPE_CHECKING:
-    from sealbox.repo.backup import BackupResult
+__all__ = ["Tally", "Walker"]
 
-__all__ = ["Walker"]
+
+class Tally(Protocol):
+    """What the walker counts into (a run's ``BackupResult``)."""
+
+    files_new: int
+    files_unchanged: int
+    bytes_read: int
+    warnings: list[str]
+    contents: dict[str, list[str]]
 
 
 @cache
@@ -89,7 +96,7 @@ class Walker:
     """Builds the directory structure on the main thread; file contents come from the workers."""
 
     def __init__(
-        self, engine: Engine, cache: FilesCache, excludes: list[str], result: BackupResult
+        self, engine: Engine, cache: FilesCache, excludes: list[str], result: Tally
     ) -> None:
         self.engine, self.cache, self.excludes, self.result = engine, cache, excludes, result
         self.pool: ThreadPoolExecutor | None = None

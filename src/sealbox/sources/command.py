@@ -10,11 +10,11 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 
-from sealbox.childenv import minimal_env
 from sealbox.config.models import CommandSource
 from sealbox.errors import SourceError
 from sealbox.items import Item
 from sealbox.sources.jsonfile import items_from_json
+from sealbox.util.childenv import minimal_env
 
 __all__ = ["read"]
 

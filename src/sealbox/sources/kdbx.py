@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sealbox.config.models import KdbxSource
 from sealbox.errors import SourceError
 from sealbox.items import ITEM_TYPES, Item, Version, normalise_time
-from sealbox.sources.secretfile import read_secret_file
+from sealbox.util.secretfile import read_secret_file
 
 __all__ = ["read"]
 

@@ -23,8 +23,8 @@ import orjson
 from sealbox.config.models import SqlSource
 from sealbox.errors import SourceError
 from sealbox.items import ITEM_TYPES, Item, normalise_time
-from sealbox.redact import ambiguous_userinfo, mask_url
-from sealbox.sources.secretfile import read_secret_file
+from sealbox.util.redact import ambiguous_userinfo, mask_url
+from sealbox.util.secretfile import read_secret_file
 
 __all__ = ["read"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sealbox.backends import open_backend
 from sealbox.breakglass.opener import MAX_MANIFEST
-from sealbox.secrets_backup import backup_key_ids
+from sealbox.usecases.secrets_backup import backup_key_ids
 
 
 class Spy:

@@ -11,12 +11,21 @@ from urllib.parse import urlsplit, urlunsplit
 from sealbox.backends import Backend, open_backend
 from sealbox.config.models import Config
 from sealbox.crypto.trust import Trust
+from sealbox.destinations.placement import check_destination
+from sealbox.destinations.recipients import repository_recipients_for
 from sealbox.errors import ConfigError, NotFoundError
-from sealbox.keystore import Keystore
-from sealbox.placement import check_destination
-from sealbox.repo.repository import Repository
+from sealbox.keys.store import Keystore
+from sealbox.repo.repository import Repository, Snapshot
+from sealbox.state.files import read_json, write_json
 
-__all__ = ["destination_backend", "destination_of", "open_product_repo", "repo_url"]
+__all__ = [
+    "destination_backend",
+    "destination_of",
+    "open_product_repo",
+    "remember_keys",
+    "repo_url",
+    "reusable_keys",
+]
 
 
 def repo_url(destination_url: str) -> str:
@@ -47,7 +56,6 @@ def open_product_repo(
     config: Config, destination: str, appliance_paths: list[Path], create: bool = True
 ) -> tuple[Repository, list[str]]:
     """The repository at a destination (created if missing), and the off-appliance warnings."""
-    from sealbox.secrets_backup import repository_recipients_for
 
     dest = config.destinations[destination]
     warnings = check_destination(
@@ -84,3 +92,47 @@ def open_product_repo_to_read(
     if trust is None:
         trust = Keystore(config.appliance.state_dir).trust().require()
     return Repository.open(destination_backend(config, destination, repo=True), identities, trust)
+
+
+def reusable_keys(repo: Repository) -> set[bytes]:
+    """Data keys of snapshots made for today's recipients: the only data new snapshots may
+    share. After a key ceremony the first backup stores everything again, under the new key, so
+    the new key alone opens every new snapshot.
+
+    Kept in a local record (``state_dir/repos/ID/reusable-keys.json``) that each backup extends
+    (:func:`remember_keys`), so a run need not list and read every snapshot (recordings runs
+    every 15 minutes make 35,000 a year). A record made for other recipients, or none, means a
+    full scan. A stale record can only cost deduplication (a key it lacks is not reused), never
+    correctness; keys of pruned snapshots have no blobs left in the index to reuse."""
+    current = sorted(repo.data_recipients)
+    record = _keys_record(repo)
+    if record is not None:
+        doc = read_json(record)
+        if doc.get("recipients") == current and isinstance(doc.get("keys"), list):
+            return {bytes.fromhex(k) for k in doc["keys"]}
+    keys: set[bytes] = set()
+    for snapshot in repo.snapshots():
+        made_for = snapshot.extra.get("recipients") or sorted(repo.config.recipients)
+        if sorted(made_for) == current:
+            keys.update(bytes.fromhex(k) for k in snapshot.data_keys)
+    if record is not None:
+        write_json(record, {"recipients": current, "keys": sorted(k.hex() for k in keys)})
+    return keys
+
+
+def remember_keys(repo: Repository, snapshot: Snapshot) -> None:
+    """After a backup: its data keys join the record :func:`reusable_keys` reads."""
+    record = _keys_record(repo)
+    if record is None:
+        return
+    current = sorted(repo.data_recipients)
+    made_for = sorted(snapshot.extra.get("recipients") or repo.config.recipients)
+    doc = read_json(record)
+    if doc.get("recipients") != current or made_for != current:
+        return  # the next reusable_keys() rebuilds it
+    doc["keys"] = sorted(set(doc.get("keys", [])) | set(snapshot.data_keys))
+    write_json(record, doc)
+
+
+def _keys_record(repo: Repository) -> Path | None:
+    return None if repo.cache_dir is None else repo.cache_dir.parent / "reusable-keys.json"

@@ -11,10 +11,10 @@ from typing import Any
 
 from sealbox.backends.base import read_bounded
 from sealbox.config.models import Config
+from sealbox.destinations.repos import destination_backend
 from sealbox.errors import SealboxError
-from sealbox.product_repo import destination_backend
-from sealbox.redact import mask_url
-from sealbox.statefile import read_json, write_json
+from sealbox.state.files import read_json, write_json
+from sealbox.util.redact import mask_url
 
 __all__ = ["ProbeResult", "last_probes", "probe", "probe_all"]
 

@@ -15,9 +15,9 @@ from typing import Any
 from sealbox.config.models import Config
 from sealbox.crypto.trust import Trust
 from sealbox.databases import Database, database_for
+from sealbox.destinations.repos import destination_of, open_product_repo_to_read
 from sealbox.errors import ConfigError, NotFoundError, OutputError, SignatureError
-from sealbox.keymaterial import Unlocked
-from sealbox.product_repo import destination_of, open_product_repo_to_read
+from sealbox.keys.material import Unlocked
 from sealbox.repo.backup import STREAM_DIR
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.repository import Index, Repository
@@ -29,7 +29,7 @@ from sealbox.repo.restore import (
     plan_restore,
     run_restore,
 )
-from sealbox.system_backup import INVENTORY
+from sealbox.usecases.system_backup import INVENTORY
 
 __all__ = ["SystemRestore", "plan", "run"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sealbox.backends.base import Backend
-from sealbox.statefile import read_json, write_json
+from sealbox.state.files import read_json, write_json
 
 __all__ = [
     "RULE",
@@ -25,6 +25,7 @@ __all__ = [
     "measure",
     "record_sample",
     "tree_size",
+    "usage_samples",
     "used_bytes",
 ]
 
@@ -66,6 +67,12 @@ def tree_size(root: Path) -> int:
 def _state(state_dir: Path) -> dict[str, Any]:
     doc: dict[str, Any] = read_json(state_dir / "sizing.json")
     return doc
+
+
+def usage_samples(state_dir: Path) -> dict[str, Any]:
+    """The recorded usage samples per destination (``sizing.json``), for charts."""
+    samples: dict[str, Any] = _state(state_dir).get("samples", {})
+    return samples
 
 
 def _save(state_dir: Path, doc: dict[str, Any]) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sealbox.crypto import agekeys, shares, sshsig
 from sealbox.errors import OutputError, ShareError
-from sealbox.keymaterial import PassphraseSource, rebuild_identity, sheet_signers
-from sealbox.keystore import KeyRecord, Keystore, utc_now
+from sealbox.keys.material import PassphraseSource, rebuild_identity, sheet_signers
+from sealbox.keys.store import KeyRecord, Keystore, utc_now
 
 __all__ = ["CeremonyResult", "ceremony", "combine_to_identity", "drill", "render_sheet"]
 

@@ -104,13 +104,3 @@ def check_destination(name: str, url: str, allow: bool, appliance_paths: list[Pa
             " (or set allow_on_appliance = true for tests and demos)"
         )
     return [f"{what}: allowed by allow_on_appliance, but this backup is NOT off the appliance"]
-
-
-def loopback_host(host: str) -> bool:
-    """Whether every address ``host`` (a name or an IP literal, brackets allowed) resolves to
-    is a loopback address; False when it does not resolve."""
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), None)
-    except (OSError, UnicodeError):
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)

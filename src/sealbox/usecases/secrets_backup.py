@@ -21,12 +21,13 @@ from sealbox.breakglass import document, package
 from sealbox.breakglass.opener import MAX_MANIFEST
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
-from sealbox.errors import ConfigError, CorruptFileError, KeyNotSetError, NotFoundError
-from sealbox.keystore import Keystore
-from sealbox.placement import check_destination
-from sealbox.product_repo import destination_backend
+from sealbox.destinations.placement import check_destination
+from sealbox.destinations.recipients import recipients_for
+from sealbox.destinations.repos import destination_backend
+from sealbox.destinations.sizing import record_sample
+from sealbox.errors import ConfigError, CorruptFileError, NotFoundError
+from sealbox.keys.store import Keystore
 from sealbox.schedule import parse_duration
-from sealbox.sizing import record_sample
 from sealbox.sources import collect
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
     "apply_retention",
     "backup_key_ids",
     "list_backups",
-    "recipients_for",
-    "repository_recipients_for",
     "run",
 ]
 
@@ -53,38 +52,6 @@ class SecretsBackupResult:
     deleted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
-    """The master key (keystore) plus extra recipients (config), each with its key id and role."""
-    keys: list[dict[str, str]] = []
-    current = keystore.current()
-    if current is not None:
-        keys.append({"id": current.id, "recipient": current.recipient, "role": "master"})
-    for recipient in config.keys.recipients:
-        if all(k["recipient"] != recipient for k in keys):
-            agekeys.parse_recipient(recipient)
-            keys.append(
-                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "recipient"}
-            )
-    if not keys:
-        raise KeyNotSetError(
-            "no master key is set: run `sealbox keys ceremony` (or set keys.recipients)"
-        )
-    return keys
-
-
-def repository_recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
-    """What the product's repositories are sealed to: :func:`recipients_for` plus
-    ``keys.repository_recipients`` (role ``repository``), which secrets backups never get."""
-    keys = recipients_for(config, keystore)
-    for recipient in config.keys.repository_recipients:
-        if all(k["recipient"] != recipient for k in keys):
-            agekeys.parse_recipient(recipient)
-            keys.append(
-                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "repository"}
-            )
-    return keys
 
 
 def _source_paths(config: Config) -> list[Path]:

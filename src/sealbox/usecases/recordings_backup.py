@@ -12,17 +12,21 @@ import orjson
 
 from sealbox.backends.base import read_bounded
 from sealbox.config.models import Config
+from sealbox.destinations.repos import (
+    destination_of,
+    open_product_repo,
+    remember_keys,
+    reusable_keys,
+)
+from sealbox.destinations.sizing import record_sample
 from sealbox.errors import ConfigError, IntegrityError, NotFoundError
-from sealbox.keystore import Keystore
-from sealbox.product_repo import destination_of, open_product_repo
+from sealbox.keys.store import Keystore
 from sealbox.recordings import manifest
 from sealbox.recordings.catalog import Catalog
 from sealbox.recordings.scan import scan
 from sealbox.repo import format as fmt
 from sealbox.repo.backup import BackupResult, Progress, run_backup
 from sealbox.repo.repository import Repository
-from sealbox.sizing import record_sample
-from sealbox.system_backup import remember_keys, reusable_keys
 
 __all__ = ["RecordingsResult", "catalog_for", "run"]
 

@@ -14,23 +14,25 @@ from typing import Any
 import orjson
 
 from sealbox import __version__
-from sealbox.childenv import minimal_env
 from sealbox.config.models import Config
 from sealbox.databases import database_for
 from sealbox.databases.sqlite import SQLite
+from sealbox.destinations.repos import (
+    destination_backend,
+    destination_of,
+    open_product_repo,
+    remember_keys,
+    reusable_keys,
+)
+from sealbox.destinations.sizing import measure, record_sample
 from sealbox.errors import ConfigError
-from sealbox.product_repo import destination_backend, destination_of, open_product_repo
 from sealbox.repo.backup import BackupResult, Progress, Stream, bytes_stream, run_backup
-from sealbox.repo.repository import Repository, Snapshot
-from sealbox.sizing import measure, record_sample
-from sealbox.statefile import read_json, write_json
+from sealbox.util.childenv import minimal_env
 
 __all__ = [
     "INVENTORY",
     "SystemBackupResult",
     "inventory",
-    "remember_keys",
-    "reusable_keys",
     "run",
 ]
 
@@ -85,50 +87,6 @@ def inventory(config: Config) -> dict[str, Any]:
         "sealbox_version": __version__,
         "config_sha256": digest,
     }
-
-
-def reusable_keys(repo: Repository) -> set[bytes]:
-    """Data keys of snapshots made for today's recipients: the only data new snapshots may
-    share. After a key ceremony the first backup stores everything again, under the new key, so
-    the new key alone opens every new snapshot.
-
-    Kept in a local record (``state_dir/repos/ID/reusable-keys.json``) that each backup extends
-    (:func:`remember_keys`), so a run need not list and read every snapshot (recordings runs
-    every 15 minutes make 35,000 a year). A record made for other recipients, or none, means a
-    full scan. A stale record can only cost deduplication (a key it lacks is not reused), never
-    correctness; keys of pruned snapshots have no blobs left in the index to reuse."""
-    current = sorted(repo.data_recipients)
-    record = _keys_record(repo)
-    if record is not None:
-        doc = read_json(record)
-        if doc.get("recipients") == current and isinstance(doc.get("keys"), list):
-            return {bytes.fromhex(k) for k in doc["keys"]}
-    keys: set[bytes] = set()
-    for snapshot in repo.snapshots():
-        made_for = snapshot.extra.get("recipients") or sorted(repo.config.recipients)
-        if sorted(made_for) == current:
-            keys.update(bytes.fromhex(k) for k in snapshot.data_keys)
-    if record is not None:
-        write_json(record, {"recipients": current, "keys": sorted(k.hex() for k in keys)})
-    return keys
-
-
-def remember_keys(repo: Repository, snapshot: Snapshot) -> None:
-    """After a backup: its data keys join the record :func:`reusable_keys` reads."""
-    record = _keys_record(repo)
-    if record is None:
-        return
-    current = sorted(repo.data_recipients)
-    made_for = sorted(snapshot.extra.get("recipients") or repo.config.recipients)
-    doc = read_json(record)
-    if doc.get("recipients") != current or made_for != current:
-        return  # the next reusable_keys() rebuilds it
-    doc["keys"] = sorted(set(doc.get("keys", [])) | set(snapshot.data_keys))
-    write_json(record, doc)
-
-
-def _keys_record(repo: Repository) -> Path | None:
-    return None if repo.cache_dir is None else repo.cache_dir.parent / "reusable-keys.json"
 
 
 def run(

@@ -1,0 +1,115 @@
+"""``sealbox forget``: each kind's retention policy, then prune, per destination.
+
+Secrets backups keep their newest file whatever the policy says; system and recordings snapshots
+follow ``repo.forget.apply_policy``; recordings removed by the policy get a signed retention
+record, so `recordings verify` tells them from tampering. Append-only destinations are skipped
+(the storage host runs ``sealbox repo forget --prune`` with its admin token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from sealbox.backends.base import append_only
+from sealbox.config.models import Config
+from sealbox.destinations.repos import destination_backend, open_product_repo
+from sealbox.errors import NotFoundError
+from sealbox.keys.store import Keystore
+from sealbox.recordings.manifest import GENESIS
+from sealbox.recordings.verify import entries_of, retention_record
+from sealbox.repo.forget import PruneResult, apply_policy, forget_snapshots, prune
+from sealbox.repo.repository import Repository
+from sealbox.usecases import secrets_backup
+
+__all__ = ["ForgetReport", "KindOutcome", "run"]
+
+
+@dataclass
+class KindOutcome:
+    """What retention did to one kind: ``kept`` is None when it was not counted (secrets
+    backups outside a dry run, skipped destinations)."""
+
+    forgotten: list[str] = field(default_factory=list)
+    kept: list[str] | int | None = None
+    skipped: str | None = None  # "append-only"
+
+
+@dataclass
+class ForgetReport:
+    dry_run: bool
+    kinds: dict[str, KindOutcome] = field(default_factory=dict)
+    prunes: dict[str, PruneResult] = field(default_factory=dict)  # by destination
+
+    def to_json(self) -> dict[str, object]:
+        """The ``--json`` document: ``dry_run``, one entry per kind, ``prune:<destination>``."""
+        doc: dict[str, object] = {"dry_run": self.dry_run}
+        for kind, outcome in self.kinds.items():
+            entry: dict[str, object] = {"kept": outcome.kept, "forgotten": outcome.forgotten}
+            if outcome.skipped:
+                entry["skipped"] = outcome.skipped
+            if kind == "secrets" and not self.dry_run and outcome.skipped is None:
+                entry = {"forgotten": outcome.forgotten}
+            doc[kind] = entry
+        for name, pruned in self.prunes.items():
+            doc[f"prune:{name}"] = asdict(pruned)
+        return doc
+
+
+def run(config: Config, dry_run: bool = False, now: datetime | None = None) -> ForgetReport:
+    now = now or datetime.now(UTC)
+    report = ForgetReport(dry_run)
+    if config.secrets is not None:
+        report.kinds["secrets"] = _secrets(config, dry_run, now)
+    by_destination: dict[str, list[str]] = {}
+    for kind in ("system", "recordings"):
+        part = config.system if kind == "system" else config.recordings
+        if part is not None:
+            by_destination.setdefault(part.destination, []).append(kind)
+    for name, kinds in by_destination.items():
+        try:
+            repo, _ = open_product_repo(config, name, [], create=False)
+        except NotFoundError:
+            continue
+        if append_only(repo.backend):
+            for kind in kinds:
+                report.kinds[kind] = KindOutcome(skipped="append-only")
+            continue
+        snapshots = repo.snapshots()
+        for kind in kinds:
+            part = config.system if kind == "system" else config.recordings
+            assert part is not None
+            keep, drop = apply_policy([s for s in snapshots if s.kind == kind], part.retention, now)
+            if not dry_run:
+                forget_snapshots(repo, drop)
+                if kind == "recordings" and drop:
+                    _note_retention(config, repo, {s.id for s in drop})
+            report.kinds[kind] = KindOutcome([s.id for s in drop], [s.id for s in keep])
+        report.prunes[name] = prune(repo, dry_run=dry_run)
+    return report
+
+
+def _secrets(config: Config, dry_run: bool, now: datetime) -> KindOutcome:
+    assert config.secrets is not None
+    backend = destination_backend(config, config.secrets.destination)
+    if append_only(backend):
+        return KindOutcome(skipped="append-only")
+    names = secrets_backup.list_backups(backend, config.appliance.name)
+    if dry_run:
+        return KindOutcome(kept=len(names))
+    deleted = secrets_backup.apply_retention(
+        backend,
+        config.appliance.name,
+        config.secrets.keep_last,
+        config.secrets.keep_within,
+        now,
+        protect=(names or [""])[0],
+    )
+    return KindOutcome(forgotten=deleted)
+
+
+def _note_retention(config: Config, repo: Repository, dropped: set[str]) -> None:
+    """Sign which recordings the policy removed, so `recordings verify` tells them from
+    tampering."""
+    removed = [int(e["seq"]) for e in entries_of(repo) if e.get("snapshot") in dropped]
+    retention_record(repo, removed, GENESIS, Keystore(config.appliance.state_dir).signing_key())
