@@ -37,12 +37,14 @@ __all__ = [
     "KeyNotSetError",
     "LockedError",
     "NotFoundError",
+    "ObjectExistsError",
     "OutputError",
     "PolicyError",
     "SealboxError",
     "ShareError",
     "SignatureError",
     "SourceError",
+    "TransientDestinationError",
     "WrongKeyError",
 ]
 
@@ -101,6 +103,17 @@ class SourceError(SealboxError):
 class DestinationError(SealboxError):
     exit_code = 7
     summary = "A backup destination is unreachable, unwritable or misbehaving."
+
+
+class TransientDestinationError(DestinationError):
+    summary = (
+        "A destination failure that may pass (a dropped connection, a timeout, a server's 5xx"
+        " or 429): retried with backoff before it is reported."
+    )
+
+
+class ObjectExistsError(DestinationError):
+    summary = "An exclusive write found the name taken (objects are never replaced)."
 
 
 class LockedError(DestinationError):

@@ -21,7 +21,13 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.errors import (
+    ConfigError,
+    DestinationError,
+    NotFoundError,
+    ObjectExistsError,
+    TransientDestinationError,
+)
 from sealbox.util.netaddr import loopback_host
 from sealbox.util.redact import mask_url
 
@@ -58,6 +64,14 @@ class _Refused(DestinationError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Busy(TransientDestinationError, _Refused):
+    """An answer that may change on a retry: 408, 429, or a 5xx other than 507 (out of
+    space: that is not passing)."""
+
+
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def _env_path(name: str) -> Path | None:
@@ -184,8 +198,8 @@ class AgentBackend:
                 headers={**self.headers, **(headers or {})},
                 preload_content=False,
             )
-        except urllib3.exceptions.HTTPError as exc:
-            raise DestinationError(
+        except urllib3.exceptions.HTTPError as exc:  # no connection, a reset, a timeout
+            raise TransientDestinationError(
                 f"{self.display}: cannot {action}: {type(exc).__name__} {exc}"
             ) from exc
         try:
@@ -194,7 +208,7 @@ class AgentBackend:
             complete = len(data) <= cap
         except urllib3.exceptions.HTTPError as exc:
             response.close()
-            raise DestinationError(
+            raise TransientDestinationError(
                 f"{self.display}: cannot {action}: {type(exc).__name__} {exc}"
             ) from exc
         if complete and response.status < 400 and method != "HEAD":
@@ -209,7 +223,8 @@ class AgentBackend:
                 reason = doc.get("error", "") if isinstance(doc, dict) else ""
             except orjson.JSONDecodeError:
                 reason = data[:200].decode(errors="replace")
-            raise _Refused(
+            refused = _Busy if response.status in TRANSIENT_STATUS else _Refused
+            raise refused(
                 f"{self.display}: cannot {action}: {response.status} {reason}", response.status
             )
         if not complete:
@@ -268,7 +283,7 @@ class AgentBackend:
             )
         except _Refused as exc:
             if exc.status == 409:
-                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+                raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
             raise
 
     def delete(self, name: str) -> None:

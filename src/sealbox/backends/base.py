@@ -13,7 +13,10 @@ Object names are relative, ``/``-separated paths (see :func:`validate_name`). Co
 - ``list`` yields every object whose name starts with ``prefix``, in no particular order, and never
   temporary objects of an unfinished ``put``.
 - Any I/O failure is raised as :class:`~sealbox.errors.DestinationError` with a message that names
-  the destination but no credential.
+  the destination but no credential: :class:`~sealbox.errors.TransientDestinationError` when it
+  may pass (a dropped connection, a timeout, a server's 5xx or 429), and an exclusive ``put`` on
+  a taken name raises :class:`~sealbox.errors.ObjectExistsError`. Backends never retry
+  themselves: :mod:`sealbox.backends.retry` does, around every backend alike.
 """
 
 from __future__ import annotations

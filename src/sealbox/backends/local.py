@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.errors import ConfigError, DestinationError, NotFoundError, ObjectExistsError
 
 __all__ = ["SCHEMES", "LocalBackend", "check_local_url", "open_destination"]
 
@@ -281,7 +281,7 @@ class LocalBackend:
                 with contextlib.suppress(OSError):  # the share may be gone: report the first error
                     os.unlink(tmp, dir_fd=parent)
             if exc.errno == errno.EEXIST:
-                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+                raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
             raise self._fail(f"write {name}", exc) from exc
         finally:
             if parent is not None:

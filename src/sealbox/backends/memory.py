@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import DestinationError, NotFoundError
+from sealbox.errors import NotFoundError, ObjectExistsError
 
 if TYPE_CHECKING:
     from sealbox.backends.options import MemoryOptions
@@ -76,7 +76,7 @@ class MemoryBackend:
         validate_name(name)
         with _LOCK:
             if exclusive and name in self.objects:
-                raise DestinationError(f"{self.display}: object {name!r} exists already")
+                raise ObjectExistsError(f"{self.display}: object {name!r} exists already")
             self.objects[name] = (bytes(data), time.time())
 
     def flush(self) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sealbox.backends.base import Backend
+from sealbox.backends.retry import with_retries
 from sealbox.errors import ConfigError
 from sealbox.util.redact import mask_url
 
@@ -103,4 +104,4 @@ def open_backend(url: str, options: DestinationOptions | None = None) -> Backend
             f"{mask_url(url)}: the options given are for another kind of destination"
             f" ({type(options).__name__}, not {kind.options.__name__})"
         )
-    return kind.open(url, options)
+    return with_retries(kind.open(url, options))

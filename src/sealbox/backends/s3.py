@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.errors import (
+    ConfigError,
+    DestinationError,
+    NotFoundError,
+    ObjectExistsError,
+    TransientDestinationError,
+)
 from sealbox.util.redact import mask_url
 from sealbox.util.secretfile import read_secret_file
 
@@ -38,6 +44,18 @@ def _empty_range(exc: Exception) -> bool:
     )
 
 
+# Answers a retry may change (the retry is backends/retry.py's, not the client's).
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeTooSkewed",
+    }
+)
 UNLOCKED = "locks/"  # repository locks must be deletable
 
 
@@ -92,7 +110,9 @@ class S3Backend:
                 s3={"addressing_style": "path", "payload_signing_enabled": False},
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                retries={"max_attempts": 8, "mode": "adaptive"},
+                # One attempt: the retries, with backoff, are backends/retry.py's for every
+                # backend alike (errors say whether they may pass).
+                retries={"total_max_attempts": 1, "mode": "standard"},
                 connect_timeout=10,
                 read_timeout=120,
                 max_pool_connections=16,
@@ -135,16 +155,22 @@ class S3Backend:
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _fail(self, action: str, exc: Exception) -> DestinationError:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
+        transient = isinstance(exc, BotoConnectionError | HTTPClientError)
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
-            reason = f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip(": ")
+            code = str(error.get("Code", "error"))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            transient = code in TRANSIENT_CODES or status in (500, 502, 503, 504)
+            reason = f"{code}: {error.get('Message', '')}".strip(": ")
         else:
             reason = type(exc).__name__ + (
                 ": cannot reach the endpoint" if "Endpoint" in type(exc).__name__ else ""
             )
-        return DestinationError(f"{self.display}: cannot {action}: {reason}")
+        kind = TransientDestinationError if transient else DestinationError
+        return kind(f"{self.display}: cannot {action}: {reason}")
 
     @staticmethod
     def _missing(exc: Exception) -> bool:
@@ -235,7 +261,7 @@ class S3Backend:
                 )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
-                raise DestinationError(f"{self.display}: object {name!r} exists already") from exc
+                raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
             raise self._fail(f"write {name}", exc) from exc
         except Exception as exc:
             raise self._fail(f"write {name}", exc) from exc

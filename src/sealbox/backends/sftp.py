@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import ConfigError, DestinationError, NotFoundError
+from sealbox.errors import (
+    ConfigError,
+    DestinationError,
+    NotFoundError,
+    ObjectExistsError,
+    TransientDestinationError,
+)
 
 if TYPE_CHECKING:
     from sealbox.backends.options import SFTPOptions
@@ -129,39 +135,39 @@ class SFTPBackend:
                     f"{self.display}: the server's host key is not the one in {self.known_hosts}"
                     " (unknown host, or a man in the middle): refusing to connect"
                 ) from exc
-            except (TimeoutError, OSError, asyncssh.Error) as exc:
+            except (TimeoutError, OSError, asyncssh.ConnectionLost) as exc:  # may pass
+                raise TransientDestinationError(
+                    f"{self.display}: cannot connect: {getattr(exc, 'reason', None) or exc}"
+                ) from exc
+            except asyncssh.Error as exc:  # refused login, no common algorithm: will not pass
                 raise DestinationError(
                     f"{self.display}: cannot connect: {getattr(exc, 'reason', None) or exc}"
                 ) from exc
             return self._sftp
 
     def _call(self, action: str, operation: Callable[[Any], Awaitable[T]]) -> T:
-        """Run an SFTP coroutine on the connection's loop; reconnect and retry once on a drop."""
+        """Run an SFTP coroutine on the connection's loop. A dropped link is forgotten (the
+        next call reconnects) and reported as transient: backends/retry.py retries it."""
         import asyncssh
 
         async def attempt() -> T:
-            for tries in (1, 2):
-                sftp = await self._client()
-                try:
-                    return await operation(sftp)
-                except asyncssh.SFTPNoSuchFile as exc:
-                    raise FileNotFoundError(str(exc)) from exc
-                except (
-                    asyncssh.ConnectionLost,
-                    asyncssh.DisconnectError,
-                    BrokenPipeError,
-                    ConnectionError,
-                ) as exc:
-                    self._sftp = None
-                    if tries == 2:
-                        raise DestinationError(
-                            f"{self.display}: cannot {action}: connection lost ({exc})"
-                        ) from exc
-                except asyncssh.SFTPError as exc:
-                    raise DestinationError(
-                        f"{self.display}: cannot {action}: {exc.reason}"
-                    ) from exc
-            raise AssertionError("unreachable")
+            sftp = await self._client()
+            try:
+                return await operation(sftp)
+            except asyncssh.SFTPNoSuchFile as exc:
+                raise FileNotFoundError(str(exc)) from exc
+            except (
+                asyncssh.ConnectionLost,
+                asyncssh.DisconnectError,
+                BrokenPipeError,
+                ConnectionError,
+            ) as exc:
+                self._sftp = None
+                raise TransientDestinationError(
+                    f"{self.display}: cannot {action}: connection lost ({exc})"
+                ) from exc
+            except asyncssh.SFTPError as exc:
+                raise DestinationError(f"{self.display}: cannot {action}: {exc.reason}") from exc
 
         return asyncio.run_coroutine_threadsafe(attempt(), self._loop).result()
 
@@ -247,7 +253,7 @@ class SFTPBackend:
             return True
 
         if not self._call(f"write {name}", op):
-            raise DestinationError(f"{self.display}: object {name!r} exists already")
+            raise ObjectExistsError(f"{self.display}: object {name!r} exists already")
 
     def delete(self, name: str) -> None:
         async def op(sftp: Any) -> None:
