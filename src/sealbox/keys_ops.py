@@ -11,6 +11,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealbox.breakglass import opener_html
 from sealbox.crypto import agekeys, shares, sshsig
 from sealbox.errors import OutputError, ShareError
 from sealbox.keymaterial import PassphraseSource, rebuild_identity, sheet_signers
@@ -57,6 +58,7 @@ def render_sheet(
     signer = signers[0]
     fingerprint = sshsig.fingerprint(sshsig.parse_public_key_line(signer))
     signer_lines = "\n".join(f"Signer:     {line}" for line in signers)
+    opener_sha256 = opener_html.opener_sha256()
     body = f"""\
         SEALBOX MASTER KEY - CUSTODIAN SHARE {number} OF {total}
         Any {threshold} of the {total} shares open the secrets backups of appliance {appliance}.
@@ -85,6 +87,13 @@ def render_sheet(
             sealbox breakglass open FILE --share ... search NAME
             sealbox breakglass open FILE --share ... show ITEM_ID --reveal
             sealbox breakglass open FILE --share ... export --format kdbx --out vault.kdbx
+
+        TO OPEN IT IN A BROWSER (any machine, offline, nothing to install)
+          Open sealbox-opener-*.html (beside the backups at the destination, or written by
+          `sealbox breakglass opener --out opener.html`) after checking its SHA-256:
+            Opener SHA-256: {opener_sha256}
+            (sha256sum opener.html; on Windows: Get-FileHash opener.html)
+          Give it the three backup files and {threshold} sheets (files or typed words).
 
         TO OPEN IT WITH THE STANDARD age TOOL (bash; the key and secrets stay off disk)
             age -d -i <(sealbox keys combine --share s1.txt --share s2.txt ...) \\
