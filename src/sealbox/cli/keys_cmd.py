@@ -21,7 +21,6 @@ from sealbox.cli.common import (
 )
 from sealbox.errors import OutputError, ShareError
 from sealbox.keystore import Keystore
-from sealbox.product_repo import destination_backend
 
 share_option = click.option(
     "--share",
@@ -176,6 +175,7 @@ def drill(
 @click.pass_context
 def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Key ids, creation dates, and which retained backups need which key."""
+    from sealbox.product_repo import destination_backend  # the appliance side (light installs)
     from sealbox.secrets_backup import backup_key_ids
 
     config = load(ctx, config_path)

@@ -12,7 +12,6 @@ import click
 import orjson
 
 from sealbox import __version__
-from sealbox.alerts import report
 from sealbox.breakglass import receipts, rotations
 from sealbox.cli.common import config_option, err_console, json_option, load, print_json
 from sealbox.crypto import sshsig
@@ -33,6 +32,8 @@ def group() -> None:
 @click.pass_context
 def import_cmd(ctx: click.Context, file: Path, config_path: Path | None, as_json: bool) -> None:
     """Import a receipt from an opener: alert (breakglass.used) and list what to rotate."""
+    from sealbox.alerts import report  # the appliance side: not needed to open a backup
+
     config = load(ctx, config_path)
     try:
         with file.open("rb") as handle:
