@@ -82,6 +82,43 @@ function validLength(n) {
   return n >= 20 && (10 * (n - 7)) % 16 <= 8;
 }
 
+// RS1024, the share checksum (SLIP-39's definition): a code of distance 4, so one wrong word
+// has exactly one place and one word that repair it. This only points at the word: every
+// candidate is confirmed by the slip39 package's own check before it is shown.
+const RS1024_GEN = [0xe0e040, 0x1c1c080, 0x3838100, 0x7070200, 0xe0e0009, 0x1c0c2412, 0x38086c24, 0x3090fc48, 0x21b1f890, 0x3f3f120];
+
+function rs1024(chk, values) {
+  for (const v of values) {
+    const b = chk >> 20;
+    chk = ((chk & 0xfffff) << 10) ^ v;
+    for (let i = 0; i < 10; i++) if ((b >> i) & 1) chk ^= RS1024_GEN[i];
+  }
+  return chk;
+}
+
+const RS1024_START = [rs1024(1, utf8.encode("shamir")), rs1024(1, utf8.encode("shamir_extendable"))];
+
+/** {position (1-based), suggestion} of the one word whose replacement makes the checksum
+ * valid, or null (no single word, or more than one candidate). */
+export function locateMistypedWord(words) {
+  const idx = words.map((w) => WORD_INDEX.get(w));
+  if (idx.some((v) => v === undefined)) return null;
+  const hits = [];
+  for (let i = 0; i < idx.length && hits.length < 2; i++) {
+    const original = idx[i];
+    for (let v = 0; v < 1024 && hits.length < 2; v++) {
+      if (v === original) continue;
+      idx[i] = v;
+      const extendable = ((idx[0] * 1024 + idx[1]) >> 4) & 1;
+      if (rs1024(RS1024_START[extendable], idx) === 1 && slip39.validateMnemonic(idx.map((x) => WORDS[x]).join(" "))) {
+        hits.push({ position: i + 1, suggestion: WORDS[v] });
+      }
+    }
+    idx[i] = original;
+  }
+  return hits.length === 1 ? hits[0] : null;
+}
+
 /** One share from a sheet's text (or bare words); OpenerError naming the sheet and the word. */
 export function parseShare(text, origin) {
   const { lines, words } = sheetWords(text);
@@ -100,10 +137,12 @@ export function parseShare(text, origin) {
     throw new OpenerError("share", `${origin}: invalid share (invalid mnemonic length)`, { origin });
   }
   if (!slip39.validateMnemonic(mnemonic)) {
+    const hit = locateMistypedWord(words);
+    const hint = hit ? `; word ${hit.position} '${words[hit.position - 1]}' is probably the mistyped one (did the sheet say '${hit.suggestion}'?)` : "";
     throw new OpenerError(
       "share",
-      `${origin}: invalid share (checksum failed: a word is mistyped or the words are out of order)`,
-      { origin, checksum: true },
+      `${origin}: invalid share (checksum failed: a word is mistyped or the words are out of order)${hint}`,
+      { origin, checksum: true, ...(hit ? { position: hit.position, word: words[hit.position - 1], suggestion: hit.suggestion } : {}) },
     );
   }
   // The share's header, as SLIP-39 lays it out: id (15 bits), extendable (1), exponent (4),

@@ -61,15 +61,22 @@ function shareStatus(box) {
     return;
   }
   const bad = new Set(unknownWords(value));
+  let message = null;
+  let share = null;
+  try {
+    share = parseShare(value, box.dataset.name);
+  } catch (exc) {
+    message = exc.message;
+    if (exc.position) bad.add(exc.position); // a checksum failure pinned to one word
+  }
   sheetWords(value).words.forEach((w, i) => {
     words.append(el("span", { class: bad.has(i + 1) ? "word bad" : "word", title: `word ${i + 1}` }, `${i + 1}. ${w}`), " ");
   });
-  try {
-    const share = parseShare(value, box.dataset.name);
+  if (share) {
     status.textContent = `ok: share #${share.index + 1} of set ${share.identifier}, ${share.threshold} needed`;
     status.classList.add("ok");
-  } catch (exc) {
-    status.textContent = exc.message;
+  } else {
+    status.textContent = message;
     status.classList.add("bad");
   }
 }

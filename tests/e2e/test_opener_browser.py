@@ -224,8 +224,34 @@ def test_both_openers_refuse_the_same_bad_inputs_with_the_same_reasons(
         assert js.get("isError") and reason in js["error"], (what, js)
         py = cli_error(sealbox, file, shares)
         assert reason in py, (what, py)
-        # The same sentence, up to the hint that names each opener's own override.
-        assert js["error"].split(" (refusing")[0] == py.split(" (refusing")[0], what
+        # The same sentence, up to the hint that names each opener's own override (and the
+        # page's pointer to the mistyped word, after the same words).
+        assert js["error"].startswith(py.split(" (refusing")[0]), what
+
+
+def test_a_valid_but_wrong_word_is_pinned_to_its_place(page, appliance):
+    """RS1024 catches a wrong word that is a valid word too; the page says which one."""
+    words = appliance.shares[0].read_text().split("BEGIN SHARE\n")[1].split("END SHARE")[0].split()
+    for position in (1, 4, 17, len(words)):
+        typo = [*words]
+        typo[position - 1] = "academic" if words[position - 1] != "academic" else "acid"
+        found = page.evaluate(
+            """(text) => { try { window.sealboxOpener.parseShare(text); return null; }
+                           catch (e) { return [e.message, e.position, e.suggestion]; } }""",
+            " ".join(typo),
+        )
+        assert found[0].startswith("share: invalid share (checksum failed")
+        assert found[1:] == [position, words[position - 1]], (position, found)
+        assert f"did the sheet say '{words[position - 1]}'?" in found[0]
+    swapped = [*words]
+    swapped[5], swapped[6] = swapped[6], swapped[5]
+    if swapped != words:  # two words out of order: no single word to blame
+        found = page.evaluate(
+            """(text) => { try { window.sealboxOpener.parseShare(text); return null; }
+                           catch (e) { return [e.message, e.position ?? null]; } }""",
+            " ".join(swapped),
+        )
+        assert found[1] is None and "checksum failed" in found[0]
 
 
 def test_bare_words_pin_nothing_and_open_only_when_unverified_is_chosen(
@@ -274,6 +300,10 @@ def test_the_page_opens_searches_reveals_copies_exports_and_writes_a_receipt(
     status = page.locator(".share-status").nth(0)
     assert "word 5 'zebraa' is not a SLIP-39 word" in status.inner_text()
     assert page.locator(".share").nth(0).locator(".word.bad").inner_text() == "5. zebraa"
+    typo[4] = "academic" if words[4] != "academic" else "acid"  # a word, but the wrong one
+    area.fill(" ".join(typo))
+    assert "checksum failed" in status.inner_text()
+    assert page.locator(".share").nth(0).locator(".word.bad").inner_text() == f"5. {typo[4]}"
     area.fill(" ".join(words))
     assert status.inner_text().startswith("ok: share #1")
     page.set_input_files("#share-files", appliance.shares[1:3])
