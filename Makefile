@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs bench bench-repo bench-system bench-recordings bench-destinations clean
+.PHONY: demo test lint typecheck unit tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[appliance]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
@@ -31,8 +31,19 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-dev tools
+unit: $(VENV)/.installed-dev tools opener-deps
 	$(BIN)/pytest
+
+# The browser opener (opener/): JavaScript dependencies exactly as the lockfile pins them (no
+# install scripts run), then the one HTML file, shipped as package data (so pip needs no node).
+# A test rebuilds it and compares the bytes.
+opener/node_modules/.package-lock.json: opener/package-lock.json
+	cd opener && npm ci --ignore-scripts --no-audit --no-fund
+
+opener-deps: opener/node_modules/.package-lock.json
+
+opener: opener-deps
+	cd opener && node build.mjs
 
 test: lint typecheck unit
 
@@ -61,4 +72,4 @@ bench-repo: $(VENV)/.installed-dev
 	$(BIN)/python bench/repo_bench.py
 
 clean:
-	rm -rf $(VENV) sealbox-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) sealbox-demo .pytest_cache .mypy_cache .ruff_cache opener/node_modules

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the external tools the tests use: the age CLI (interoperability), OpenSSH's ssh-keygen
 # (signature verification with the standard tool), sshd (the SFTP tests' server) and Chromium
-# (the dashboard tests' browser, driven by Playwright; never `playwright install`).
+# (the dashboard and browser-opener tests' browser, driven by Playwright; never `playwright install`)
+# keepassxc-cli (the opener's KDBX export is opened with KeePassXC's own tool) and Node with npm
+# (the opener's reproducible build).
 # Debian packages; root only. SeaweedFS (the S3 tests' server) comes from PyPI with the dev extras.
 set -euo pipefail
 need=()
@@ -9,6 +11,8 @@ command -v age >/dev/null 2>&1 || need+=(age)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v keepassxc-cli >/dev/null 2>&1 || need+=(keepassxc)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)  # builds the browser opener (make opener)
 if [ "${1:-}" = "--bench" ]; then
     command -v restic >/dev/null 2>&1 || need+=(restic)
     command -v borg >/dev/null 2>&1 || need+=(borgbackup)

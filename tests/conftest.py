@@ -33,6 +33,13 @@ def require_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _receipts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`breakglass open ... show --reveal` and `export` write a receipt: into the test's own
+    folder, never the checkout."""
+    monkeypatch.setenv("SEALBOX_RECEIPT_DIR", str(tmp_path))
+
+
 @dataclass
 class Result:
     code: int

@@ -164,6 +164,16 @@ CATALOGUE: dict[str, EventType] = {
             "Read the reason; rerun with --debug.",
         ),
         EventType(
+            600,
+            "breakglass.used",
+            "warning",
+            "break-glass backup {backup} opened: {items} item(s) revealed or exported, to rotate",
+            ("backup", "opened", "opener", "machine", "shares", "items", "item_ids", "receipt"),
+            "Rotate every credential `sealbox breakglass receipt list` names (the dashboard shows"
+            " them too), then mark each `sealbox breakglass receipt done ITEM`. If no emergency"
+            " was declared, treat it as a security incident.",
+        ),
+        EventType(
             900,
             "notify.test",
             "notice",

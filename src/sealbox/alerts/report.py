@@ -20,6 +20,7 @@ from sealbox.errors import KeyNotSetError, SealboxError
 __all__ = [
     "RunReport",
     "backup_run",
+    "breakglass_used",
     "check_key",
     "check_overdue",
     "health_checks",
@@ -182,6 +183,15 @@ def integrity_failed(config: Config, destination: str, reason: str, tampering: b
     with _never_fails(name):
         notifier = Notifier(config)
         notifier.send(notifier.event(name, destination=destination, reason=reason))
+
+
+def breakglass_used(config: Config, **fields: Any) -> bool:
+    """A receipt was imported: the break-glass event (True when it was handed to the channels)."""
+    with _never_fails("the break-glass receipt"):
+        notifier = Notifier(config)
+        notifier.send(notifier.event("breakglass.used", **fields))
+        return True
+    return False
 
 
 def probe_outcome(

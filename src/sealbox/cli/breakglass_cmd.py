@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from sealbox.breakglass import export as exporter
-from sealbox.breakglass import opener
+from sealbox.breakglass import opener, receipts
+from sealbox.cli import opener_cmd, receipt_cmd
 from sealbox.cli.common import (
     err_console,
     json_option,
@@ -90,6 +91,13 @@ class _OpenGroup(click.Group):
     is_flag=True,
     help="Open even if the signature is missing or bad, or no sheet pins its signer (says so).",
 )
+@click.option(
+    "--receipt",
+    "receipt_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where show --reveal and export write their receipt (default: a new"
+    " sealbox-receipt-*.json in $SEALBOX_RECEIPT_DIR or the current directory).",
+)
 @click.pass_context
 def open_group(
     ctx: click.Context,
@@ -100,6 +108,7 @@ def open_group(
     passphrase_file: Path | None,
     signers: tuple[str, ...],
     ignore_signature: bool,
+    receipt_path: Path | None,
 ) -> None:
     """Verify and decrypt FILE in memory, then run COMMAND on it."""
     if (identity is None) == (not shares):
@@ -111,6 +120,7 @@ def open_group(
         "signers": signers,
         "ignore_signature": ignore_signature,
         "passphrase": passphrase_source(passphrase_flag, passphrase_file),
+        "receipt_path": receipt_path,
     }
 
 
@@ -130,6 +140,7 @@ def _open(ctx: click.Context) -> opener.Opened:
     opened = opener.open_backup(
         files, unlocked, trust=trust, ignore_signature=params["ignore_signature"]
     )
+    params["receipt"] = receipt_cmd.start_receipt(opened, unlocked, files.path.name)
     for message in opened.warnings:
         warn(message)
     doc = opened.document
@@ -145,6 +156,18 @@ def _open(ctx: click.Context) -> opener.Opened:
         markup=False,
     )
     return opened
+
+
+def _record(ctx: click.Context, action: str, items: list[dict[str, Any]], fmt: str | None) -> None:
+    """Write the receipt before anything is revealed: a reveal is never left unrecorded."""
+    params: dict[str, Any] = ctx.find_object(dict) or {}
+    receipt = params["receipt"]
+    receipts.add_event(receipt, action, items, fmt)
+    path = receipt_cmd.write_receipt(receipt, params.get("receipt_path"))
+    warn(
+        f"receipt {path}: bring it to the appliance (`sealbox breakglass receipt import`) so"
+        f" the {len(items)} item(s) get rotated"
+    )
 
 
 def _row(item: dict[str, Any]) -> str:
@@ -217,6 +240,8 @@ def show(ctx: click.Context, item_id: str, reveal: bool, as_json: bool) -> None:
     item = _open(ctx).document.find(item_id)
     if item is None:
         raise NotFoundError(f"no item with id {item_id!r} (try `search`)")
+    if reveal:
+        _record(ctx, "reveal", [item], None)
     history = [
         {"time": v.get("time"), "secret": _masked(v.get("secret") or {}, reveal)}
         for v in item.get("history") or []
@@ -278,6 +303,7 @@ def export(
         else:
             raise OutputError("a KDBX export needs --password-file or a terminal to ask for one")
     doc = _open(ctx).document
+    _record(ctx, "export", list(doc.summaries), fmt)
     exporter.export(doc, fmt, out, password=password, force=force)
     err_console.print(f"Wrote {len(doc)} items to {out} ({fmt}, mode 0600).", markup=False)
     if fmt != "kdbx":
@@ -337,3 +363,8 @@ def verify(file: Path, signers: tuple[str, ...], as_json: bool) -> None:
         counts = ", ".join(f"{n} {t}" for t, n in (manifest.get("counts") or {}).items() if n)
         lines.append(f"  items      {manifest.get('total')} ({counts})")
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+# The browser opener and the receipts have their own modules.
+group.add_command(opener_cmd.opener)
+group.add_command(receipt_cmd.group)

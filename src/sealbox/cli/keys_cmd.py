@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from sealbox.breakglass import opener_html
 from sealbox.cli.common import (
     config_option,
     console,
@@ -18,7 +19,6 @@ from sealbox.cli.common import (
     print_json,
     warn,
 )
-from sealbox.destinations.repos import destination_backend
 from sealbox.errors import OutputError, ShareError
 from sealbox.keys import ceremony as ceremonies
 from sealbox.keys.store import Keystore
@@ -75,6 +75,7 @@ def ceremony(
         appliance=config.appliance.name,
         total=total,
         threshold=threshold,
+        opener_sha256=opener_html.opener_sha256(),
         passphrase=source() if source else "",
         out_dir=out_dir,
     )
@@ -176,6 +177,8 @@ def drill(
 @click.pass_context
 def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Key ids, creation dates, and which retained backups need which key."""
+    # The appliance side: not imported on a custodian's light install (combine, drill).
+    from sealbox.destinations.repos import destination_backend
     from sealbox.usecases.secrets_backup import backup_key_ids
 
     config = load(ctx, config_path)

@@ -89,6 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:
+        # A custodian's light install (`pip install sealbox`) has what opening a backup needs;
+        # the appliance's commands need the rest.
+        if debug:
+            raise
+        err_console.print(
+            f"sealbox: error: this command runs on the appliance and needs its dependencies"
+            f" (pip install 'sealbox[appliance]'): {exc}",
+            markup=False,
+        )
+        return SealboxError.exit_code
     except Exception as exc:
         if debug:
             raise

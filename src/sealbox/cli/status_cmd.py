@@ -67,5 +67,10 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
             f" last alert {entry['last_sent'] or 'none'})",
             markup=False,
         )
+    for task in report.get("rotations", [])[:20]:
+        console.print(
+            f"  rotate     {task['id']} ({task['type']}) {task['name']}: revealed {task['revealed']}",
+            markup=False,
+        )
     for message in report["warnings"]:
         warn(message)

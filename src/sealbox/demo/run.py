@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sealbox.agent.tokens import TokenStore
-from sealbox.breakglass import opener
+from sealbox.breakglass import opener, opener_html
 from sealbox.config import load_config
 from sealbox.demo import appliance, vault
 from sealbox.errors import DestinationError
@@ -352,6 +352,7 @@ def run_demo(root: Path, console: Console) -> DemoReport:
                     appliance=config.appliance.name,
                     total=5,
                     threshold=3,
+                    opener_sha256=opener_html.opener_sha256(),
                     out_dir=root / "custodians",
                 ),
                 lambda r: f"key {r.key_id}, sheets in custodians/share-01.txt .. share-05.txt",

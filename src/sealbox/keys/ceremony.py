@@ -43,9 +43,11 @@ def render_sheet(
     appliance: str,
     signers: list[str],
     passphrase: bool,
+    opener_sha256: str,
 ) -> str:
     """One custodian sheet. ``signers``: every appliance signing key to accept, current first
-    (older keys keep older backups verifiable after a rotation)."""
+    (older keys keep older backups verifiable after a rotation); ``opener_sha256``: the browser
+    opener's (``breakglass.opener_html.opener_sha256()``), so a custodian can check a copy."""
     words = mnemonic.split()
     rows = []
     for start in range(0, len(words), 4):
@@ -86,6 +88,13 @@ def render_sheet(
             sealbox breakglass open FILE --share ... show ITEM_ID --reveal
             sealbox breakglass open FILE --share ... export --format kdbx --out vault.kdbx
 
+        TO OPEN IT IN A BROWSER (any machine, offline, nothing to install)
+          Open sealbox-opener-*.html (beside the backups at the destination, or written by
+          `sealbox breakglass opener --out opener.html`) after checking its SHA-256:
+            Opener SHA-256: {opener_sha256}
+            (sha256sum opener.html; on Windows: Get-FileHash opener.html)
+          Give it the three backup files and {threshold} sheets (files or typed words).
+
         TO OPEN IT WITH THE STANDARD age TOOL (bash; the key and secrets stay off disk)
             age -d -i <(sealbox keys combine --share s1.txt --share s2.txt ...) \\
                 secrets-{appliance}-<time>.age | less
@@ -108,6 +117,7 @@ def ceremony(
     appliance: str,
     total: int,
     threshold: int,
+    opener_sha256: str,
     passphrase: str = "",
     out_dir: Path | None = None,
 ) -> CeremonyResult:
@@ -149,6 +159,7 @@ def ceremony(
             appliance=appliance,
             signers=signers,
             passphrase=bool(passphrase),
+            opener_sha256=opener_sha256,
         )
         for n, m in enumerate(mnemonics, 1)
     ]

@@ -41,6 +41,7 @@ class Unlocked:
     signers: list[Ed25519PublicKey] = field(default_factory=list)
     expected_key_ids: list[str] = field(default_factory=list)
     signer_dispute: str | None = None  # why the sheets' signers cannot be used (see sheet_signers)
+    shares: list[tuple[int, int]] = field(default_factory=list)  # (identifier, 1-based index) used
 
     @property
     def key_ids(self) -> list[str]:
@@ -156,6 +157,7 @@ def from_share_files(paths: list[Path], passphrase: PassphraseSource | None) -> 
         signers=signers,
         expected_key_ids=sorted({p.key_id for p in parsed if p.key_id}),
         signer_dispute=dispute,
+        shares=[(p.identifier, p.index + 1) for p in parsed],
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from sealbox import __version__
 from sealbox.backends import Backend
 from sealbox.backends.base import append_only, read_bounded
-from sealbox.breakglass import document, package
+from sealbox.breakglass import document, opener_html, package
 from sealbox.breakglass.opener import MAX_MANIFEST
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
@@ -210,6 +210,10 @@ def run(
                     backend.delete(leftover)
             raise
         timings["store"] = time.perf_counter() - mark
+        # The browser opener beside the backups, so custodians find it with them (best effort).
+        placed = opener_html.place_beside(backend)
+        if placed:
+            warnings.append(placed)
 
         record_sample(config.appliance.state_dir, dest_name, backend, added=len(sealed.ciphertext))
         deleted = apply_retention(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sealbox.breakglass.package import parse_backup_name
+from sealbox.breakglass.rotations import open_rotations
 from sealbox.config.models import Config
 from sealbox.destinations.repos import destination_backend, open_product_repo
 from sealbox.destinations.sizing import measure
@@ -150,6 +151,12 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         warnings.append(
             f"{alerts['undelivered']} alert(s) not delivered yet (queued; see `sealbox notify test`)"
         )
+    rotations = open_rotations(state)  # credentials a break-glass revealed, not yet rotated
+    if rotations:
+        warnings.append(
+            f"{len(rotations)} credential(s) revealed by a break-glass wait for rotation"
+            " (`sealbox breakglass receipt list`)"
+        )
     return {
         "appliance": config.appliance.name,
         "time": _iso(now),
@@ -160,6 +167,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
         "sizing": sizing,
         "alerts": alerts,
         "daemon": _daemon(state),
+        "rotations": rotations,
         "warnings": warnings,
     }
 
