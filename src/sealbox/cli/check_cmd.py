@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import config_option, json_option, load, print_json
-from sealbox.cli.repo_cmd import key_options, print_check_report, read_data_fraction, unlock
+from sealbox.cli.keyed import KeyArgs, key_options
+from sealbox.cli.repo_cmd import print_check_report, read_data_fraction
 
 
 @click.command("check")
@@ -27,10 +28,7 @@ def command(
     read_data: bool,
     read_data_subset: str | None,
     destination: str | None,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -44,7 +42,7 @@ def command(
     config = load(ctx, config_path)
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    unlocked = key.unlock(required=read_data)
     names = (
         [destination]
         if destination

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
-from sealbox.cli.repo_cmd import key_options, reader_trust, unlock
+from sealbox.cli.keyed import KeyArgs, key_options
 
 
 @click.group("recordings")
@@ -30,10 +30,7 @@ def verify(
     ctx: click.Context,
     destination: str | None,
     read_data: bool,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -46,10 +43,10 @@ def verify(
 
     config = load(ctx, config_path)
     name = destination_of(config, "recordings", destination)
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    unlocked = key.unlock(required=read_data)
     # The signers to accept: this appliance's own (its keystore) and whatever the sheets or
     # --signer pin; a fresh machine with none of them refuses unless --unverified.
-    trust = reader_trust(unlocked, config.appliance.state_dir)
+    trust = key.trust(unlocked, config.appliance.state_dir)
     repo = open_product_repo_to_read(config, name, unlocked.identities if unlocked else None, trust)
     reader = (
         BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked and read_data else None

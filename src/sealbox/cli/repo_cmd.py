@@ -13,62 +13,20 @@ from sealbox.cli.common import (
     console,
     fail_if_not_intact,
     json_option,
-    passphrase_options,
-    passphrase_source,
     print_json,
     warn,
 )
+from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import bytes_progress
-from sealbox.errors import IntegrityError, KeyMaterialError
+from sealbox.errors import IntegrityError
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
 
 if TYPE_CHECKING:
-    from sealbox.crypto.trust import Trust
     from sealbox.keys.material import Unlocked
     from sealbox.repo.check import CheckReport
     from sealbox.repo.restore import RestoreOptions
 
 repo_argument = click.argument("repo")
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    ctx.meta[f"sealbox.{param.name}"] = value
-    return value
-
-
-def key_options(func: Any) -> Any:
-    """--identity / --share / --passphrase, and which appliance signers to accept: --signer
-    (repeatable) and --unverified (read by :func:`reader_trust`, not passed to the command)."""
-    func = click.option(
-        "--unverified",
-        is_flag=True,
-        expose_value=False,
-        callback=_remember,
-        help="Accept snapshots whose signer nobody pinned (the output says so; database dumps"
-        " are never loaded from them).",
-    )(func)
-    func = click.option(
-        "--signer",
-        "signers",
-        multiple=True,
-        expose_value=False,
-        callback=_remember,
-        help="An appliance signing key to accept: 'ssh-ed25519 AAAA...' or a file holding it"
-        " (repeatable; the sheets' Signer: lines count too).",
-    )(func)
-    func = passphrase_options(func)
-    func = click.option(
-        "--share",
-        "shares",
-        multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="A custodian share sheet (repeat for a quorum).",
-    )(func)
-    return click.option(
-        "--identity",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="An age identity file (e.g. from `sealbox keys combine`).",
-    )(func)
 
 
 def privilege_options(func: Any) -> Any:
@@ -83,46 +41,6 @@ def privilege_options(func: Any) -> Any:
         is_flag=True,
         help="Also restore owners (uid/gid), ACLs and security labels (needs root).",
     )(func)
-
-
-def unlock(
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
-    required: bool = True,
-) -> Unlocked | None:
-    from sealbox.keys.material import from_identity_file, from_share_files
-
-    if identity is not None and shares:
-        raise KeyMaterialError("give either --identity or --share, not both")
-    if identity is not None:
-        return from_identity_file(identity)
-    if shares:
-        return from_share_files(list(shares), passphrase_source(passphrase_flag, passphrase_file))
-    if required:
-        raise KeyMaterialError(
-            "this needs the master key: --identity FILE or a quorum of --share FILE"
-        )
-    return None
-
-
-def reader_trust(unlocked: Unlocked | None, local_state: Path | None) -> Trust:
-    """The signers this command accepts: --signer, the sheets' (or identity file's) Signer
-    lines, and the keystore of ``local_state`` (the machine that made the backups); refused
-    when that is nothing, unless --unverified."""
-    from sealbox.breakglass.opener import parse_signers
-    from sealbox.keys.material import pinned_trust
-    from sealbox.keys.store import Keystore
-
-    meta = click.get_current_context().meta
-    local = Keystore(local_state).trust() if local_state is not None else None
-    return pinned_trust(
-        unlocked,
-        parse_signers(meta.get("sealbox.signers") or ()),
-        local,
-        bool(meta.get("sealbox.unverified")),
-    )
 
 
 def state_dir(ctx: click.Context) -> Path:
@@ -281,9 +199,9 @@ def snapshots(ctx: click.Context, repo: str, as_json: bool) -> None:
     console.print(f"{len(snaps)} snapshot(s){extra}", markup=False)
 
 
-def open_for_reading(repo: str, unlocked: Unlocked, local_state: Path) -> Repository:
+def open_for_reading(repo: str, key: KeyArgs, unlocked: Unlocked, local_state: Path) -> Repository:
     repository = Repository.open(
-        open_backend(repo), unlocked.identities, reader_trust(unlocked, local_state)
+        open_backend(repo), unlocked.identities, key.trust(unlocked, local_state)
     )
     for note in repository.notes:
         warn(note)
@@ -308,10 +226,7 @@ def restore(
     repo: str,
     snapshot: str,
     target: Path,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     includes: tuple[str, ...],
     dry_run: bool,
     no_verify: bool,
@@ -323,9 +238,8 @@ def restore(
     from sealbox.repo.locks import reading_lock
     from sealbox.repo.restore import RestoreOptions
 
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
-    assert unlocked is not None
-    repository = open_for_reading(repo, unlocked, state_dir(click.get_current_context()))
+    unlocked = key.require()
+    repository = open_for_reading(repo, key, unlocked, state_dir(click.get_current_context()))
     options = RestoreOptions(owners=owners, special=special)
     with reading_lock(repository.backend, "restore", warn):
         _restore(
@@ -471,10 +385,7 @@ def check(
     repo: str,
     read_data: bool,
     read_data_subset: str | None,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     as_json: bool,
 ) -> None:
     """Check the repository's integrity (structure without a key; data with one)."""
@@ -484,9 +395,9 @@ def check(
 
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file, required=read_data)
+    unlocked = key.unlock(required=read_data)
     if unlocked is not None:
-        repository = open_for_reading(repo, unlocked, state_dir(ctx))
+        repository = open_for_reading(repo, key, unlocked, state_dir(ctx))
     else:
         repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
     reader = (

@@ -16,14 +16,9 @@ from sealbox.cli.common import (
     print_json,
     warn,
 )
+from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import bytes_progress
-from sealbox.cli.repo_cmd import (
-    key_options,
-    privilege_options,
-    reader_trust,
-    restored_line,
-    unlock,
-)
+from sealbox.cli.repo_cmd import privilege_options, restored_line
 from sealbox.errors import OutputError, SignatureError
 
 
@@ -74,10 +69,7 @@ def system(
     destination: str | None,
     owners: bool,
     special: bool,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -88,7 +80,7 @@ def system(
     from sealbox.usecases import system_restore
 
     config = load(ctx, config_path)
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
+    unlocked = key.require()
     with restore_run(
         config,
         "system",
@@ -97,7 +89,6 @@ def system(
         str(target),
         enabled=not dry_run,
     ):
-        assert unlocked is not None
         restore = system_restore.plan(
             config,
             snapshot,
@@ -109,7 +100,7 @@ def system(
             only=list(only) or None,
             replace=replace,
             destination=destination,
-            trust=reader_trust(unlocked, config.appliance.state_dir),
+            trust=key.trust(unlocked, config.appliance.state_dir),
         )
         for note in restore.repo.notes:
             warn(note)
@@ -205,10 +196,7 @@ def recordings(
     until: datetime | None,
     target: Path,
     destination: str | None,
-    identity: Path | None,
-    shares: tuple[Path, ...],
-    passphrase_flag: bool,
-    passphrase_file: Path | None,
+    key: KeyArgs,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -222,14 +210,13 @@ def recordings(
     if session is None and since is None and until is None:
         raise click.UsageError("choose recordings with --session ID or --since/--until")
     config = load(ctx, config_path)
-    unlocked = unlock(identity, shares, passphrase_flag, passphrase_file)
-    assert unlocked is not None
+    unlocked = key.require()
     name = destination_of(config, "recordings", destination)
     with restore_run(
         config, "recordings", name, session or f"{since or ''}..{until or ''}", str(target)
     ):
         repo = open_product_repo_to_read(
-            config, name, unlocked.identities, reader_trust(unlocked, config.appliance.state_dir)
+            config, name, unlocked.identities, key.trust(unlocked, config.appliance.state_dir)
         )
         utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
         problems: list[str] = []
