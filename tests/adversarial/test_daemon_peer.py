@@ -99,7 +99,9 @@ def test_a_login_flood_does_not_stall_the_api(daemon):
         time.sleep(0.02)
     took = time.monotonic() - started
     assert took > 0.5  # the flood did keep the password checks busy for a while
-    assert slowest < min(0.5, took / 4), (
+    # Relative to the flood, not in absolute seconds: on a loaded machine every answer is slow,
+    # but with the password checks on the event loop an answer waits for the queue of them.
+    assert slowest < took / 4, (
         f"the API stalled {slowest:.2f} s during a {took:.2f} s login flood"
     )
 
