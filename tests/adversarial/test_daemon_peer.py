@@ -101,9 +101,7 @@ def test_a_login_flood_does_not_stall_the_api(daemon):
     assert took > 0.5  # the flood did keep the password checks busy for a while
     # Relative to the flood, not in absolute seconds: on a loaded machine every answer is slow,
     # but with the password checks on the event loop an answer waits for the queue of them.
-    assert slowest < took / 4, (
-        f"the API stalled {slowest:.2f} s during a {took:.2f} s login flood"
-    )
+    assert slowest < took / 4, f"the API stalled {slowest:.2f} s during a {took:.2f} s login flood"
 
 
 def test_the_failed_login_table_is_bounded_and_keeps_lockouts():

@@ -63,3 +63,51 @@ def test_the_check_sees_a_private_import(tmp_path):
         "from sealbox.util.redact import mask_url\n"
     )
     assert len(_private_uses(planted, "sealbox.util.planted")) == 2
+
+
+# Lazy first-party imports, each measured and commented where it is made.
+LAZY_ALLOWED = {
+    "sealbox/sources/__init__.py",  # a source's driver (SQLAlchemy, pykeepass)
+    "sealbox/backends/registry.py",  # the options models: the plumbing never imports pydantic
+    # The custodian's light install (no pydantic, no server libraries): these command groups
+    # mix break-glass commands with appliance ones that load the config.
+    "sealbox/cli/common.py",
+    "sealbox/cli/keys_cmd.py",
+    "sealbox/cli/receipt_cmd.py",
+}
+
+
+def _local_first_party_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for sub in ast.walk(node):
+                if (
+                    isinstance(sub, ast.ImportFrom)
+                    and sub.module
+                    and sub.module.startswith("sealbox")
+                ) or (
+                    isinstance(sub, ast.Import)
+                    and any(a.name.startswith("sealbox") for a in sub.names)
+                ):
+                    found.append(f"{path}:{sub.lineno}")
+    return found
+
+
+def test_first_party_imports_are_at_the_top_of_modules():
+    """The dependency graph is what the top of each module says (lint-imports reads it too)."""
+    found = [
+        use
+        for path in sorted((SRC / "sealbox").rglob("*.py"))
+        if str(path.relative_to(SRC)) not in LAZY_ALLOWED
+        for use in _local_first_party_imports(path)
+    ]
+    assert found == []
+
+
+def test_the_import_check_sees_a_local_import(tmp_path):
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "def f():\n    from sealbox.errors import ConfigError\n    return ConfigError\n"
+    )
+    assert len(_local_first_party_imports(planted)) == 1

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from sealbox.alerts.channels import channels_from_config
 from sealbox.alerts.events import Event, make_event
 from sealbox.config.models import Config
 from sealbox.errors import AlertDeliveryError
@@ -250,7 +251,6 @@ def _configured_channels(config: Config) -> list[Channel]:
     backup makes a Notifier, most appliances configure no channel at all)."""
     if not config.alerts.channels():
         return []
-    from sealbox.alerts.channels import channels_from_config
 
     return list(channels_from_config(config.alerts))
 

@@ -16,6 +16,8 @@ from typing import Any
 from sealbox.alerts.notifier import Notifier
 from sealbox.config.models import Config
 from sealbox.errors import KeyNotSetError, SealboxError
+from sealbox.keys.store import Keystore
+from sealbox.schedule import interval
 
 __all__ = [
     "RunReport",
@@ -226,7 +228,6 @@ def _probe_outcome(
 def check_overdue(config: Config, now: datetime | None = None) -> list[str]:
     """Kinds with no success within twice their schedule's interval (as this appliance saw its
     own runs); raises the ``overdue:KIND`` condition for each, so it alerts once then reminds."""
-    from sealbox.schedule import interval
 
     now = now or datetime.now(UTC)
     notifier = Notifier(config)
@@ -258,7 +259,6 @@ def check_overdue(config: Config, now: datetime | None = None) -> list[str]:
 
 def check_key(config: Config) -> bool:
     """The ``key`` condition: no master key in the keystore and no recipients configured."""
-    from sealbox.keys.store import Keystore
 
     notifier = Notifier(config)
     if Keystore(config.appliance.state_dir).current() is None and not config.keys.recipients:

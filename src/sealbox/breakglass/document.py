@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from sealbox.crypto.agekeys import wipe
 from sealbox.errors import CorruptFileError
 from sealbox.items import ITEM_TYPES, Item
 
@@ -173,7 +174,6 @@ class Document:
 
     def close(self) -> None:
         """Wipe the decrypted JSON."""
-        from sealbox.crypto.agekeys import wipe
 
         wipe(self._buffer)
         self._parsed = None

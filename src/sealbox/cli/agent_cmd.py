@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
+from sealbox.agent.app import build_app
+from sealbox.agent.tokens import TokenStore
+from sealbox.agent.upload import UploadRules
 from sealbox.cli.common import console, json_option, print_json
+from sealbox.errors import ConfigError
+from sealbox.util.httpserve import Limits, server_config, tls_context
+from sealbox.util.netaddr import loopback_host
 
 root_option = click.option(
     "--root",
@@ -101,12 +107,6 @@ def serve(
     """Serve ROOT over HTTPS (plain HTTP only on a loopback address)."""
     import uvicorn
 
-    from sealbox.agent.app import build_app
-    from sealbox.agent.upload import UploadRules
-    from sealbox.errors import ConfigError
-    from sealbox.util.httpserve import Limits, server_config, tls_context
-    from sealbox.util.netaddr import loopback_host
-
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--listen {listen!r}: use HOST:PORT")
@@ -155,7 +155,6 @@ def token() -> None:
 )
 def create(namespace: str, root: Path, admin: bool) -> None:
     """Create a token for NAMESPACE; the token is the last line printed."""
-    from sealbox.agent.tokens import TokenStore
 
     record, value = TokenStore(root).create(namespace, admin=admin)
     console.print(
@@ -171,7 +170,6 @@ def create(namespace: str, root: Path, admin: bool) -> None:
 @json_option
 def list_tokens(root: Path, as_json: bool) -> None:
     """Tokens (ids, namespaces, dates; never the secrets)."""
-    from sealbox.agent.tokens import TokenStore
 
     tokens = TokenStore(root).tokens()
     if as_json:
@@ -190,7 +188,6 @@ def list_tokens(root: Path, as_json: bool) -> None:
 @root_option
 def revoke(token_id: str, root: Path) -> None:
     """Revoke a token by its id."""
-    from sealbox.agent.tokens import TokenStore
 
     TokenStore(root).revoke(token_id)
     console.print(f"token {token_id} revoked", markup=False)

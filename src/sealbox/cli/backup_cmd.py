@@ -8,8 +8,10 @@ import click
 
 from sealbox.alerts.report import backup_run
 from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+from sealbox.cli.progress import backup_progress
 from sealbox.destinations.repos import destination_of
-from sealbox.usecases import secrets_backup
+from sealbox.usecases import recordings_backup as store
+from sealbox.usecases import secrets_backup, system_backup
 
 
 @click.group("backup")
@@ -67,8 +69,6 @@ def system(
     ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
 ) -> None:
     """Back up settings, software, audit records and live database dumps."""
-    from sealbox.cli.progress import backup_progress
-    from sealbox.usecases import system_backup
 
     config = load(ctx, config_path)
     with (
@@ -117,7 +117,6 @@ def recordings(
     ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
 ) -> None:
     """Store new, finished session recordings and extend the signed manifest chain."""
-    from sealbox.usecases import recordings_backup as store
 
     config = load(ctx, config_path)
     with backup_run(config, "recordings", destination_of(config, "recordings", destination)) as run:

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import click
 
+from sealbox.alerts.report import integrity_failed
 from sealbox.cli.common import config_option, json_option, load, print_json
 from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.repo_cmd import print_check_report, read_data_fraction
+from sealbox.destinations.repos import open_product_repo_to_read
+from sealbox.errors import IntegrityError, NotFoundError
+from sealbox.repo.blobs import BlobReader
+from sealbox.repo.check import run_check
+from sealbox.repo.locks import Lock
 
 
 @click.command("check")
@@ -33,11 +39,6 @@ def command(
     as_json: bool,
 ) -> None:
     """Check the integrity of the product's repositories (structure; with a key, every byte)."""
-    from sealbox.destinations.repos import open_product_repo_to_read
-    from sealbox.errors import IntegrityError, NotFoundError
-    from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.check import run_check
-    from sealbox.repo.locks import Lock
 
     config = load(ctx, config_path)
     subset = read_data_fraction(read_data_subset)
@@ -65,7 +66,6 @@ def command(
         for name, report in reports.items():
             print_check_report(report, read_data, prefix=f"{name}: ")
     failed = [n for n, r in reports.items() if not r.ok]
-    from sealbox.alerts.report import integrity_failed
 
     for name in failed:
         errors = reports[name].errors

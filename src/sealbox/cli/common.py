@@ -41,6 +41,8 @@ def json_option(func: F) -> F:
 
 
 def config_path(ctx: click.Context, leaf: Path | None) -> Path:
+    # The config (pydantic) loads on use: break-glass commands run on a custodian's light
+    # install, which has no pydantic.
     from sealbox.config.load import resolve_path
 
     root = ctx.find_root().params.get("config_path")
@@ -48,7 +50,7 @@ def config_path(ctx: click.Context, leaf: Path | None) -> Path:
 
 
 def load(ctx: click.Context, leaf: Path | None) -> Config:
-    from sealbox.config.load import load_config
+    from sealbox.config.load import load_config  # on use, as above
 
     return load_config(config_path(ctx, leaf))
 

@@ -11,6 +11,7 @@ from sealbox.cli.common import config_option, console, json_option, print_json, 
 from sealbox.cli.common import config_path as resolve
 from sealbox.config.load import read_toml, validate
 from sealbox.config.sample import sample_toml
+from sealbox.daemon.jobs import CHECK_IDENTITY_KEY, check_identity_problem
 from sealbox.errors import ConfigError
 
 
@@ -35,8 +36,6 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     config, problems = validate(read_toml(path))
     notes: list[str] = []
     if config is not None:
-        from sealbox.daemon.jobs import CHECK_IDENTITY_KEY, check_identity_problem
-
         identity_problem = check_identity_problem(config)  # reads the file and the keystore
         if identity_problem is not None:
             problems = [*problems, (CHECK_IDENTITY_KEY, identity_problem)]
@@ -77,8 +76,6 @@ def check(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
 def hash_password(password_file: Path | None) -> None:
     """Print an argon2id hash for a dashboard user's password_hash."""
     from argon2 import PasswordHasher
-
-    from sealbox.errors import ConfigError
 
     if password_file is not None:
         try:

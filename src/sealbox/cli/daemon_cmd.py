@@ -8,6 +8,10 @@ import click
 
 from sealbox.cli.common import config_option, err_console
 from sealbox.cli.common import config_path as resolve_config
+from sealbox.daemon.api import make_app
+from sealbox.daemon.service import Daemon
+from sealbox.dashboard.headers import SecurityHeaders
+from sealbox.dashboard.web import routes as dashboard_routes
 
 
 @click.command("daemon")
@@ -16,11 +20,6 @@ from sealbox.cli.common import config_path as resolve_config
 def command(ctx: click.Context, config_path: Path | None) -> None:
     """Run every job on its schedule; serve status, history, run-now and /metrics."""
     import asyncio
-
-    from sealbox.daemon.api import make_app
-    from sealbox.daemon.service import Daemon
-    from sealbox.dashboard.headers import SecurityHeaders
-    from sealbox.dashboard.web import routes as dashboard_routes
 
     daemon = Daemon(resolve_config(ctx, config_path))
     # The API and the dashboard, composed here; every response carries the security headers.

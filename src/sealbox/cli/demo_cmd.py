@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import console
+from sealbox.demo.daemon import run_daemon_demo
+from sealbox.demo.run import run_demo, serve_remote
 
 
 @click.command("demo")
@@ -34,15 +36,10 @@ from sealbox.cli.common import console
 def command(root: Path, serve: bool, daemon_seconds: int | None) -> None:
     """Build a demo appliance and run the product on it (rerun for "the next day")."""
     if daemon_seconds is not None:
-        from sealbox.demo.daemon import run_daemon_demo
-
         run_daemon_demo(root, console, daemon_seconds)
         return
     if serve:
-        from sealbox.demo.run import serve_remote
-
         serve_remote(root, console)
         return
-    from sealbox.demo.run import run_demo
 
     run_demo(root, console)

@@ -19,6 +19,7 @@ from sealbox.cli.common import (
     print_json,
     warn,
 )
+from sealbox.crypto import sshsig
 from sealbox.errors import OutputError, ShareError
 from sealbox.keys import ceremony as ceremonies
 from sealbox.keys.store import Keystore
@@ -232,7 +233,6 @@ def list_keys(ctx: click.Context, config_path: Path | None, as_json: bool) -> No
 def rotate_signer(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Replace the appliance signing key; the old one vouches for the new (backups stay
     verifiable with the sheets that name the old key; the next ceremony's sheets name both)."""
-    from sealbox.crypto import sshsig
 
     config = load(ctx, config_path)
     keystore = Keystore(config.appliance.state_dir)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from sealbox.alerts.notifier import Notifier
 from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.errors import AlertDeliveryError, ConfigError
 
 
 @click.group("notify")
@@ -20,8 +22,6 @@ def group() -> None:
 @click.pass_context
 def test(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Send one test event through every channel, whatever its minimum severity."""
-    from sealbox.alerts.notifier import Notifier
-    from sealbox.errors import AlertDeliveryError, ConfigError
 
     config = load(ctx, config_path)
     notifier = Notifier(config)

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import click
 
+from sealbox.alerts import report
 from sealbox.cli.common import config_option, console, json_option, load, print_json
+from sealbox.destinations.probe import probe_all
+from sealbox.errors import ConfigError, DestinationError
 
 
 @click.command("probe")
@@ -21,14 +24,11 @@ def command(
     ctx: click.Context, destination: str | None, config_path: Path | None, as_json: bool
 ) -> None:
     """Write, read back and delete a canary at each destination."""
-    from sealbox.destinations.probe import probe_all
-    from sealbox.errors import ConfigError, DestinationError
 
     config = load(ctx, config_path)
     if destination and destination not in config.destinations:
         raise ConfigError(f"no destination named {destination!r} in the config")
     results = probe_all(config, destination)
-    from sealbox.alerts import report
 
     for r in results:
         report.probe_outcome(config, r.destination, r.url, r.ok, r.error, r.last_ok)

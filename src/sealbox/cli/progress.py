@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 from sealbox.cli.common import err_console
+from sealbox.repo.backup import Progress as EngineProgress
 
 if TYPE_CHECKING:
     from sealbox.repo.backup import Progress as BackupProgress
@@ -66,7 +67,6 @@ def bytes_progress(title: str, total: int | None, enabled: bool) -> Iterator[_Ba
 @contextmanager
 def backup_progress(title: str, enabled: bool) -> Iterator[BackupProgress]:
     """A backup engine Progress whose counters drive a progress bar."""
-    from sealbox.repo.backup import Progress as EngineProgress
 
     with bytes_progress(title, None, enabled) as bar:
         progress = EngineProgress()

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import click
 
+from sealbox.alerts.report import integrity_failed
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.cli.keyed import KeyArgs, key_options
+from sealbox.destinations.repos import destination_of, open_product_repo_to_read
+from sealbox.errors import IntegrityError
+from sealbox.recordings.verify import verify as run_verify
+from sealbox.repo.blobs import BlobReader
+from sealbox.usecases.recordings_backup import catalog_for
 
 
 @click.group("recordings")
@@ -35,11 +41,6 @@ def verify(
     as_json: bool,
 ) -> None:
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
-    from sealbox.destinations.repos import destination_of, open_product_repo_to_read
-    from sealbox.errors import IntegrityError
-    from sealbox.recordings.verify import verify as run_verify
-    from sealbox.repo.blobs import BlobReader
-    from sealbox.usecases.recordings_backup import catalog_for
 
     config = load(ctx, config_path)
     name = destination_of(config, "recordings", destination)
@@ -69,8 +70,6 @@ def verify(
             markup=False,
         )
     if not report.ok:
-        from sealbox.alerts.report import integrity_failed
-
         summary = f"{len(report.errors)} problem(s), first: {report.errors[0]}"
         integrity_failed(config, name, summary, tampering=True)
         raise IntegrityError(f"recordings verify found {len(report.errors)} problem(s)")

@@ -17,9 +17,16 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.cli.keyed import KeyArgs, key_options
-from sealbox.cli.progress import bytes_progress
+from sealbox.cli.progress import backup_progress, bytes_progress
+from sealbox.config.models import Retention
 from sealbox.errors import IntegrityError
+from sealbox.repo.backup import run_backup
+from sealbox.repo.blobs import BlobReader
+from sealbox.repo.check import run_check
+from sealbox.repo.forget import apply_policy, forget_snapshots, prune
+from sealbox.repo.locks import Lock, reading_lock
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
+from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 
 if TYPE_CHECKING:
     from sealbox.keys.material import Unlocked
@@ -97,8 +104,6 @@ def backup(
     as_json: bool,
 ) -> None:
     """Back up PATHS into a new snapshot."""
-    from sealbox.cli.progress import backup_progress
-    from sealbox.repo.backup import run_backup
 
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
     with backup_progress("backup", not as_json) as progress:
@@ -235,8 +240,6 @@ def restore(
     as_json: bool,
 ) -> None:
     """Restore SNAPSHOT (an id prefix or "latest": the newest authentic one) into TARGET."""
-    from sealbox.repo.locks import reading_lock
-    from sealbox.repo.restore import RestoreOptions
 
     unlocked = key.require()
     repository = open_for_reading(repo, key, unlocked, state_dir(click.get_current_context()))
@@ -258,8 +261,6 @@ def _restore(
     options: RestoreOptions,
     as_json: bool,
 ) -> None:
-    from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.restore import plan_restore, run_restore
 
     index = repository.load_index()
     reader = BlobReader(repository, index, unlocked.identities)
@@ -389,9 +390,6 @@ def check(
     as_json: bool,
 ) -> None:
     """Check the repository's integrity (structure without a key; data with one)."""
-    from sealbox.repo.blobs import BlobReader
-    from sealbox.repo.check import run_check
-    from sealbox.repo.locks import Lock
 
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
@@ -441,8 +439,6 @@ def forget(
     as_json: bool,
 ) -> None:
     """Apply a retention policy, then optionally prune."""
-    from sealbox.config.models import Retention
-    from sealbox.repo.forget import apply_policy, forget_snapshots, prune
 
     try:
         policy = Retention(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from sealbox.alerts.report import restore_run
 from sealbox.cli.common import (
     config_option,
     console,
@@ -19,7 +20,13 @@ from sealbox.cli.common import (
 from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import privilege_options, restored_line
+from sealbox.destinations.repos import destination_of, open_product_repo_to_read
 from sealbox.errors import OutputError, SignatureError
+from sealbox.recordings.restore import restore, select
+from sealbox.recordings.verify import entries_of
+from sealbox.repo.blobs import BlobReader
+from sealbox.repo.restore import RestoreOptions
+from sealbox.usecases import system_restore
 
 
 @click.group("restore")
@@ -74,10 +81,6 @@ def system(
     as_json: bool,
 ) -> None:
     """Rebuild files and databases from a system snapshot (an id prefix, or "latest")."""
-    from sealbox.alerts.report import restore_run
-    from sealbox.destinations.repos import destination_of
-    from sealbox.repo.restore import RestoreOptions
-    from sealbox.usecases import system_restore
 
     config = load(ctx, config_path)
     unlocked = key.require()
@@ -201,11 +204,6 @@ def recordings(
     as_json: bool,
 ) -> None:
     """Restore recordings by session or time range; each is checked against its recorded digest."""
-    from sealbox.alerts.report import restore_run
-    from sealbox.destinations.repos import destination_of, open_product_repo_to_read
-    from sealbox.recordings.restore import restore, select
-    from sealbox.recordings.verify import entries_of
-    from sealbox.repo.blobs import BlobReader
 
     if session is None and since is None and until is None:
         raise click.UsageError("choose recordings with --session ID or --since/--until")

@@ -8,6 +8,8 @@ import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.cli.repo_cmd import rejected_dict, snapshot_dict, snapshot_line
+from sealbox.destinations.repos import open_product_repo
+from sealbox.errors import NotFoundError
 
 
 @click.command("snapshots")
@@ -24,8 +26,6 @@ def command(
     as_json: bool,
 ) -> None:
     """List the snapshots of the product's backups (no key needed)."""
-    from sealbox.destinations.repos import open_product_repo
-    from sealbox.errors import NotFoundError
 
     config = load(ctx, config_path)
     names = (

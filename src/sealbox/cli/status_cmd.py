@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sealbox.cli.common import config_option, console, json_option, load, print_json, warn
+from sealbox.usecases.status import collect
 
 
 def _size(value: float | None) -> str:
@@ -25,7 +26,6 @@ def _size(value: float | None) -> str:
 @click.pass_context
 def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None:
     """Every kind's last success, next run, size; destination health and sizing; warnings."""
-    from sealbox.usecases.status import collect
 
     report = collect(load(ctx, config_path))
     if as_json:

@@ -20,9 +20,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from sealbox.alerts.notifier import Notifier
 from sealbox.daemon.metrics import Metric, render
+from sealbox.destinations.probe import last_probes
+from sealbox.destinations.sizing import last_reports
 from sealbox.errors import RunRefusedError
-from sealbox.state.history import RESULTS
+from sealbox.state.history import RESULTS, History
 
 if TYPE_CHECKING:
     from sealbox.config.models import Config
@@ -122,10 +125,6 @@ def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
 def collect_metrics(config: Config, snap: dict[str, Any]) -> str:
     """The metrics text from the state files and the daemon's ``snapshot()`` (taken on the
     loop's thread: this runs in a worker thread)."""
-    from sealbox.alerts.notifier import Notifier
-    from sealbox.destinations.probe import last_probes
-    from sealbox.destinations.sizing import last_reports
-    from sealbox.state.history import History
 
     state = config.appliance.state_dir
     history = History(state, readonly=True)

@@ -25,6 +25,8 @@ import orjson
 
 from sealbox.config.models import Config
 from sealbox.errors import ConfigError, SealboxError
+from sealbox.keys.material import from_identity_file
+from sealbox.keys.store import Keystore
 
 __all__ = [
     "CHECK_IDENTITY_KEY",
@@ -61,8 +63,6 @@ class JobOutcome:
 
 def check_identity_problem(config: Config) -> str | None:
     """Why ``check_identity_file`` may not be used, or None (also when it is not set)."""
-    from sealbox.keys.material import from_identity_file
-    from sealbox.keys.store import Keystore
 
     path = config.daemon.check_identity_file
     if path is None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from sealbox.alerts.report import job_killed
 from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, jobs_of, outcome_of
@@ -32,6 +33,8 @@ from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
 from sealbox.state.history import History
+from sealbox.usecases.status import collect
+from sealbox.util.httpserve import Limits, server_config, tls_context
 
 __all__ = ["Daemon"]
 
@@ -208,7 +211,6 @@ class Daemon:
     def _alert_killed(self, job: str, reason: str) -> None:
         if job not in ("secrets", "system", "recordings"):
             return
-        from sealbox.alerts.report import job_killed
 
         section: Any = getattr(self.config, job)
         job_killed(self.config, job, section.destination if section else "-", reason)
@@ -265,7 +267,6 @@ class Daemon:
     async def status_doc(self) -> dict[str, Any]:
         """``sealbox status`` as JSON, cached (it contacts the destinations); a run that ends
         clears the cache, so pages show its result at once."""
-        from sealbox.usecases.status import collect
 
         async with self._status_lock:
             if self._status is None or time.time() - self._status_at > STATUS_CACHE_SECONDS:
@@ -303,7 +304,6 @@ class Daemon:
     # -- main ----------------------------------------------------------------------------------
     async def serve(self, app: ASGIApp, on_ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM, serving ``app`` (the API and dashboard, composed by the caller)."""
-        from sealbox.util.httpserve import Limits, server_config, tls_context
 
         interrupted = self.history.recover()
         if interrupted:

@@ -20,10 +20,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sealbox.alerts.notifier import Notifier, recent_deliveries
 from sealbox.daemon.api import api_token
 from sealbox.dashboard import charts
 from sealbox.dashboard.auth import COOKIE, Session, Sessions, csrf_ok
+from sealbox.destinations.probe import last_probes
+from sealbox.destinations.sizing import last_reports, usage_samples
 from sealbox.errors import RunRefusedError
+from sealbox.keys.store import Keystore
 from sealbox.util.redact import mask_url
 
 if TYPE_CHECKING:
@@ -155,7 +159,6 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             info = kinds.get(kind)
             job = snap["jobs"].get(kind)
             cards.append({"kind": kind, "info": info, "job": job})
-        from sealbox.keys.store import Keystore
 
         key = Keystore(daemon.config.appliance.state_dir).current()
         return render(
@@ -175,8 +178,6 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         _, session = current(request)
         if session is None:
             return to_login(request)
-        from sealbox.destinations.probe import last_probes
-        from sealbox.destinations.sizing import last_reports, usage_samples
 
         state = daemon.config.appliance.state_dir
         status = await daemon.status_doc()
@@ -283,7 +284,6 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         _, session = current(request)
         if session is None:
             return to_login(request)
-        from sealbox.alerts.notifier import Notifier, recent_deliveries
 
         notifier = Notifier(daemon.config)
         return render(

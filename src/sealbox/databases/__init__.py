@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.databases.base import Database
+from sealbox.databases.mariadb import MariaDB
+from sealbox.databases.postgresql import PostgreSQL
+from sealbox.databases.sqlite import SQLite
 
 __all__ = ["Database", "database_for"]
 
@@ -11,13 +14,8 @@ __all__ = ["Database", "database_for"]
 def database_for(config: DatabaseConfig, position: int) -> Database:
     """The handler for one ``[[system.databases]]`` entry (``position`` orders restore)."""
     if config.type == "mariadb":
-        from sealbox.databases.mariadb import MariaDB
-
         return MariaDB(config, position)
     if config.type == "postgresql":
-        from sealbox.databases.postgresql import PostgreSQL
-
         return PostgreSQL(config, position)
-    from sealbox.databases.sqlite import SQLite
 
     return SQLite(config, position)

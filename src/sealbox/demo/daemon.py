@@ -20,13 +20,13 @@ import httpx
 from rich.console import Console
 
 from sealbox.config.load import load_config
+from sealbox.demo.run import free_port, serving_agent
 from sealbox.errors import ConfigError, SealboxError
 
 __all__ = ["run_daemon_demo"]
 
 
 def run_daemon_demo(root: Path, console: Console, seconds: int) -> None:
-    from sealbox.demo.run import free_port, serving_agent
 
     root = root.absolute()
     source = root / "sealbox.toml"

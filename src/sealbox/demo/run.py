@@ -21,11 +21,15 @@ from sealbox.agent.tokens import TokenStore
 from sealbox.breakglass import opener, opener_html
 from sealbox.config import load_config
 from sealbox.demo import appliance, vault
-from sealbox.errors import DestinationError
+from sealbox.destinations.repos import open_product_repo
+from sealbox.errors import DestinationError, IntegrityError
 from sealbox.keys import ceremony
 from sealbox.keys.material import from_share_files, pinned_trust
+from sealbox.keys.material import from_share_files as unlock
 from sealbox.keys.store import Keystore
-from sealbox.usecases import secrets_backup
+from sealbox.recordings.verify import verify
+from sealbox.usecases import recordings_backup as store
+from sealbox.usecases import secrets_backup, system_backup, system_restore
 
 __all__ = ["DemoReport", "free_port", "run_demo", "serve_remote", "serving_agent"]
 
@@ -121,9 +125,6 @@ def _system_steps(
     """System backup, then a full reconstruction into ``restore/`` and its verification."""
     import shutil
 
-    from sealbox.keys.material import from_share_files as unlock
-    from sealbox.usecases import system_backup, system_restore
-
     result = step(
         "system backup",
         "System backup (settings, software, audit logs, live SQLite dumps, inventory)",
@@ -159,9 +160,6 @@ def _system_steps(
 
 def _recordings_steps(root: Path, config: Any, step: Callable[..., Any], console: Console) -> None:
     """Recordings backup with one session still being recorded, then the chain verified."""
-    from sealbox.destinations.repos import open_product_repo
-    from sealbox.recordings.verify import verify
-    from sealbox.usecases import recordings_backup as store
 
     _, handle = appliance.live_recording(root)
     try:
@@ -201,8 +199,6 @@ def _recordings_steps(root: Path, config: Any, step: Callable[..., Any], console
 def _compare(root: Path, target: Path, restored: Any) -> int:
     import filecmp
     import sqlite3
-
-    from sealbox.errors import IntegrityError
 
     count = 0
     for source in appliance.system_paths(root):

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
+from sealbox.items import ITEM_TYPES
+
 __all__ = ["HISTORY_QUERY", "QUERY", "SECRET_COLUMNS", "create_vault", "next_day"]
 
 SECRET_COLUMNS = ["password", "private_key", "passphrase", "api_secret"]
@@ -154,7 +156,6 @@ def _row_for(
 
 def create_vault(path: Path, per_type: int = 1000, seed: int = 7) -> int:
     """Create the vault database; returns the number of items."""
-    from sealbox.items import ITEM_TYPES
 
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)

@@ -6,14 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sealbox.alerts.notifier import Notifier, recent_deliveries
 from sealbox.breakglass.package import parse_backup_name
 from sealbox.breakglass.rotations import open_rotations
 from sealbox.config.models import Config
+from sealbox.destinations.probe import last_probes
 from sealbox.destinations.repos import destination_backend, open_product_repo
 from sealbox.destinations.sizing import measure
 from sealbox.errors import NotFoundError, SealboxError
 from sealbox.keys.store import Keystore
 from sealbox.schedule import interval, next_run
+from sealbox.state.files import read_json
+from sealbox.state.history import History
+from sealbox.usecases.recordings_backup import catalog_for
 from sealbox.usecases.secrets_backup import list_backups
 
 __all__ = ["collect"]
@@ -104,8 +109,6 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
             last_snap = snaps[-1] if snaps else None
             extra: dict[str, Any] = {"snapshots": len(snaps)}
             if section == "recordings":
-                from sealbox.usecases.recordings_backup import catalog_for
-
                 catalog = catalog_for(config, repo)
                 extra["recordings_stored"], extra["manifest_head"] = catalog.head()
                 catalog.close()
@@ -174,7 +177,6 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
 
 def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
     """Each job's last run in the daemon's history (empty when no daemon ever ran here)."""
-    from sealbox.state.history import History
 
     history = History.maybe(state_dir)
     if history is None:
@@ -192,8 +194,6 @@ def _daemon(state_dir: Any) -> dict[str, Any] | None:
     """The running daemon's own report (``state_dir/daemon.json``), if its process lives."""
     import os
 
-    from sealbox.state.files import read_json
-
     doc: dict[str, Any] = read_json(state_dir / "daemon.json")
     try:
         os.kill(int(doc["pid"]), 0)
@@ -204,8 +204,6 @@ def _daemon(state_dir: Any) -> dict[str, Any] | None:
 
 def _alerts(config: Config) -> dict[str, Any]:
     """The alert conditions in progress, what waits in the outbox, the last deliveries."""
-    from sealbox.alerts.notifier import Notifier, recent_deliveries
-    from sealbox.destinations.probe import last_probes
 
     notifier = Notifier(config)
     return {
