@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -20,6 +20,7 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "Document",
+    "KeyRecord",
     "build",
     "counts_of",
     "encode",
@@ -29,6 +30,14 @@ __all__ = [
 
 FORMAT = "sealbox-secrets"
 VERSION = 1
+
+
+class KeyRecord(TypedDict):
+    """A recipient a backup is sealed to, as the header's ``keys`` lists it (format.md §4)."""
+
+    id: str  # the key id (format.md §1)
+    recipient: str  # age1...
+    role: str  # "master", "recipient" (configured), "repository" (repositories only)
 
 
 def counts_of(items: Iterable[Item]) -> dict[str, int]:
@@ -41,7 +50,7 @@ def encode(
     *,
     appliance: str,
     created: str,
-    keys: list[dict[str, str]],
+    keys: list[KeyRecord],
     sealbox_version: str,
 ) -> tuple[bytearray, dict[str, int]]:
     """Serialise the document as items stream in; return it (a wipeable buffer) and the counts.
@@ -84,7 +93,7 @@ def build(
     *,
     appliance: str,
     created: str,
-    keys: list[dict[str, str]],
+    keys: list[KeyRecord],
     sealbox_version: str,
 ) -> bytes:
     """The whole document as bytes (tests and small documents)."""
@@ -125,7 +134,7 @@ class Document:
             raise CorruptFileError("the secrets document's keys or counts are malformed")
         self.appliance = str(header.get("appliance", ""))
         self.created = str(header.get("created", ""))
-        self.keys: list[dict[str, str]] = list(header.get("keys") or [])
+        self.keys: list[KeyRecord] = list(header.get("keys") or [])
         self.counts: dict[str, int] = dict(header.get("counts") or {})
         self.summaries = summaries
         self._buffer = buffer

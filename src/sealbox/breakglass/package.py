@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sealbox.breakglass.document import KeyRecord
 from sealbox.crypto import sshsig
 from sealbox.crypto.trust import Endorsement, Trust
 from sealbox.errors import CorruptFileError, SignatureError
@@ -85,7 +86,7 @@ def seal(
     name: str,
     appliance: str,
     created: str,
-    keys: list[dict[str, str]],
+    keys: list[KeyRecord],
     counts: dict[str, int],
     signer: Ed25519PrivateKey,
     sealbox_version: str,

@@ -33,7 +33,7 @@ from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
 from sealbox.state.history import History
-from sealbox.usecases.status import collect
+from sealbox.usecases.status import StatusDoc, collect
 from sealbox.util.httpserve import Limits, server_config, tls_context
 
 __all__ = ["Daemon"]
@@ -71,7 +71,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._status_lock = asyncio.Lock()
-        self._status: dict[str, Any] | None = None
+        self._status: StatusDoc | None = None
         self._status_at = 0.0
 
     # -- schedule ------------------------------------------------------------------------------
@@ -264,15 +264,15 @@ class Daemon:
         return doc or None
 
     # -- state for status ----------------------------------------------------------------------
-    async def status_doc(self) -> dict[str, Any]:
+    async def status_doc(self) -> StatusDoc:
         """``sealbox status`` as JSON, cached (it contacts the destinations); a run that ends
         clears the cache, so pages show its result at once."""
-
         async with self._status_lock:
-            if self._status is None or time.time() - self._status_at > STATUS_CACHE_SECONDS:
-                self._status = await asyncio.to_thread(collect, self.config)
-                self._status_at = time.time()
-            return self._status
+            if self._status is not None and time.time() - self._status_at <= STATUS_CACHE_SECONDS:
+                return self._status
+            status = await asyncio.to_thread(collect, self.config)
+            self._status, self._status_at = status, time.time()
+            return status
 
     def snapshot(self) -> dict[str, Any]:
         return {

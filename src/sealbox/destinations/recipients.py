@@ -3,6 +3,7 @@ recipients (every kind) and repository-only recipients (repositories, never secr
 
 from __future__ import annotations
 
+from sealbox.breakglass.document import KeyRecord
 from sealbox.config.models import Config
 from sealbox.crypto import agekeys
 from sealbox.errors import KeyNotSetError
@@ -11,17 +12,17 @@ from sealbox.keys.store import Keystore
 __all__ = ["recipients_for", "repository_recipients_for"]
 
 
-def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
+def recipients_for(config: Config, keystore: Keystore) -> list[KeyRecord]:
     """The master key (keystore) plus extra recipients (config), each with its key id and role."""
-    keys: list[dict[str, str]] = []
+    keys: list[KeyRecord] = []
     current = keystore.current()
     if current is not None:
-        keys.append({"id": current.id, "recipient": current.recipient, "role": "master"})
+        keys.append(KeyRecord(id=current.id, recipient=current.recipient, role="master"))
     for recipient in config.keys.recipients:
         if all(k["recipient"] != recipient for k in keys):
             agekeys.parse_recipient(recipient)
             keys.append(
-                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "recipient"}
+                KeyRecord(id=agekeys.key_id(recipient), recipient=recipient, role="recipient")
             )
     if not keys:
         raise KeyNotSetError(
@@ -30,7 +31,7 @@ def recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
     return keys
 
 
-def repository_recipients_for(config: Config, keystore: Keystore) -> list[dict[str, str]]:
+def repository_recipients_for(config: Config, keystore: Keystore) -> list[KeyRecord]:
     """What the product's repositories are sealed to: :func:`recipients_for` plus
     ``keys.repository_recipients`` (role ``repository``), which secrets backups never get."""
     keys = recipients_for(config, keystore)
@@ -38,6 +39,6 @@ def repository_recipients_for(config: Config, keystore: Keystore) -> list[dict[s
         if all(k["recipient"] != recipient for k in keys):
             agekeys.parse_recipient(recipient)
             keys.append(
-                {"id": agekeys.key_id(recipient), "recipient": recipient, "role": "repository"}
+                KeyRecord(id=agekeys.key_id(recipient), recipient=recipient, role="repository")
             )
     return keys

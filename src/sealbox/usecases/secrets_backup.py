@@ -48,7 +48,7 @@ class SecretsBackupResult:
     size: int
     total: int
     counts: dict[str, int]
-    keys: list[dict[str, str]]
+    keys: list[document.KeyRecord]
     deleted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)

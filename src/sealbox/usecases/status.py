@@ -4,7 +4,7 @@ health, the sizing rule and its forecast, and what deserves a warning."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sealbox.alerts.notifier import Notifier, recent_deliveries
 from sealbox.breakglass.package import parse_backup_name
@@ -21,7 +21,54 @@ from sealbox.state.history import History
 from sealbox.usecases.recordings_backup import catalog_for
 from sealbox.usecases.secrets_backup import list_backups
 
-__all__ = ["collect"]
+__all__ = ["AlertsStatus", "DestinationHealth", "KindStatus", "StatusDoc", "collect"]
+
+
+class KindStatus(TypedDict):
+    """One kind of backup (``secrets``, ``system``, ``recordings``) in ``status --json``."""
+
+    kind: str
+    destination: str
+    schedule: str
+    last_success: str | None  # ISO 8601 UTC
+    next_run: str | None
+    size: int | None
+    state: str  # "ok", "overdue", "never run"
+    last_run: NotRequired[dict[str, Any] | None]  # the daemon's history row (JSON)
+    error: NotRequired[str]  # the destination could not be read
+    retained: NotRequired[int]  # secrets backups kept at the destination
+    snapshots: NotRequired[int]  # system and recordings
+    recordings_stored: NotRequired[int]
+    manifest_head: NotRequired[str]
+
+
+class DestinationHealth(TypedDict):
+    name: str
+    health: str  # "ok", or why it is unreachable
+
+
+class AlertsStatus(TypedDict):
+    channels: list[str]
+    conditions: dict[str, dict[str, Any]]  # condition key -> since, count, last_sent (state file)
+    undelivered: int
+    recent: list[dict[str, Any]]
+    probes: dict[str, dict[str, Any]]
+
+
+class StatusDoc(TypedDict):
+    """``sealbox status --json`` (and the daemon's ``/api/status``)."""
+
+    appliance: str
+    time: str | None
+    master_key: str | None
+    last_drill: str | None
+    kinds: list[KindStatus]
+    destinations: list[DestinationHealth]
+    sizing: list[dict[str, Any]]  # SizingReport.to_dict()
+    alerts: AlertsStatus
+    daemon: dict[str, Any] | None  # daemon.json, as the daemon wrote it
+    rotations: list[dict[str, Any]]
+    warnings: list[str]
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -35,26 +82,27 @@ def _kind(
     last: datetime | None,
     size: int | None,
     now: datetime,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    **extra: Any,
+) -> KindStatus:
     overdue = last is None or now - last > 2 * interval(schedule, now)
-    return {
-        "kind": kind,
-        "destination": destination,
-        "schedule": schedule,
-        "last_success": _iso(last),
-        "next_run": _iso(next_run(schedule, now)),
-        "size": size,
-        "state": "never run" if last is None else ("overdue" if overdue else "ok"),
-        **(extra or {}),
-    }
+    status = KindStatus(
+        kind=kind,
+        destination=destination,
+        schedule=schedule,
+        last_success=_iso(last),
+        next_run=_iso(next_run(schedule, now)),
+        size=size,
+        state="never run" if last is None else ("overdue" if overdue else "ok"),
+    )
+    status.update(extra)  # type: ignore[typeddict-item]
+    return status
 
 
-def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
+def collect(config: Config, now: datetime | None = None) -> StatusDoc:
     now = now or datetime.now(UTC)
     state = config.appliance.state_dir
     warnings: list[str] = []
-    kinds: list[dict[str, Any]] = []
+    kinds: list[KindStatus] = []
     keystore = Keystore(state)
     key = keystore.current()
     if key is None and not config.keys.recipients:
@@ -87,16 +135,14 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
                     last,
                     size,
                     now,
-                    {"retained": len(newest)},
+                    retained=len(newest),
                 )
             )
             health.setdefault(name, "ok")
         except SealboxError as exc:
             health[name] = str(exc)
             kinds.append(
-                _kind(
-                    "secrets", config.secrets.schedule, name, None, None, now, {"error": str(exc)}
-                )
+                _kind("secrets", config.secrets.schedule, name, None, None, now, error=str(exc))
             )
     for section in ("system", "recordings"):
         part = getattr(config, section)
@@ -111,7 +157,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
             if section == "recordings":
                 catalog = catalog_for(config, repo)
                 extra["recordings_stored"], extra["manifest_head"] = catalog.head()
-                catalog.close()
+                catalog.close()  # typed by KindStatus: recordings_stored, manifest_head
             kinds.append(
                 _kind(
                     section,
@@ -120,7 +166,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
                     last_snap.datetime if last_snap else None,
                     last_snap.size if last_snap else None,
                     now,
-                    extra,
+                    **extra,
                 )
             )
             health.setdefault(name, "ok")
@@ -128,7 +174,7 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
             kinds.append(_kind(section, part.schedule, name, None, None, now))
         except SealboxError as exc:
             health[name] = str(exc)
-            kinds.append(_kind(section, part.schedule, name, None, None, now, {"error": str(exc)}))
+            kinds.append(_kind(section, part.schedule, name, None, None, now, error=str(exc)))
     runs = _last_runs(state)
     for item in kinds:
         last_run = runs.get(item["kind"])
@@ -160,19 +206,19 @@ def collect(config: Config, now: datetime | None = None) -> dict[str, Any]:
             f"{len(rotations)} credential(s) revealed by a break-glass wait for rotation"
             " (`sealbox breakglass receipt list`)"
         )
-    return {
-        "appliance": config.appliance.name,
-        "time": _iso(now),
-        "master_key": key.id if key else None,
-        "last_drill": key.last_drill if key else None,
-        "kinds": kinds,
-        "destinations": [{"name": n, "health": h} for n, h in sorted(health.items())],
-        "sizing": sizing,
-        "alerts": alerts,
-        "daemon": _daemon(state),
-        "rotations": rotations,
-        "warnings": warnings,
-    }
+    return StatusDoc(
+        appliance=config.appliance.name,
+        time=_iso(now),
+        master_key=key.id if key else None,
+        last_drill=key.last_drill if key else None,
+        kinds=kinds,
+        destinations=[DestinationHealth(name=n, health=h) for n, h in sorted(health.items())],
+        sizing=sizing,
+        alerts=alerts,
+        daemon=_daemon(state),
+        rotations=rotations,
+        warnings=warnings,
+    )
 
 
 def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
@@ -202,17 +248,17 @@ def _daemon(state_dir: Any) -> dict[str, Any] | None:
     return doc
 
 
-def _alerts(config: Config) -> dict[str, Any]:
+def _alerts(config: Config) -> AlertsStatus:
     """The alert conditions in progress, what waits in the outbox, the last deliveries."""
 
     notifier = Notifier(config)
-    return {
-        "channels": [c.id for c in notifier.channels],
-        "conditions": notifier.active(),
-        "undelivered": notifier.queued(),
-        "recent": recent_deliveries(config.appliance.state_dir, limit=20),
-        "probes": {
+    return AlertsStatus(
+        channels=[c.id for c in notifier.channels],
+        conditions=notifier.active(),
+        undelivered=notifier.queued(),
+        recent=recent_deliveries(config.appliance.state_dir, limit=20),
+        probes={
             name: {k: v for k, v in probe.items() if k != "history"}
             for name, probe in last_probes(config.appliance.state_dir).items()
         },
-    }
+    )
