@@ -6,14 +6,10 @@ from pathlib import Path
 
 import click
 
-from sealbox.alerts.report import integrity_failed
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.cli.keyed import KeyArgs, key_options
-from sealbox.destinations.repos import destination_of, open_product_repo_to_read
 from sealbox.errors import IntegrityError
-from sealbox.recordings.verify import verify as run_verify
-from sealbox.repo.blobs import BlobReader
-from sealbox.usecases.recordings_backup import catalog_for
+from sealbox.usecases import recordings_verify
 
 
 @click.group("recordings")
@@ -43,26 +39,21 @@ def verify(
     """Detect recordings altered, removed or reordered, and a rolled-back manifest."""
 
     config = load(ctx, config_path)
-    name = destination_of(config, "recordings", destination)
     unlocked = key.unlock(required=read_data)
     # The signers to accept: this appliance's own (its keystore) and whatever the sheets or
     # --signer pin; a fresh machine with none of them refuses unless --unverified.
     trust = key.trust(unlocked, config.appliance.state_dir)
-    repo = open_product_repo_to_read(config, name, unlocked.identities if unlocked else None, trust)
-    reader = (
-        BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked and read_data else None
-    )
-    catalog = catalog_for(config, repo)
-    try:
-        report = run_verify(repo, trust=trust, catalog=catalog, reader=reader)
-    finally:
-        catalog.close()
+    report = recordings_verify.run(config, unlocked, trust, destination, read_data)
     if as_json:
         print_json(report.to_dict())
     else:
         for error in report.errors:
             console.print(f"error: {error}", markup=False)
-        what = "content decrypted and compared" if reader else "chain, signatures and stored data"
+        what = (
+            "content decrypted and compared"
+            if unlocked and read_data
+            else "chain, signatures and stored data"
+        )
         console.print(
             f"{report.recordings:,} recordings in {report.batches} batches ({what}):"
             f" {'intact' if report.ok else f'{len(report.errors)} problem(s)'};"
@@ -70,6 +61,4 @@ def verify(
             markup=False,
         )
     if not report.ok:
-        summary = f"{len(report.errors)} problem(s), first: {report.errors[0]}"
-        integrity_failed(config, name, summary, tampering=True)
         raise IntegrityError(f"recordings verify found {len(report.errors)} problem(s)")
