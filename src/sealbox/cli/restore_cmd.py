@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -20,13 +20,10 @@ from sealbox.cli.common import (
 from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import privilege_options, restored_line
-from sealbox.destinations.repos import destination_of, open_product_repo_to_read
-from sealbox.errors import OutputError, SignatureError
-from sealbox.recordings.restore import restore, select
-from sealbox.recordings.verify import entries_of
-from sealbox.repo.blobs import BlobReader
+from sealbox.destinations.repos import destination_of
+from sealbox.errors import OutputError
 from sealbox.repo.restore import RestoreOptions
-from sealbox.usecases import system_restore
+from sealbox.usecases import recordings_restore, system_restore
 
 
 @click.group("restore")
@@ -209,41 +206,37 @@ def recordings(
         raise click.UsageError("choose recordings with --session ID or --since/--until")
     config = load(ctx, config_path)
     unlocked = key.require()
-    name = destination_of(config, "recordings", destination)
-    with restore_run(
-        config, "recordings", name, session or f"{since or ''}..{until or ''}", str(target)
-    ):
-        repo = open_product_repo_to_read(
-            config, name, unlocked.identities, key.trust(unlocked, config.appliance.state_dir)
+    outcome = recordings_restore.run(
+        config,
+        unlocked,
+        key.trust(unlocked, config.appliance.state_dir),
+        target,
+        session=session,
+        since=since,
+        until=until,
+        destination=destination,
+        warn=warn,
+    )
+    chosen, result = outcome.chosen, outcome.result
+    if as_json:
+        print_json(
+            {
+                "restored": result.files,
+                "bytes": result.bytes,
+                "failed": result.failed,
+                "recordings": [e["path"] for e in chosen],
+            }
         )
-        utc = [d.replace(tzinfo=UTC) if d is not None else None for d in (since, until)]
-        problems: list[str] = []
-        entries = entries_of(repo, problems)
-        for problem in problems:
-            warn(problem)
-        if problems and not entries:
-            raise SignatureError(f"no recordings manifest batch can be trusted: {problems[0]}")
-        chosen = select(entries, session, utc[0], utc[1])
-        result = restore(BlobReader(repo, repo.load_index(), unlocked.identities), chosen, target)
-        if as_json:
-            print_json(
-                {
-                    "restored": result.files,
-                    "bytes": result.bytes,
-                    "failed": result.failed,
-                    "recordings": [e["path"] for e in chosen],
-                }
-            )
-        elif result.failed:
-            console.print(
-                f"Restored {result.files} of {len(chosen)} recording(s), {result.bytes:,} bytes,"
-                f" into {target}; {len(result.failed)} FAILED",
-                markup=False,
-            )
-        else:
-            console.print(
-                f"Restored {result.files} recording(s), {result.bytes:,} bytes, into {target};"
-                " each matched its recorded digest",
-                markup=False,
-            )
-        fail_if_not_intact(result.failed, "recording(s)", as_json)
+    elif result.failed:
+        console.print(
+            f"Restored {result.files} of {len(chosen)} recording(s), {result.bytes:,} bytes,"
+            f" into {target}; {len(result.failed)} FAILED",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"Restored {result.files} recording(s), {result.bytes:,} bytes, into {target};"
+            " each matched its recorded digest",
+            markup=False,
+        )
+    fail_if_not_intact(result.failed, "recording(s)", as_json)
