@@ -149,6 +149,23 @@ def test_unreachable_database_publishes_no_snapshot(system, sealbox):
     assert len(snaps) == 1
 
 
+def test_forget_keeps_what_is_younger_than_keep_at_least_and_says_why(system, sealbox):
+    text = system.config.read_text().replace(
+        "retention = { keep_last = 7 }", 'retention = { keep_last = 1, keep_at_least = "1d" }'
+    )
+    system.config.write_text(text)
+    for _ in range(3):
+        _backup(sealbox, system)
+    done = sealbox("forget", "--config", system.config, "--json")
+    assert done.code == 0, done.err
+    report = json.loads(done.out)["system"]
+    assert report["forgotten"] == [] and len(report["kept"]) == 3
+    assert sorted(report["why"].values()) == ["younger than keep_at_least (1d)"] * 2
+    assert len(json.loads(sealbox("snapshots", "--config", system.config, "--json").out)) == 3
+    text_out = sealbox("forget", "--dry-run", "--config", system.config)
+    assert text_out.out.count("kept, younger than keep_at_least (1d)") == 2
+
+
 def test_forget_applies_each_kinds_policy(system, sealbox):
     text = system.config.read_text().replace(
         "retention = { keep_last = 7 }", "retention = { keep_last = 2 }"

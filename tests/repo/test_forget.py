@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from sealbox.config.models import Retention
 from sealbox.repo.backup import run_backup
 from sealbox.repo.check import run_check
-from sealbox.repo.forget import apply_policy, forget_snapshots, prune
+from sealbox.repo.forget import apply_policy, decide, forget_snapshots, prune
 from sealbox.repo.repository import Snapshot
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -51,6 +51,35 @@ def test_groups_are_separate_and_no_policy_keeps_all():
     assert _ids(keep) == ["a-0", "b-2"]
     keep, drop = apply_policy(snaps, Retention(), NOW)
     assert len(keep) == 4 and drop == []
+
+
+def test_keep_at_least_keeps_the_young_whatever_the_count_says():
+    snaps = _snaps([0, 1, 2, 30, 24 * 10])
+    decision = decide(snaps, Retention(keep_last=1, keep_at_least="2d"), NOW)
+    assert _ids(decision.keep) == ["pam-0", "pam-1", "pam-2", "pam-30"]
+    assert _ids(decision.forget) == ["pam-240"]
+    assert decision.why == {f"pam-{h}": "younger than keep_at_least (2d)" for h in (1, 2, 30)}, (
+        "only those the count would have dropped are explained"
+    )
+
+
+def test_delete_after_forgets_the_old_even_when_a_rule_keeps_them():
+    snaps = _snaps([0, 24 * 40, 24 * 400])
+    decision = decide(snaps, Retention(keep_monthly=24, delete_after="180d"), NOW)
+    assert _ids(decision.keep) == ["pam-0", "pam-960"]
+    assert _ids(decision.forget) == ["pam-9600"]
+    assert decision.why == {"pam-9600": "older than delete_after (180d)"}
+    # With no count rule at all, only the age limit deletes.
+    only_age = decide(snaps, Retention(delete_after="30d"), NOW)
+    assert _ids(only_age.forget) == ["pam-960", "pam-9600"]
+
+
+def test_delete_after_shorter_than_keep_at_least_is_refused():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="shorter than keep_at_least"):
+        Retention(keep_at_least="90d", delete_after="30d")
 
 
 def test_prune_reclaims_and_keeps_what_snapshots_need(env, tmp_path):

@@ -53,3 +53,26 @@ def test_orphan_side_files_of_an_interrupted_run_are_removed(tmp_path):
     assert {o.name for o in backend.list()} == {
         names[0] + s for s in ("", ".sig", ".manifest.json")
     }
+
+
+def test_keep_at_least_keeps_young_backups_that_keep_last_would_delete(tmp_path):
+    backend = open_backend(str(tmp_path))
+    names = _store(backend, [0, 10, 30, 50, 80])
+    why: dict[str, str] = {}
+    deleted = apply_retention(
+        backend, "pam", 1, None, NOW, protect=names[0], keep_at_least="36h", why=why
+    )
+    assert deleted == [names[3], names[4]]
+    assert why == {names[1]: "younger than keep_at_least (36h)", names[2]: why[names[2]]}
+
+
+def test_delete_after_deletes_old_backups_but_never_the_newest(tmp_path):
+    backend = open_backend(str(tmp_path))
+    names = _store(backend, [100, 200, 300])
+    why: dict[str, str] = {}
+    deleted = apply_retention(
+        backend, "pam", 10, None, NOW, protect=names[0], delete_after="1d", why=why
+    )
+    assert deleted == names[1:], "older than a day, though keep_last keeps 10"
+    assert list_backups(backend, "pam") == [names[0]], "the one just written always stays"
+    assert set(why) == set(names[1:])

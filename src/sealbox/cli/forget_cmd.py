@@ -42,6 +42,10 @@ def command(ctx: click.Context, dry_run: bool, config_path: Path | None, as_json
                 f"{key}: {kept_text}{'would forget' if dry_run else 'forgot'} {len(value['forgotten'])}",
                 markup=False,
             )
+            why = value.get("why")
+            for name, reason in sorted(why.items()) if isinstance(why, dict) else []:
+                moved = "forgotten" if name in value["forgotten"] else "kept"
+                console.print(f"  {name[:40]}: {moved}, {reason}", markup=False)
         elif isinstance(value, dict):
             console.print(
                 f"{key}: {value['packs_deleted']} pack(s) deleted, {value['packs_repacked']} repacked,"

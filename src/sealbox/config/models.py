@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -49,6 +49,18 @@ def _check_duration(value: str | None) -> str | None:
     if value is not None:
         parse_duration(value)
     return value
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _check_ages(model: _M) -> _M:
+    """``delete_after`` may not be shorter than ``keep_at_least`` (both would bind)."""
+    least = getattr(model, "keep_at_least", None)
+    most = getattr(model, "delete_after", None)
+    if least and most and parse_duration(most) < parse_duration(least):
+        raise ValueError(f"delete_after ({most}) is shorter than keep_at_least ({least})")
+    return model
 
 
 class ApplianceConfig(_Model):
@@ -299,10 +311,29 @@ class SecretsConfig(_Model):
         description="Also keep every backup younger than this (e.g. 30d); with keep_last, a backup is kept if either keeps it.",
         examples=["30d"],
     )
+    keep_at_least: str | None = Field(
+        default=None,
+        description=(
+            "A minimum age: nothing younger is deleted, whatever the other rules say (e.g. 90d;"
+            " `forget` says what it kept for it)."
+        ),
+        examples=[None],
+    )
+    delete_after: str | None = Field(
+        default=None,
+        description=(
+            "A maximum age, for privacy rules: anything older is deleted even when another rule"
+            " would keep it (e.g. 7y; never less than keep_at_least)."
+        ),
+        examples=[None],
+    )
     sources: list[SecretSource] = Field(min_length=1, description="Where the secrets come from.")
 
     _cron = field_validator("schedule")(_check_cron)
     _dur = field_validator("keep_within")(_check_duration)
+
+    _ages = field_validator("keep_at_least", "delete_after")(_check_duration)
+    _age_order = model_validator(mode="after")(_check_ages)
 
     @model_validator(mode="after")
     def _names_unique(self) -> SecretsConfig:
@@ -335,8 +366,27 @@ class Retention(_Model):
     keep_within: str | None = Field(
         default=None, description="Everything younger than this.", examples=["5y"]
     )
+    keep_at_least: str | None = Field(
+        default=None,
+        description=(
+            "A minimum age: nothing younger is deleted, whatever the other rules say (e.g. 90d;"
+            " `forget` says what it kept for it)."
+        ),
+        examples=[None],
+    )
+    delete_after: str | None = Field(
+        default=None,
+        description=(
+            "A maximum age, for privacy rules: anything older is deleted even when another rule"
+            " would keep it (e.g. 7y; never less than keep_at_least)."
+        ),
+        examples=[None],
+    )
 
     _dur = field_validator("keep_within")(_check_duration)
+
+    _ages = field_validator("keep_at_least", "delete_after")(_check_duration)
+    _age_order = model_validator(mode="after")(_check_ages)
 
 
 class DatabaseConfig(_Model):

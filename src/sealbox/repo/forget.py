@@ -26,7 +26,7 @@ from sealbox.repo.locks import Lock
 from sealbox.repo.repository import Repository, Snapshot, pack_path
 from sealbox.schedule import parse_duration
 
-__all__ = ["KeepRules", "PruneResult", "apply_policy", "prune"]
+__all__ = ["Decision", "KeepRules", "PruneResult", "apply_policy", "decide", "prune"]
 
 REPACK_WASTE = 0.2  # repack a pack when more than this fraction of its bytes is unused
 
@@ -57,6 +57,20 @@ class KeepRules(Protocol):
     def keep_yearly(self) -> int | None: ...
     @property
     def keep_within(self) -> str | None: ...
+    @property
+    def keep_at_least(self) -> str | None: ...
+    @property
+    def delete_after(self) -> str | None: ...
+
+
+@dataclass
+class Decision:
+    """What a policy does to a list of snapshots; ``why`` says, for each snapshot that the age
+    limits moved, which limit did (``keep_at_least`` keeps, ``delete_after`` forgets)."""
+
+    keep: list[Snapshot]
+    forget: list[Snapshot]
+    why: dict[str, str] = field(default_factory=dict)
 
 
 def _group(snapshot: Snapshot) -> tuple[str, str, tuple[str, ...]]:
@@ -66,9 +80,37 @@ def _group(snapshot: Snapshot) -> tuple[str, str, tuple[str, ...]]:
 def apply_policy(
     snapshots: list[Snapshot], policy: KeepRules, now: datetime
 ) -> tuple[list[Snapshot], list[Snapshot]]:
-    """(keep, forget). A policy with no rule at all keeps everything."""
+    """(keep, forget): :func:`decide` without the reasons."""
+    decision = decide(snapshots, policy, now)
+    return decision.keep, decision.forget
+
+
+def decide(snapshots: list[Snapshot], policy: KeepRules, now: datetime) -> Decision:
+    """Which snapshots the policy keeps. The count and period rules first (a policy with none
+    keeps everything); then the age limits, which win over them: ``delete_after`` forgets what
+    is older, ``keep_at_least`` keeps what is younger (a config has delete_after >= keep_at_least,
+    so the two never disagree)."""
+    keep_ids = _kept_by_rules(snapshots, policy, now)
+    why: dict[str, str] = {}
+    if policy.delete_after:
+        limit = now - parse_duration(policy.delete_after)
+        for s in snapshots:
+            if s.id in keep_ids and s.datetime < limit:
+                keep_ids.discard(s.id)
+                why[s.id] = f"older than delete_after ({policy.delete_after})"
+    if policy.keep_at_least:
+        limit = now - parse_duration(policy.keep_at_least)
+        for s in snapshots:
+            if s.id not in keep_ids and s.datetime >= limit:
+                keep_ids.add(s.id)
+                why[s.id] = f"younger than keep_at_least ({policy.keep_at_least})"
+    keep = [s for s in snapshots if s.id in keep_ids]
+    return Decision(keep, [s for s in snapshots if s.id not in keep_ids], why)
+
+
+def _kept_by_rules(snapshots: list[Snapshot], policy: KeepRules, now: datetime) -> set[str]:
     if not any(getattr(policy, k) for k in ("keep_last", "keep_within", *_BUCKETS)):
-        return list(snapshots), []
+        return {s.id for s in snapshots}
     keep_ids: set[str] = set()
     groups: dict[tuple[str, str, tuple[str, ...]], list[Snapshot]] = {}
     for snapshot in snapshots:
@@ -92,8 +134,7 @@ def apply_policy(
                         break
                     seen.append(key)
                     keep_ids.add(s.id)
-    keep = [s for s in snapshots if s.id in keep_ids]
-    return keep, [s for s in snapshots if s.id not in keep_ids]
+    return keep_ids
 
 
 @dataclass

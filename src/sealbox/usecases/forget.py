@@ -1,7 +1,7 @@
 """``sealbox forget``: each kind's retention policy, then prune, per destination.
 
 Secrets backups keep their newest file whatever the policy says; system and recordings snapshots
-follow ``repo.forget.apply_policy``; recordings removed by the policy get a signed retention
+follow ``repo.forget.decide`` (the count rules, then the age limits, which win); recordings removed by the policy get a signed retention
 record, so `recordings verify` tells them from tampering. Append-only destinations are skipped
 (the storage host runs ``sealbox repo forget --prune`` with its admin token).
 """
@@ -18,7 +18,7 @@ from sealbox.errors import NotFoundError
 from sealbox.keys.store import Keystore
 from sealbox.recordings.manifest import GENESIS
 from sealbox.recordings.verify import entries_of, retention_record
-from sealbox.repo.forget import PruneResult, apply_policy, forget_snapshots, prune
+from sealbox.repo.forget import PruneResult, decide, forget_snapshots, prune
 from sealbox.repo.repository import Repository
 from sealbox.usecases import secrets_backup
 
@@ -33,6 +33,8 @@ class KindOutcome:
     forgotten: list[str] = field(default_factory=list)
     kept: list[str] | int | None = None
     skipped: str | None = None  # "append-only"
+    # Those the age limits moved, and why: kept by keep_at_least, forgotten by delete_after.
+    why: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class ForgetReport:
                 entry["skipped"] = outcome.skipped
             if kind == "secrets" and not self.dry_run and outcome.skipped is None:
                 entry = {"forgotten": outcome.forgotten}
+            if outcome.why:
+                entry["why"] = outcome.why
             doc[kind] = entry
         for name, pruned in self.prunes.items():
             doc[f"prune:{name}"] = asdict(pruned)
@@ -79,12 +83,14 @@ def run(config: Config, dry_run: bool = False, now: datetime | None = None) -> F
         for kind in kinds:
             part = config.system if kind == "system" else config.recordings
             assert part is not None
-            keep, drop = apply_policy([s for s in snapshots if s.kind == kind], part.retention, now)
+            decision = decide([s for s in snapshots if s.kind == kind], part.retention, now)
             if not dry_run:
-                forget_snapshots(repo, drop)
-                if kind == "recordings" and drop:
-                    _note_retention(config, repo, {s.id for s in drop})
-            report.kinds[kind] = KindOutcome([s.id for s in drop], [s.id for s in keep])
+                forget_snapshots(repo, decision.forget)
+                if kind == "recordings" and decision.forget:
+                    _note_retention(config, repo, {s.id for s in decision.forget})
+            report.kinds[kind] = KindOutcome(
+                [s.id for s in decision.forget], [s.id for s in decision.keep], why=decision.why
+            )
         report.prunes[name] = prune(repo, dry_run=dry_run)
     return report
 
@@ -97,6 +103,7 @@ def _secrets(config: Config, dry_run: bool, now: datetime) -> KindOutcome:
     names = secrets_backup.list_backups(backend, config.appliance.name)
     if dry_run:
         return KindOutcome(kept=len(names))
+    why: dict[str, str] = {}
     deleted = secrets_backup.apply_retention(
         backend,
         config.appliance.name,
@@ -104,8 +111,11 @@ def _secrets(config: Config, dry_run: bool, now: datetime) -> KindOutcome:
         config.secrets.keep_within,
         now,
         protect=(names or [""])[0],
+        keep_at_least=config.secrets.keep_at_least,
+        delete_after=config.secrets.delete_after,
+        why=why,
     )
-    return KindOutcome(forgotten=deleted)
+    return KindOutcome(forgotten=deleted, why=why)
 
 
 def _note_retention(config: Config, repo: Repository, dropped: set[str]) -> None:

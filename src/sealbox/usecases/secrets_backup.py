@@ -81,9 +81,16 @@ def apply_retention(
     keep_within: str | None,
     now: datetime,
     protect: str,
+    *,
+    keep_at_least: str | None = None,
+    delete_after: str | None = None,
+    why: dict[str, str] | None = None,
 ) -> list[str]:
     """Delete backups no rule keeps; never ``protect`` (the one just written). Returns deleted.
-    On an append-only destination nothing is deleted (the storage side applies retention)."""
+    The age limits win over keep_last/keep_within: ``delete_after`` deletes what is older (but
+    never ``protect``), ``keep_at_least`` keeps what is younger; ``why`` receives, per backup
+    they moved, which limit did. On an append-only destination nothing is deleted (the storage
+    side applies retention)."""
     if append_only(backend):
         return []
     names = list_backups(backend, appliance)
@@ -91,15 +98,28 @@ def apply_retention(
         keep = set(names)  # no rule: every backup stays (leftover side files still go)
     else:
         keep = set(names[: keep_last or 0]) | {protect}
+    times = {name: _backup_time(name) for name in names}
     if keep_within:
         horizon = now - parse_duration(keep_within)
         for name in names:
-            stamp = package.parse_backup_name(name)
-            if (
-                stamp
-                and datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) >= horizon
-            ):
+            stamp = times[name]
+            if stamp is not None and stamp >= horizon:
                 keep.add(name)
+    reasons: dict[str, str] = {} if why is None else why
+    if delete_after:
+        limit = now - parse_duration(delete_after)
+        for name in names:
+            stamp = times[name]
+            if name in keep and name != protect and stamp is not None and stamp < limit:
+                keep.discard(name)
+                reasons[name] = f"older than delete_after ({delete_after})"
+    if keep_at_least:
+        limit = now - parse_duration(keep_at_least)
+        for name in names:
+            stamp = times[name]
+            if name not in keep and stamp is not None and stamp >= limit:
+                keep.add(name)
+                reasons[name] = f"younger than keep_at_least ({keep_at_least})"
     deleted = []
     for name in names:
         if name not in keep:
@@ -115,6 +135,11 @@ def apply_retention(
             if info.name.endswith(suffix) and base not in present and base != protect:
                 backend.delete(info.name)
     return deleted
+
+
+def _backup_time(name: str) -> datetime | None:
+    stamp = package.parse_backup_name(name)
+    return datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if stamp else None
 
 
 def _free_name(backend: Backend, appliance: str, stamp: str) -> str:
@@ -217,7 +242,14 @@ def run(
 
         record_sample(config.appliance.state_dir, dest_name, backend, added=len(sealed.ciphertext))
         deleted = apply_retention(
-            backend, config.appliance.name, section.keep_last, section.keep_within, now, name
+            backend,
+            config.appliance.name,
+            section.keep_last,
+            section.keep_within,
+            now,
+            name,
+            keep_at_least=section.keep_at_least,
+            delete_after=section.delete_after,
         )
     finally:
         backend.close()
