@@ -246,3 +246,19 @@ def test_a_file_url_with_a_host_is_refused_with_or_without_a_config(tmp_path):
     assert problems == [
         ("destinations.d.url", "file:// URLs take no host: use file:///absolute/path")
     ]
+
+
+@pytest.mark.parametrize(("keep_at_least", "locked"), [("30d", 30), ("36h", 7), (None, 7)])
+def test_object_lock_covers_the_longest_keep_at_least(tmp_path, keep_at_least, locked):
+    """With Object Lock on, the storage holds every object at least as long as forget would."""
+    retention = {"keep_at_least": keep_at_least} if keep_at_least else {}
+    config, problems = validate(
+        {
+            "appliance": {"name": "pam-01", "state_dir": str(tmp_path)},
+            "destinations": {"d": {"url": URLS["s3"], "object_lock_days": 7}},
+            "system": {"destination": "d", "paths": ["/etc"], "retention": retention},
+        }
+    )
+    assert config is not None, problems
+    assert destination_backend(config, "d").lock_days == locked
+    assert destination_backend(config, "d", repo=True).lock_days == locked

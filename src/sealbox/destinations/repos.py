@@ -4,11 +4,14 @@ use."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends import Backend, open_backend
+from sealbox.backends.options import S3Options
 from sealbox.config.models import Config
 from sealbox.crypto.trust import Trust
 from sealbox.destinations.placement import check_destination
@@ -16,6 +19,7 @@ from sealbox.destinations.recipients import repository_recipients_for
 from sealbox.errors import ConfigError, NotFoundError
 from sealbox.keys.store import Keystore
 from sealbox.repo.repository import Repository, Snapshot
+from sealbox.schedule import parse_duration
 from sealbox.state.files import read_json, write_json
 
 __all__ = [
@@ -37,9 +41,24 @@ def repo_url(destination_url: str) -> str:
 
 
 def destination_backend(config: Config, name: str, repo: bool = False) -> Backend:
-    """The backend of a configured destination (its root, or its repository), with its options."""
+    """The backend of a configured destination (its root, or its repository), with its options.
+    On S3 with Object Lock, objects are locked for at least the longest ``keep_at_least`` of the
+    kinds stored there, so the storage enforces the minimum age that ``forget`` keeps."""
     dest = config.destinations[name]
+    if isinstance(dest, S3Options) and dest.object_lock_days is not None:
+        days = max([dest.object_lock_days, *_minimum_ages_in_days(config, name)])
+        dest = dest.model_copy(update={"object_lock_days": days})
     return open_backend(repo_url(dest.url) if repo else dest.url, dest)
+
+
+def _minimum_ages_in_days(config: Config, name: str) -> list[int]:
+    ages = []
+    if config.secrets is not None and config.secrets.destination == name:
+        ages.append(config.secrets.keep_at_least)
+    for part in (config.system, config.recordings):
+        if part is not None and part.destination == name:
+            ages.append(part.retention.keep_at_least)
+    return [math.ceil(parse_duration(age) / timedelta(days=1)) for age in ages if age]
 
 
 def destination_of(config: Config, section: str, override: str | None) -> str:
