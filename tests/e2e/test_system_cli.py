@@ -166,6 +166,34 @@ def test_forget_keeps_what_is_younger_than_keep_at_least_and_says_why(system, se
     assert text_out.out.count("kept, younger than keep_at_least (1d)") == 2
 
 
+def test_a_legal_hold_keeps_a_snapshot_through_forget_until_released(system, sealbox):
+    text = system.config.read_text().replace(
+        "retention = { keep_last = 7 }", "retention = { keep_last = 1 }"
+    )
+    system.config.write_text(text)
+    for _ in range(2):
+        _backup(sealbox, system)
+    snaps = json.loads(sealbox("snapshots", "--config", system.config, "--json").out)
+    oldest = sorted(snaps, key=lambda s: s["time"])[0]["id"]
+    held = sealbox(
+        "hold", "add", oldest[:10], "--reason", "case 42", "--config", system.config, "--json"
+    )
+    assert held.code == 0, held.err
+    hold = json.loads(held.out)
+    assert hold["snapshot"] == oldest and hold["verified"] is True
+    listed = json.loads(sealbox("hold", "list", "--config", system.config, "--json").out)
+    assert [h["id"] for h in listed] == [hold["id"]]
+    done = json.loads(sealbox("forget", "--config", system.config, "--json").out)
+    assert done["system"]["forgotten"] == []
+    assert done["system"]["why"][oldest].startswith("held (case 42)")
+    released = sealbox("hold", "remove", hold["id"][:12], "--config", system.config)
+    assert released.code == 0 and "Released" in released.out
+    done = json.loads(sealbox("forget", "--config", system.config, "--json").out)
+    assert done["system"]["forgotten"] == [oldest]
+    missing = sealbox("hold", "add", "ffffffff", "--config", system.config)
+    assert missing.code == 8 and "no snapshot" in missing.err and "Traceback" not in missing.err
+
+
 def test_forget_applies_each_kinds_policy(system, sealbox):
     text = system.config.read_text().replace(
         "retention = { keep_last = 7 }", "retention = { keep_last = 2 }"

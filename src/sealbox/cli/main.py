@@ -25,6 +25,7 @@ COMMANDS = {
     "restore": "sealbox.cli.restore_cmd:group",
     "snapshots": "sealbox.cli.snapshots_cmd:command",
     "forget": "sealbox.cli.forget_cmd:command",
+    "hold": "sealbox.cli.hold_cmd:group",
     "status": "sealbox.cli.status_cmd:command",
     "probe": "sealbox.cli.probe_cmd:command",
     "notify": "sealbox.cli.notify_cmd:group",

@@ -23,10 +23,12 @@ from sealbox.errors import IntegrityError
 from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
-from sealbox.repo.forget import apply_policy, forget_snapshots, prune
+from sealbox.repo.forget import decide, forget_snapshots, prune
+from sealbox.repo.holds import held_snapshots
 from sealbox.repo.locks import Lock, reading_lock
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
 from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
+from sealbox.usecases.forget import session_snapshots
 
 if TYPE_CHECKING:
     from sealbox.keys.material import Unlocked
@@ -455,7 +457,9 @@ def forget(
     if not any(policy.model_dump().values()):
         raise click.UsageError("give at least one --keep-* option")
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
-    keep, drop = apply_policy(repository.snapshots(), policy, datetime.now(UTC))
+    held = held_snapshots(repository, session_snapshots(repository))  # legal holds win
+    decision = decide(repository.snapshots(), policy, datetime.now(UTC), held)
+    keep, drop = decision.keep, decision.forget
     if not dry_run:
         forget_snapshots(repository, drop)
     pruned = prune(repository, dry_run=dry_run) if do_prune else None
@@ -464,6 +468,7 @@ def forget(
             {
                 "keep": [s.id for s in keep],
                 "forget": [s.id for s in drop],
+                "why": decision.why,
                 "dry_run": dry_run,
                 "prune": pruned.__dict__ if pruned else None,
             }

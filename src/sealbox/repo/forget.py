@@ -85,11 +85,17 @@ def apply_policy(
     return decision.keep, decision.forget
 
 
-def decide(snapshots: list[Snapshot], policy: KeepRules, now: datetime) -> Decision:
+def decide(
+    snapshots: list[Snapshot],
+    policy: KeepRules,
+    now: datetime,
+    held: dict[str, str] | None = None,
+) -> Decision:
     """Which snapshots the policy keeps. The count and period rules first (a policy with none
     keeps everything); then the age limits, which win over them: ``delete_after`` forgets what
     is older, ``keep_at_least`` keeps what is younger (a config has delete_after >= keep_at_least,
-    so the two never disagree)."""
+    so the two never disagree); then legal holds (``held``: snapshot id -> why), which win over
+    everything: a held snapshot is kept, and said so when a rule would have forgotten it."""
     keep_ids = _kept_by_rules(snapshots, policy, now)
     why: dict[str, str] = {}
     if policy.delete_after:
@@ -104,6 +110,11 @@ def decide(snapshots: list[Snapshot], policy: KeepRules, now: datetime) -> Decis
             if s.id not in keep_ids and s.datetime >= limit:
                 keep_ids.add(s.id)
                 why[s.id] = f"younger than keep_at_least ({policy.keep_at_least})"
+    for s in snapshots:
+        if held and s.id in held and s.id not in keep_ids:
+            keep_ids.add(s.id)
+            past = why.get(s.id, "")
+            why[s.id] = held[s.id] + (f", though {past}" if past else "")
     keep = [s for s in snapshots if s.id in keep_ids]
     return Decision(keep, [s for s in snapshots if s.id not in keep_ids], why)
 

@@ -19,10 +19,11 @@ from sealbox.keys.store import Keystore
 from sealbox.recordings.manifest import GENESIS
 from sealbox.recordings.verify import entries_of, retention_record
 from sealbox.repo.forget import PruneResult, decide, forget_snapshots, prune
+from sealbox.repo.holds import held_snapshots
 from sealbox.repo.repository import Repository
 from sealbox.usecases import secrets_backup
 
-__all__ = ["ForgetReport", "KindOutcome", "run"]
+__all__ = ["ForgetReport", "KindOutcome", "run", "session_snapshots"]
 
 
 @dataclass
@@ -80,10 +81,11 @@ def run(config: Config, dry_run: bool = False, now: datetime | None = None) -> F
                 report.kinds[kind] = KindOutcome(skipped="append-only")
             continue
         snapshots = repo.snapshots()
+        held = held_snapshots(repo, session_snapshots(repo) if "recordings" in kinds else {})
         for kind in kinds:
             part = config.system if kind == "system" else config.recordings
             assert part is not None
-            decision = decide([s for s in snapshots if s.kind == kind], part.retention, now)
+            decision = decide([s for s in snapshots if s.kind == kind], part.retention, now, held)
             if not dry_run:
                 forget_snapshots(repo, decision.forget)
                 if kind == "recordings" and decision.forget:
@@ -116,6 +118,16 @@ def _secrets(config: Config, dry_run: bool, now: datetime) -> KindOutcome:
         why=why,
     )
     return KindOutcome(forgotten=deleted, why=why)
+
+
+def session_snapshots(repo: Repository) -> dict[str, set[str]]:
+    """Recordings session id -> the snapshots that hold its recordings (trusted batches)."""
+    found: dict[str, set[str]] = {}
+    for entry in entries_of(repo):
+        session, snapshot = entry.get("session"), entry.get("snapshot")
+        if isinstance(session, str) and isinstance(snapshot, str):
+            found.setdefault(session, set()).add(snapshot)
+    return found
 
 
 def _note_retention(config: Config, repo: Repository, dropped: set[str]) -> None:
