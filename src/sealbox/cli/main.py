@@ -24,6 +24,7 @@ COMMANDS = {
     "recordings": "sealbox.cli.recordings_cmd:group",
     "restore": "sealbox.cli.restore_cmd:group",
     "snapshots": "sealbox.cli.snapshots_cmd:command",
+    "copy": "sealbox.cli.copy_cmd:command",
     "forget": "sealbox.cli.forget_cmd:command",
     "hold": "sealbox.cli.hold_cmd:group",
     "status": "sealbox.cli.status_cmd:command",

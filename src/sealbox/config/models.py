@@ -729,6 +729,39 @@ class ProbesConfig(_Model):
     _cron = field_validator("schedule")(_check_cron)
 
 
+CopyKind = Literal["secrets", "system", "recordings"]
+COPY_KINDS: tuple[CopyKind, ...] = ("secrets", "system", "recordings")
+
+
+class CopyConfig(_Model):
+    """A second copy of backups at another destination (the 3-2-1 rule)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str = Field(
+        alias="from", description="The destination copied from.", examples=["offsite"]
+    )
+    to: str = Field(description="The destination copied to.", examples=["vault-2"])
+    kinds: list[CopyKind] = Field(
+        default_factory=lambda: list(COPY_KINDS),
+        description="What is copied (those of the kinds stored at `from`).",
+        examples=[["secrets", "system", "recordings"]],
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron expression for the daemon (default: after each backup it copies).",
+        examples=[None],
+    )
+    rate_limit: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Bytes per second the copy may send at most.",
+        examples=[None],
+    )
+
+    _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -747,6 +780,9 @@ class Config(_Model):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="The daemon.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert channels.")
     probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Destination probes.")
+    copies: list[CopyConfig] = Field(
+        default_factory=list, description="Copies of backups to second destinations."
+    )
 
     @field_validator("destinations")
     @classmethod
@@ -769,4 +805,13 @@ class Config(_Model):
                         f"no [destinations.{part.destination}] (known: {known})",
                     )
                 )
+        for n, copy in enumerate(self.copies):
+            for key, name in (("from", copy.from_), ("to", copy.to)):
+                if name not in self.destinations:
+                    known = ", ".join(sorted(self.destinations)) or "none defined"
+                    problems.append(
+                        (f"copies[{n}].{key}", f"no [destinations.{name}] (known: {known})")
+                    )
+            if copy.from_ == copy.to:
+                problems.append((f"copies[{n}].to", "a copy goes to another destination"))
         return problems

@@ -1,0 +1,204 @@
+"""``sealbox copy [--to NAME]``: second copies of the backups at other destinations, verbatim and
+without any private key (every object is sealed already).
+
+A copy moves what the target lacks, so an interrupted one resumes where it stopped. It never
+copies from a source that fails verification: the repository's config must be signed by a pinned
+signer (this appliance's keystore), a snapshot is copied only when its signature is, and a
+secrets backup only when its signature and manifest verify; each content-named object is checked
+against its name before it is written. Publishing order at the target is the backup's (packs,
+index files, reference lists and keys, then snapshots and recordings batches, then the config),
+so a target never names what it does not hold. A source that looks empty while the target holds
+backups is refused (an unmounted share copied over nothing would look like that).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sealbox.backends.base import Backend, read_bounded
+from sealbox.breakglass import opener_html, package
+from sealbox.breakglass.opener import MAX_BACKUP, MAX_MANIFEST, MAX_SIGNATURE
+from sealbox.config.models import Config, CopyConfig
+from sealbox.destinations.repos import destination_backend, open_product_repo
+from sealbox.errors import (
+    ConfigError,
+    CorruptFileError,
+    DestinationError,
+    NotFoundError,
+    SealboxError,
+)
+from sealbox.keys.store import Keystore
+from sealbox.repo import format as fmt
+from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
+
+__all__ = ["CopyResult", "RateLimit", "run"]
+
+# Repository objects in publishing order: what a later group names comes earlier.
+ORDER = ("data/", "index/", "refs/", "datakeys/", "keys/", "holds/", "snapshots/", "recordings/")
+CONTENT_NAMED = ("data/", "index/", "refs/", "datakeys/", "keys/", "holds/", "snapshots/")
+LIMITS = {
+    "data/": fmt.MAX_SIZE["pack"],
+    "index/": fmt.MAX_SIZE["index"],
+    "refs/": fmt.MAX_SIZE["refs"],
+    "datakeys/": fmt.MAX_SIZE["datakeys"],
+    "keys/": fmt.MAX_SIZE["keys"],
+    "holds/": 64 << 10,
+    "snapshots/": fmt.MAX_SIZE["snapshots"],
+    "recordings/": fmt.MAX_SIZE["recordings"],
+}
+
+
+@dataclass
+class CopyResult:
+    source: str
+    target: str
+    objects: int = 0  # copied now
+    bytes: int = 0
+    present: int = 0  # already at the target
+    skipped: list[str] = field(default_factory=list)  # refused, with the reason
+    seconds: float = 0.0
+
+
+class RateLimit:
+    """At most ``rate`` bytes a second, on average since the copy began."""
+
+    def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.clock, self.sent = rate, clock, 0
+        self.start = clock()
+
+    def spend(self, n: int, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.sent += n
+        if self.rate:
+            ahead = self.sent / self.rate - (self.clock() - self.start)
+            if ahead > 0:
+                sleep(ahead)
+
+
+def run(config: Config, to: str | None = None, rate_limit: int | None = None) -> list[CopyResult]:
+    copies = [c for c in config.copies if to is None or c.to == to]
+    if not copies:
+        raise ConfigError(f"no [[copies]] to {to!r}" if to else "no [[copies]] in the config")
+    return [_one(config, copy, rate_limit or copy.rate_limit) for copy in copies]
+
+
+def _one(config: Config, copy: CopyConfig, rate: int | None) -> CopyResult:
+    started = time.monotonic()
+    result = CopyResult(copy.from_, copy.to)
+    limit = RateLimit(rate)
+    stored = _kinds_at(config, copy.from_)
+    if "secrets" in copy.kinds and "secrets" in stored:
+        _copy_secrets(config, copy, result, limit)
+    if any(k in copy.kinds and k in stored for k in ("system", "recordings")):
+        _copy_repository(config, copy, result, limit)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _kinds_at(config: Config, destination: str) -> set[str]:
+    parts = {"secrets": config.secrets, "system": config.system, "recordings": config.recordings}
+    return {k for k, part in parts.items() if part is not None and part.destination == destination}
+
+
+def _names(backend: Backend, prefix: str = "") -> Iterator[str]:
+    for info in backend.list(prefix):
+        yield info.name
+
+
+def _put(target: Backend, name: str, data: bytes, result: CopyResult, limit: RateLimit) -> None:
+    target.put(name, data)
+    result.objects += 1
+    result.bytes += len(data)
+    limit.spend(len(data))
+
+
+def _existing(target: Backend, destination_root: Backend, prefix: str = "") -> set[str]:
+    """Names at the target; none when its directory is not there yet (the destination itself
+    must answer: an unreachable one is an error, not an empty copy)."""
+    try:
+        return set(_names(target, prefix))
+    except DestinationError:
+        next(iter(destination_root.list("")), None)  # raises when the destination is missing
+        return set()
+
+
+def _refuse_empty_source(source_count: int, have: set[str], what: str) -> None:
+    if source_count == 0 and have:
+        raise DestinationError(
+            f"the source holds no {what} while the copy holds some: refusing to copy (an"
+            " unmounted share, or the wrong destination?)"
+        )
+
+
+def _copy_repository(
+    config: Config, copy: CopyConfig, result: CopyResult, limit: RateLimit
+) -> None:
+    source_backend = destination_backend(config, copy.from_, repo=True)
+    target = destination_backend(config, copy.to, repo=True)
+    have = _existing(target, destination_backend(config, copy.to))
+    try:
+        # Verifies the config's signature against this appliance's signers (raises otherwise).
+        repo, _ = open_product_repo(config, copy.from_, [], create=False)
+    except NotFoundError:
+        _refuse_empty_source(0, have, "repository")
+        return
+    accepted, rejected = repo.scan_snapshots()
+    refused = {f"snapshots/{r.name}" for r in rejected}
+    result.skipped += [f"snapshot {r.name[:12]}: {r.reason}" for r in rejected]
+    for prefix in ORDER:
+        for name in sorted(_names(source_backend, prefix)):
+            if name in refused or "/." in name:
+                continue
+            if name in have:
+                result.present += 1
+                continue
+            data = read_bounded(source_backend, name, LIMITS[prefix], name)
+            if prefix in CONTENT_NAMED and fmt.content_name(data) != name.rsplit("/", 1)[-1]:
+                result.skipped.append(f"{name}: does not match its name (damaged): not copied")
+                continue
+            _put(target, name, data, result, limit)
+        target.flush()  # each group durable before the next names it
+    if not accepted and not refused:
+        _refuse_empty_source(0, {n for n in have if n.startswith("snapshots/")}, "snapshots")
+    if "config" not in have:
+        config_bytes = read_bounded(source_backend, "config", fmt.MAX_SIZE["config"], "config")
+        target.put("config", config_bytes, exclusive=True)  # last: a repository exists once it does
+        result.objects += 1
+        result.bytes += len(config_bytes)
+
+
+def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: RateLimit) -> None:
+    source = destination_backend(config, copy.from_)
+    target = destination_backend(config, copy.to)
+    names = list_backups(source, config.appliance.name)
+    have = set(_names(target, f"secrets-{config.appliance.name}-"))
+    _refuse_empty_source(len(names), have, "secrets backups")
+    trust = Keystore(config.appliance.state_dir).trust().require()
+    for name in reversed(names):  # oldest first: an interrupted copy has a prefix of history
+        if name in have and all(name + s in have for s in SIDE_SUFFIXES):
+            result.present += 1
+            continue
+        try:
+            ciphertext = read_bounded(source, name, MAX_BACKUP, name)
+            signature = read_bounded(source, name + ".sig", MAX_SIGNATURE, name + ".sig")
+            manifest = read_bounded(source, name + ".manifest.json", MAX_MANIFEST, name)
+            package.verify(ciphertext, signature.decode(), manifest, trust)
+        except (SealboxError, UnicodeDecodeError) as exc:
+            result.skipped.append(f"{name}: {exc}: not copied")
+            continue
+        # The side files first: a backup exists at the target once its .age does.
+        _put(target, name + ".manifest.json", manifest, result, limit)
+        _put(target, name + ".sig", signature, result, limit)
+        _put(target, name, ciphertext, result, limit)
+    target.flush()
+    opener = opener_html.destination_name()
+    if opener not in set(_names(target, "sealbox-opener-")):
+        try:
+            data = read_bounded(source, opener, 16 << 20, opener)
+        except NotFoundError:
+            return
+        if data == opener_html.opener_bytes():  # only the opener this version ships
+            _put(target, opener, data, result, limit)
+        else:
+            raise CorruptFileError(f"{opener} at the source is not the opener this version ships")
