@@ -110,3 +110,20 @@ def test_what_fails_verification_at_the_source_is_not_copied(copied, sealbox):
     assert not (second_repo / "snapshots" / ("ab" * 32)).exists()
     assert not list(second_repo.rglob(pack.name))
     assert not (copied.second / backup.name).exists()
+
+
+def test_status_says_how_far_each_copy_is_behind(copied, sealbox):
+    def copies():
+        doc = json.loads(sealbox("status", "--config", copied.config, "--json").out)
+        return {k["kind"]: k.get("copies") for k in doc["kinds"]}
+
+    before = copies()
+    assert before["system"][0]["to"] == "second" and before["system"][0]["lag_snapshots"] == 1
+    assert before["system"][0]["lag_bytes"] > 0 and before["system"][0]["last_copy"] is None
+    assert before["secrets"][0]["lag_snapshots"] == 1
+    assert _copy(sealbox, copied)[0].code == 0
+    after = copies()
+    assert after["system"][0]["lag_snapshots"] == after["secrets"][0]["lag_snapshots"] == 0
+    assert after["system"][0]["last_copy"] is not None
+    text = sealbox("status", "--config", copied.config).out
+    assert "copy to second: 0 behind" in text

@@ -49,6 +49,16 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
             f" next {k['next_run']}  {_size(k['size']):>10}  -> {k['destination']}",
             markup=False,
         )
+        for lag in k.get("copies", []):
+            behind = (
+                f"unreadable: {lag['error']}"
+                if "error" in lag
+                else f"{lag['lag_snapshots']} behind ({_size(lag['lag_bytes'])})"
+            )
+            console.print(
+                f"  {'':<11} copy to {lag['to']}: {behind}, last copy {lag['last_copy'] or 'never'}",
+                markup=False,
+            )
     for s in report["sizing"]:
         days = (
             f"{s['days_to_full']:.0f} days to full"

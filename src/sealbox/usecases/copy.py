@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import NotRequired, TypedDict
 
 from sealbox.backends.base import Backend, read_bounded
 from sealbox.breakglass import opener_html, package
@@ -31,9 +33,12 @@ from sealbox.errors import (
 )
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
+from sealbox.state.files import read_json, write_json
 from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
 
-__all__ = ["CopyResult", "RateLimit", "run"]
+__all__ = ["CopyLag", "CopyResult", "RateLimit", "lags", "run"]
+
+STATE = "copies.json"  # in state_dir: when each copy last completed
 
 # Repository objects in publishing order: what a later group names comes earlier.
 ORDER = ("data/", "index/", "refs/", "datakeys/", "keys/", "holds/", "snapshots/", "recordings/")
@@ -48,6 +53,16 @@ LIMITS = {
     "snapshots/": fmt.MAX_SIZE["snapshots"],
     "recordings/": fmt.MAX_SIZE["recordings"],
 }
+
+
+class CopyLag(TypedDict):
+    """How far a copy is behind, for one kind (``status --json``: ``kinds[].copies``)."""
+
+    to: str
+    lag_snapshots: int  # backups (secrets) or snapshots at the source not at the copy
+    lag_bytes: int  # their size
+    last_copy: str | None  # when a copy to it last completed (UTC)
+    error: NotRequired[str]  # the copy's destination could not be read
 
 
 @dataclass
@@ -80,7 +95,46 @@ def run(config: Config, to: str | None = None, rate_limit: int | None = None) ->
     copies = [c for c in config.copies if to is None or c.to == to]
     if not copies:
         raise ConfigError(f"no [[copies]] to {to!r}" if to else "no [[copies]] in the config")
-    return [_one(config, copy, rate_limit or copy.rate_limit) for copy in copies]
+    results = [_one(config, copy, rate_limit or copy.rate_limit) for copy in copies]
+    record = read_json(config.appliance.state_dir / STATE)
+    for result in results:
+        record[f"{result.source}>{result.target}"] = datetime.now(UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+    write_json(config.appliance.state_dir / STATE, record)
+    return results
+
+
+def lags(config: Config, kind: str, source: dict[str, int], destination: str) -> list[CopyLag]:
+    """The copies of ``kind`` from ``destination`` and how far each is behind; ``source``: the
+    names at the source (secrets backup names, or snapshot ids) and their sizes."""
+    record = read_json(config.appliance.state_dir / STATE)
+    found: list[CopyLag] = []
+    for copy in config.copies:
+        if copy.from_ != destination or kind not in copy.kinds:
+            continue
+        last = record.get(f"{copy.from_}>{copy.to}")
+        lag = CopyLag(
+            to=copy.to,
+            lag_snapshots=0,
+            lag_bytes=0,
+            last_copy=last if isinstance(last, str) else None,
+        )
+        try:
+            if kind == "secrets":
+                have = set(_names(destination_backend(config, copy.to), "secrets-"))
+            else:
+                target = destination_backend(config, copy.to, repo=True)
+                root = destination_backend(config, copy.to)
+                have = {n.removeprefix("snapshots/") for n in _existing(target, root, "snapshots/")}
+        except SealboxError as exc:
+            lag["error"] = str(exc)
+            found.append(lag)
+            continue
+        missing = [name for name in source if name not in have]
+        lag["lag_snapshots"], lag["lag_bytes"] = len(missing), sum(source[n] for n in missing)
+        found.append(lag)
+    return found
 
 
 def _one(config: Config, copy: CopyConfig, rate: int | None) -> CopyResult:

@@ -18,6 +18,8 @@ from sealbox.keys.store import Keystore
 from sealbox.schedule import interval, next_run
 from sealbox.state.files import read_json
 from sealbox.state.history import History
+from sealbox.usecases.copy import CopyLag
+from sealbox.usecases.copy import lags as copy_lags
 from sealbox.usecases.recordings_backup import catalog_for
 from sealbox.usecases.secrets_backup import list_backups
 
@@ -40,6 +42,7 @@ class KindStatus(TypedDict):
     snapshots: NotRequired[int]  # system and recordings
     recordings_stored: NotRequired[int]
     manifest_head: NotRequired[str]
+    copies: NotRequired[list[CopyLag]]  # [[copies]] of this kind: how far each is behind
 
 
 class DestinationHealth(TypedDict):
@@ -136,6 +139,11 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
                     size,
                     now,
                     retained=len(newest),
+                    copies=copy_lags(
+                        config, "secrets", {n: backend.stat(n).size for n in newest}, name
+                    )
+                    if config.copies
+                    else [],
                 )
             )
             health.setdefault(name, "ok")
@@ -154,6 +162,8 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             snaps = [s for s in repo.snapshots() if s.kind == section]
             last_snap = snaps[-1] if snaps else None
             extra: dict[str, Any] = {"snapshots": len(snaps)}
+            if config.copies:
+                extra["copies"] = copy_lags(config, section, {s.id: s.size for s in snaps}, name)
             if section == "recordings":
                 catalog = catalog_for(config, repo)
                 extra["recordings_stored"], extra["manifest_head"] = catalog.head()
