@@ -279,3 +279,30 @@ def test_a_killed_job_is_a_failure_with_an_alert(tmp_path):
     finally:
         daemon.stop()
         siem.stop()
+
+
+def test_a_copy_runs_after_each_backup_it_copies(tmp_path):
+    port = free_port()
+    second = tmp_path / "second"
+    second.mkdir()
+    body = kinds_config(tmp_path, schedule="0 0 1 1 *").split("[recordings]")[0] + (
+        f'\n[destinations.second]\nurl = "file://{second}"\nallow_on_appliance = true\n'
+        '\n[[copies]]\nfrom = "offsite"\nto = "second"\nkinds = ["system"]\n'
+    )
+    daemon = DaemonProcess(daemon_config(tmp_path, port, body), port)
+    try:
+        copies = daemon.wait_for(
+            lambda: [
+                r for r in daemon.history() if r["kind"] == "copy" and r["result"] != "running"
+            ],
+            90,
+            "a copy after the system backup",
+        )
+        assert [(r["trigger"], r["result"]) for r in copies] == [("after system", "success")]
+        assert copies[0]["files"] > 0 and copies[0]["bytes"] > 0
+        assert (second / "repo" / "config").exists()
+        assert not list(second.glob("secrets-*")), "only the kinds the copy names"
+        runs = daemon.history()
+        assert not [r for r in runs if r["kind"] == "copy" and r["trigger"] == "after secrets"]
+    finally:
+        daemon.stop()

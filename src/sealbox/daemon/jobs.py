@@ -35,6 +35,7 @@ __all__ = [
     "JobOutcome",
     "argv_for",
     "check_identity_problem",
+    "copies_after",
     "jobs_of",
     "outcome_of",
     "require_check_identity",
@@ -42,7 +43,9 @@ __all__ = [
 
 CHECK_IDENTITY_KEY = "daemon.check_identity_file"
 
-JOBS = ("secrets", "system", "recordings", "probe", "check")
+JOBS = ("secrets", "system", "recordings", "probe", "check", "copy")
+# [[copies]] without a schedule run after each backup they copy, and once a day to retry.
+COPY_RETRY_SCHEDULE = "17 4 * * *"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,16 @@ def jobs_of(config: Config) -> dict[str, Job]:
         found["probe"] = Job("probe", config.probes.schedule, True)
     if config.daemon.check_schedule and (config.system or config.recordings):
         found["check"] = Job("check", config.daemon.check_schedule, False)
+    if config.copies:
+        explicit = [c.schedule for c in config.copies if c.schedule]
+        found["copy"] = Job("copy", explicit[0] if explicit else COPY_RETRY_SCHEDULE, False)
     return found
+
+
+def copies_after(config: Config, job: str) -> bool:
+    """Whether a finished backup of ``job`` triggers a copy (a [[copies]] of that kind with no
+    schedule of its own)."""
+    return any(c.schedule is None and job in c.kinds for c in config.copies)
 
 
 def argv_for(config: Config, job: str) -> list[str]:
@@ -128,6 +140,8 @@ def argv_for(config: Config, job: str) -> list[str]:
             extra = ["--read-data-subset", d.check_read_data_subset]
             extra += ["--identity", str(d.check_identity_file)]
         return [*base, "check", "--json", *extra]
+    if job == "copy":
+        return [*base, "copy", "--json"]
     raise ValueError(f"unknown job {job!r}")
 
 
@@ -167,4 +181,8 @@ def outcome_of(job: str, returncode: int, stdout: bytes, stderr: bytes) -> JobOu
             )
     elif isinstance(doc, list) and job == "probe":
         out.files = len(doc)  # destinations probed
+    elif isinstance(doc, list) and job == "copy":
+        copied = [d for d in doc if isinstance(d, dict)]
+        out.bytes = sum(int(d.get("bytes") or 0) for d in copied)
+        out.files = sum(int(d.get("objects") or 0) for d in copied)
     return out

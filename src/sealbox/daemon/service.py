@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 from sealbox.alerts.report import job_killed
 from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
-from sealbox.daemon.jobs import Job, JobOutcome, argv_for, jobs_of, outcome_of
+from sealbox.daemon.jobs import Job, JobOutcome, argv_for, copies_after, jobs_of, outcome_of
 from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
@@ -205,6 +205,17 @@ class Daemon:
                     next_due(job, datetime.fromtimestamp(entry.started, UTC), now),
                     "schedule",
                 )
+            if (
+                outcome.result == "success"
+                and "copy" in self.jobs
+                and "copy" not in self.running
+                and not self._stop.is_set()
+                and copies_after(self.config, entry.job)
+            ):
+                try:
+                    self._start("copy", f"after {entry.job}")
+                except RunRefusedError as exc:
+                    log.warning("copy after %s not started: %s", entry.job, exc)
             self._write_state()  # daemon.json changes when a run starts or ends, or on reload
             self._wake.set()
 
