@@ -781,7 +781,9 @@ class Config(_Model):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert channels.")
     probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Destination probes.")
     copies: list[CopyConfig] = Field(
-        default_factory=list, description="Copies of backups to second destinations."
+        default_factory=list,
+        description="Copies of backups to second destinations.",
+        json_schema_extra={"sample_commented": True},
     )
 
     @field_validator("destinations")

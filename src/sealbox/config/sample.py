@@ -116,9 +116,12 @@ def _tables(model: type[BaseModel], path: str, out: list[str], commented: bool =
         models = _models_in(annotation)
         if not models:
             continue
+        # A section the sample shows commented out (it names destinations the sample lacks).
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        off = commented or bool(extra.get("sample_commented"))
         if _is_list(annotation) and get_origin(annotation) is list:
             for i, member in enumerate(models):
-                _emit(member, f"[[{sub}]]", sub, info, out, commented or i > 0)
+                _emit(member, f"[[{sub}]]", sub, info, out, off or i > 0)
         else:
             _emit(models[0], f"[{sub}]", sub, info, out, commented)
 
