@@ -127,3 +127,12 @@ def test_status_says_how_far_each_copy_is_behind(copied, sealbox):
     assert after["system"][0]["last_copy"] is not None
     text = sealbox("status", "--config", copied.config).out
     assert "copy to second: 0 behind" in text
+
+
+def test_an_object_damaged_at_the_copy_is_named_not_taken_for_present(copied, sealbox):
+    assert _copy(sealbox, copied)[0].code == 0
+    pack = next(p for p in (copied.second / "repo" / "data").rglob("*") if p.is_file())
+    pack.write_bytes(pack.read_bytes()[:-10])  # the copy's storage lost its tail
+    result, report = _copy(sealbox, copied)
+    assert result.code == 5
+    assert any(pack.name in s and "damaged copy" in s for s in report[0]["skipped"])

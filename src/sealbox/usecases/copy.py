@@ -14,7 +14,7 @@ backups is refused (an unmounted share copied over nothing would look like that)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
@@ -160,6 +160,10 @@ def _names(backend: Backend, prefix: str = "") -> Iterator[str]:
         yield info.name
 
 
+def _sizes(backend: Backend, prefix: str = "") -> dict[str, int]:
+    return {info.name: info.size for info in backend.list(prefix)}
+
+
 def _put(target: Backend, name: str, data: bytes, result: CopyResult, limit: RateLimit) -> None:
     target.put(name, data)
     result.objects += 1
@@ -167,17 +171,17 @@ def _put(target: Backend, name: str, data: bytes, result: CopyResult, limit: Rat
     limit.spend(len(data))
 
 
-def _existing(target: Backend, destination_root: Backend, prefix: str = "") -> set[str]:
-    """Names at the target; none when its directory is not there yet (the destination itself
-    must answer: an unreachable one is an error, not an empty copy)."""
+def _existing(target: Backend, destination_root: Backend, prefix: str = "") -> dict[str, int]:
+    """Names at the target and their sizes; none when its directory is not there yet (the
+    destination itself must answer: an unreachable one is an error, not an empty copy)."""
     try:
-        return set(_names(target, prefix))
+        return _sizes(target, prefix)
     except DestinationError:
         next(iter(destination_root.list("")), None)  # raises when the destination is missing
-        return set()
+        return {}
 
 
-def _refuse_empty_source(source_count: int, have: set[str], what: str) -> None:
+def _refuse_empty_source(source_count: int, have: Collection[str], what: str) -> None:
     if source_count == 0 and have:
         raise DestinationError(
             f"the source holds no {what} while the copy holds some: refusing to copy (an"
@@ -201,11 +205,17 @@ def _copy_repository(
     refused = {f"snapshots/{r.name}" for r in rejected}
     result.skipped += [f"snapshot {r.name[:12]}: {r.reason}" for r in rejected]
     for prefix in ORDER:
-        for name in sorted(_names(source_backend, prefix)):
+        for name, size in sorted(_sizes(source_backend, prefix).items()):
             if name in refused or "/." in name:
                 continue
             if name in have:
-                result.present += 1
+                if have[name] != size:  # named the same, not the same bytes: not ours to fix
+                    result.skipped.append(
+                        f"{name}: {have[name]:,} bytes at the copy, {size:,} at the source"
+                        " (a damaged copy? `sealbox check --destination`): left as it is"
+                    )
+                else:
+                    result.present += 1
                 continue
             data = read_bounded(source_backend, name, LIMITS[prefix], name)
             if prefix in CONTENT_NAMED and fmt.content_name(data) != name.rsplit("/", 1)[-1]:
