@@ -304,5 +304,19 @@ def test_a_copy_runs_after_each_backup_it_copies(tmp_path):
         assert not list(second.glob("secrets-*")), "only the kinds the copy names"
         runs = daemon.history()
         assert not [r for r in runs if r["kind"] == "copy" and r["trigger"] == "after secrets"]
+        metrics = daemon.get("/metrics").text
+        assert 'sealbox_copy_lag_snapshots{kind="system",to="second"} 0' in metrics
+        assert 'sealbox_last_success_timestamp_seconds{kind="copy"}' in metrics
+        # The dashboard's overview shows the copy's lag (logged in with the API token).
+        login = httpx.post(
+            f"{daemon.base}/login",
+            data={"user": "", "password": "t0ken-for-tests", "next": "/"},
+            headers={"Origin": daemon.base},
+            timeout=30,
+        )
+        assert login.status_code == 303, login.text
+        cookie = login.headers["set-cookie"].split(";")[0]
+        page = httpx.get(f"{daemon.base}/", headers={"Cookie": cookie}, timeout=30).text
+        assert 'data-to="second">0 behind' in page
     finally:
         daemon.stop()

@@ -26,6 +26,8 @@ from sealbox.destinations.probe import last_probes
 from sealbox.destinations.sizing import last_reports
 from sealbox.errors import RunRefusedError
 from sealbox.state.history import RESULTS, History
+from sealbox.usecases.copy import CopyLag
+from sealbox.usecases.status import StatusDoc
 
 if TYPE_CHECKING:
     from sealbox.config.models import Config
@@ -107,7 +109,8 @@ def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     async def metrics(request: Request) -> Response:
         if not readable(request):
             return _refuse("a token is needed on a non-loopback listener", 401)
-        text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot())
+        copies = _copy_lags(await daemon.status_doc()) if daemon.config.copies else []
+        text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot(), copies)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Starlette(
@@ -122,7 +125,13 @@ def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     )
 
 
-def collect_metrics(config: Config, snap: dict[str, Any]) -> str:
+def _copy_lags(status: StatusDoc) -> list[tuple[str, CopyLag]]:
+    return [(k["kind"], lag) for k in status["kinds"] for lag in k.get("copies", [])]
+
+
+def collect_metrics(
+    config: Config, snap: dict[str, Any], copies: list[tuple[str, CopyLag]] | None = None
+) -> str:
     """The metrics text from the state files and the daemon's ``snapshot()`` (taken on the
     loop's thread: this runs in a worker thread)."""
 
@@ -192,6 +201,12 @@ def collect_metrics(config: Config, snap: dict[str, Any]) -> str:
     queued.add(Notifier(config).queued())
     started = Metric("sealbox_daemon_start_timestamp_seconds", "When the daemon started.", "gauge")
     started.add(snap["started"])
+    lag = Metric("sealbox_copy_lag_snapshots", "Backups or snapshots not yet at a copy.", "gauge")
+    lag_bytes = Metric("sealbox_copy_lag_bytes", "Their size.", "gauge")
+    for kind, copy_lag in copies or []:
+        if "error" not in copy_lag:
+            lag.add(copy_lag["lag_snapshots"], kind=kind, to=copy_lag["to"])
+            lag_bytes.add(copy_lag["lag_bytes"], kind=kind, to=copy_lag["to"])
     return render(
         [
             last_success,
@@ -211,5 +226,7 @@ def collect_metrics(config: Config, snap: dict[str, Any]) -> str:
             days,
             queued,
             started,
+            lag,
+            lag_bytes,
         ]
     )
