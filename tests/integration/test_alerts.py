@@ -427,3 +427,29 @@ def test_broken_alert_state_never_fails_a_backup(appliance, sealbox):
     assert "alerts for the secrets backup not handled" in result.err
     probe = sealbox("probe", "--config", appliance.config)
     assert probe.code == 0, probe.err
+
+
+def test_a_copy_that_has_not_completed_alerts_once_then_recovers(tmp_path, syslog_tcp):
+    from datetime import UTC, datetime, timedelta
+
+    from sealbox.alerts.report import check_copies
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    extra = (
+        f'[destinations.a]\nurl = "file://{tmp_path / "a"}"\nallow_on_appliance = true\n'
+        f'[destinations.b]\nurl = "file://{tmp_path / "b"}"\nallow_on_appliance = true\n'
+        '[[copies]]\nfrom = "a"\nto = "b"\nalert_after_hours = 2\n'
+    )
+    config = load_config(_config(tmp_path, _syslog_toml(syslog_tcp.port), extra))
+    now = datetime.now(UTC)
+    assert check_copies(config, now) == [], "the clock starts at the first look"
+    assert check_copies(config, now + timedelta(hours=3)) == ["a>b"]
+    assert check_copies(config, now + timedelta(hours=4)) == ["a>b"]  # no second alert
+    first = parse_rfc5424(syslog_tcp.wait(1)[0])
+    assert first["msgid"] == "copy.behind" and "a to b" in first["msg"]
+    done = (now + timedelta(hours=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (tmp_path / "state" / "copies.json").write_text(json.dumps({"a>b": done}))
+    assert check_copies(config, now + timedelta(hours=5)) == []
+    lines = syslog_tcp.wait(2)
+    assert len(lines) == 2 and parse_rfc5424(lines[1])["msgid"] == "copy.caught_up"

@@ -115,6 +115,23 @@ CATALOGUE: dict[str, EventType] = {
         ),
         *_backup_types(),
         EventType(
+            700,
+            "copy.behind",
+            "warning",
+            "copy from {source} to {target} has not completed since {last_copy}",
+            ("source", "target", "last_copy", "alert_after_hours"),
+            "Run `sealbox copy --to TARGET` and read its error; check both destinations with"
+            " `sealbox probe`. Until it completes, the second copy lacks the newest backups.",
+        ),
+        EventType(
+            701,
+            "copy.caught_up",
+            "notice",
+            "copy from {source} to {target} completed again",
+            ("source", "target", "last_copy"),
+            "Nothing to do.",
+        ),
+        EventType(
             300,
             "key.not_set",
             "warning",

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sealbox.alerts.notifier import Notifier
@@ -18,11 +18,13 @@ from sealbox.config.models import Config
 from sealbox.errors import KeyNotSetError, SealboxError
 from sealbox.keys.store import Keystore
 from sealbox.schedule import interval
+from sealbox.state.files import read_json
 
 __all__ = [
     "RunReport",
     "backup_run",
     "breakglass_used",
+    "check_copies",
     "check_key",
     "check_overdue",
     "health_checks",
@@ -273,10 +275,45 @@ def check_key(config: Config) -> bool:
     return True
 
 
+def check_copies(config: Config, now: datetime | None = None) -> list[str]:
+    """Copies that have not completed within their ``alert_after_hours`` (the clock starts at
+    the first look); raises ``copy:FROM>TO`` for each, and clears it once one completes."""
+    now = now or datetime.now(UTC)
+    notifier = Notifier(config)
+    record = read_json(config.appliance.state_dir / "copies.json")  # usecases.copy writes it
+    first_look = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = notifier.update_state(
+        "copies-seen.json",
+        lambda doc: {
+            c: doc.setdefault(c, first_look) for c in (f"{x.from_}>{x.to}" for x in config.copies)
+        },
+    )
+    behind: list[str] = []
+    for copy in config.copies:
+        key = f"{copy.from_}>{copy.to}"
+        last = record.get(key)
+        if not isinstance(last, str):
+            since_text, last_text = str(seen[key]), "never"
+        else:
+            since_text = last_text = last
+        since = datetime.strptime(since_text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        fields = {"source": copy.from_, "target": copy.to, "last_copy": last_text}
+        if now - since > timedelta(hours=copy.alert_after_hours):
+            behind.append(key)
+            notifier.condition(
+                f"copy:{key}",
+                notifier.event("copy.behind", alert_after_hours=copy.alert_after_hours, **fields),
+            )
+        else:
+            notifier.clear(f"copy:{key}", notifier.event("copy.caught_up", **fields))
+    return behind
+
+
 def health_checks(config: Config) -> None:
-    """What a full probe run adds (the daemon's probe schedule): overdue kinds, a missing master
-    key, and another try for alerts a channel refused earlier."""
+    """What a full probe run adds (the daemon's probe schedule): overdue kinds, copies behind,
+    a missing master key, and another try for alerts a channel refused earlier."""
     with _never_fails("the health checks"):
         check_overdue(config)
+        check_copies(config)
         check_key(config)
         Notifier(config).flush()

@@ -758,6 +758,12 @@ class CopyConfig(_Model):
         description="Bytes per second the copy may send at most.",
         examples=[None],
     )
+    alert_after_hours: int = Field(
+        default=26,
+        ge=1,
+        description="Alert (copy.behind) when the copy has not completed for this long.",
+        examples=[26],
+    )
 
     _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
 

@@ -98,9 +98,10 @@ def run(config: Config, to: str | None = None, rate_limit: int | None = None) ->
     results = [_one(config, copy, rate_limit or copy.rate_limit) for copy in copies]
     record = read_json(config.appliance.state_dir / STATE)
     for result in results:
-        record[f"{result.source}>{result.target}"] = datetime.now(UTC).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        if not result.skipped:  # complete: nothing refused
+            record[f"{result.source}>{result.target}"] = datetime.now(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
     write_json(config.appliance.state_dir / STATE, record)
     return results
 
