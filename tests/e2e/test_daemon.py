@@ -281,7 +281,7 @@ def test_a_killed_job_is_a_failure_with_an_alert(tmp_path):
         siem.stop()
 
 
-def test_a_copy_runs_after_each_backup_it_copies(tmp_path):
+def test_a_copy_runs_after_each_backup_it_copies(tmp_path, sealbox):
     port = free_port()
     second = tmp_path / "second"
     second.mkdir()
@@ -318,5 +318,19 @@ def test_a_copy_runs_after_each_backup_it_copies(tmp_path):
         cookie = login.headers["set-cookie"].split(";")[0]
         page = httpx.get(f"{daemon.base}/", headers={"Cookie": cookie}, timeout=30).text
         assert 'data-to="second">0 behind' in page
+        # The Snapshots page: copied, and held once a hold is added.
+        config = tmp_path / "sealbox.toml"
+        snapshot = copies[0]  # (any row: the page lists the one system snapshot)
+        rows = httpx.get(
+            f"{daemon.base}/snapshots?kind=system", headers={"Cookie": cookie}, timeout=30
+        ).text
+        assert '<td class="copied">second</td>' in rows and '<td class="held">-</td>' in rows
+        snap_id = json.loads(sealbox("snapshots", "--config", config, "--json").out)[0]["id"]
+        assert sealbox("hold", "add", snap_id, "--reason", "audit 9", "--config", config).code == 0
+        rows = httpx.get(
+            f"{daemon.base}/snapshots?kind=system", headers={"Cookie": cookie}, timeout=30
+        ).text
+        assert f'data-id="{snap_id}"' in rows and "held (audit 9)" in rows
+        assert snapshot["result"] == "success"
     finally:
         daemon.stop()

@@ -28,6 +28,7 @@ from sealbox.destinations.probe import last_probes
 from sealbox.destinations.sizing import last_reports, usage_samples
 from sealbox.errors import RunRefusedError
 from sealbox.keys.store import Keystore
+from sealbox.usecases import snapshot_rows
 from sealbox.util.redact import mask_url
 
 if TYPE_CHECKING:
@@ -237,6 +238,18 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
             )
         return render(request, "destinations.html", session, rows=rows, status=status)
 
+    async def snapshots(request: Request) -> Response:
+        _, session = current(request)
+        if session is None:
+            return to_login(request)
+        kind = request.query_params.get("kind") or "system"
+        if kind not in KINDS:
+            kind = "system"
+        found, error = await asyncio.to_thread(snapshot_rows.rows, daemon.config, kind)
+        return render(
+            request, "snapshots.html", session, kinds=KINDS, kind=kind, rows=found, error=error
+        )
+
     async def history(request: Request) -> Response:
         _, session = current(request)
         if session is None:
@@ -332,6 +345,7 @@ def routes(daemon: Daemon) -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST"]),
         Route("/", overview),
         Route("/destinations", destinations),
+        Route("/snapshots", snapshots),
         Route("/history", history),
         Route("/alerts", alerts),
         Route("/run/{job}", run, methods=["POST"]),

@@ -36,7 +36,7 @@ from sealbox.repo import format as fmt
 from sealbox.state.files import read_json, write_json
 from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
 
-__all__ = ["CopyLag", "CopyResult", "RateLimit", "lags", "run"]
+__all__ = ["CopyLag", "CopyResult", "RateLimit", "existing_names", "lags", "run"]
 
 STATE = "copies.json"  # in state_dir: when each copy last completed
 
@@ -180,6 +180,13 @@ def _existing(target: Backend, destination_root: Backend, prefix: str = "") -> d
     except DestinationError:
         next(iter(destination_root.list("")), None)  # raises when the destination is missing
         return {}
+
+
+def existing_names(config: Config, destination: str, prefix: str, repo: bool = False) -> set[str]:
+    """Names under ``prefix`` at a destination (its repository with ``repo``); none when the
+    repository's directory is not there yet."""
+    target = destination_backend(config, destination, repo=repo)
+    return set(_existing(target, destination_backend(config, destination), prefix))
 
 
 def _refuse_empty_source(source_count: int, have: Collection[str], what: str) -> None:
