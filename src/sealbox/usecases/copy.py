@@ -13,8 +13,11 @@ backups is refused (an unmounted share copied over nothing would look like that)
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
@@ -42,6 +45,7 @@ STATE = "copies.json"  # in state_dir: when each copy last completed
 
 # Repository objects in publishing order: what a later group names comes earlier.
 ORDER = ("data/", "index/", "refs/", "datakeys/", "keys/", "holds/", "snapshots/", "recordings/")
+WORKERS = 4
 CONTENT_NAMED = ("data/", "index/", "refs/", "datakeys/", "keys/", "holds/", "snapshots/")
 LIMITS = {
     "data/": fmt.MAX_SIZE["pack"],
@@ -82,13 +86,14 @@ class RateLimit:
     def __init__(self, rate: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.clock, self.sent = rate, clock, 0
         self.start = clock()
+        self._lock = threading.Lock()
 
     def spend(self, n: int, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.sent += n
-        if self.rate:
-            ahead = self.sent / self.rate - (self.clock() - self.start)
-            if ahead > 0:
-                sleep(ahead)
+        with self._lock:
+            self.sent += n
+            ahead = self.sent / self.rate - (self.clock() - self.start) if self.rate else 0.0
+        if ahead > 0:
+            sleep(ahead)
 
 
 def run(config: Config, to: str | None = None, rate_limit: int | None = None) -> list[CopyResult]:
@@ -165,10 +170,18 @@ def _sizes(backend: Backend, prefix: str = "") -> dict[str, int]:
     return {info.name: info.size for info in backend.list(prefix)}
 
 
-def _put(target: Backend, name: str, data: bytes, result: CopyResult, limit: RateLimit) -> None:
+def _put(
+    target: Backend,
+    name: str,
+    data: bytes,
+    result: CopyResult,
+    limit: RateLimit,
+    lock: threading.Lock | None = None,
+) -> None:
     target.put(name, data)
-    result.objects += 1
-    result.bytes += len(data)
+    with lock or contextlib.nullcontext():
+        result.objects += 1
+        result.bytes += len(data)
     limit.spend(len(data))
 
 
@@ -203,6 +216,7 @@ def _copy_repository(
     source_backend = destination_backend(config, copy.from_, repo=True)
     target = destination_backend(config, copy.to, repo=True)
     have = _existing(target, destination_backend(config, copy.to))
+    lock = threading.Lock()
     try:
         # Verifies the config's signature against this appliance's signers (raises otherwise).
         repo, _ = open_product_repo(config, copy.from_, [], create=False)
@@ -213,6 +227,7 @@ def _copy_repository(
     refused = {f"snapshots/{r.name}" for r in rejected}
     result.skipped += [f"snapshot {r.name[:12]}: {r.reason}" for r in rejected]
     for prefix in ORDER:
+        todo: list[str] = []
         for name, size in sorted(_sizes(source_backend, prefix).items()):
             if name in refused or "/." in name:
                 continue
@@ -225,11 +240,21 @@ def _copy_repository(
                 else:
                     result.present += 1
                 continue
+            todo.append(name)
+
+        def one(name: str, prefix: str = prefix) -> None:
             data = read_bounded(source_backend, name, LIMITS[prefix], name)
             if prefix in CONTENT_NAMED and fmt.content_name(data) != name.rsplit("/", 1)[-1]:
-                result.skipped.append(f"{name}: does not match its name (damaged): not copied")
-                continue
-            _put(target, name, data, result, limit)
+                with lock:
+                    result.skipped.append(f"{name}: does not match its name (damaged): not copied")
+                return
+            _put(target, name, data, result, limit, lock)
+
+        # Objects of a group are independent: a few at a time (reads and writes release the GIL;
+        # at most WORKERS objects of at most a pack's size are in memory).
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="sealbox-copy") as pool:
+            for future in [pool.submit(one, name) for name in todo]:
+                future.result()
         target.flush()  # each group durable before the next names it
     if not accepted and not refused:
         _refuse_empty_source(0, {n for n in have if n.startswith("snapshots/")}, "snapshots")
