@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations clean
+.PHONY: demo test lint typecheck unit tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations bench-copy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ bench-destinations: $(VENV)/.installed-dev
 
 bench-system: $(VENV)/.installed-dev
 	$(BIN)/python bench/system_bench.py
+
+bench-copy: $(VENV)/.installed-dev
+	$(BIN)/python bench/copy_bench.py
 
 bench-repo: $(VENV)/.installed-dev
 	@scripts/install-tools.sh --bench
