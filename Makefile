@@ -52,6 +52,15 @@ coverage: $(VENV)/.installed-dev tools opener-deps
 	$(COV) json -q -o $(COVERAGE_DATA)/coverage.json
 	$(BIN)/python scripts/coverage_gate.py $(COVERAGE_DATA)/coverage.json
 
+# Mutation testing with mutmut (scripts/mutate.py; docs/testing.md): every mutant of the
+# safety-critical modules, group by group (GROUPS=crypto restore ... narrows it), and CI's fixed
+# sample, which fails when a sampled mutant survives that docs/testing.md does not accept.
+mutate: $(VENV)/.installed-dev tools opener-deps
+	$(BIN)/python scripts/mutate.py $(GROUPS)
+
+mutate-sample: $(VENV)/.installed-dev
+	$(BIN)/python scripts/mutate.py --sample
+
 # The browser opener (opener/): JavaScript dependencies exactly as the lockfile pins them (no
 # install scripts run), then the one HTML file, shipped as package data (so pip needs no node).
 # A test rebuilds it and compares the bytes.
