@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -40,6 +41,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_shares_sheets.py",
             "tests/unit/test_sshsig.py",
             "tests/unit/test_trust.py",
+            "tests/unit/test_trust_format.py",
             "tests/unit/test_agekeys.py",
             "tests/e2e/test_secrets_flow.py",
         ],
@@ -95,15 +97,21 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 # CI's sample (`make mutate-sample`): a fixed subset, run as its own group so that its stats
-# run is only these tests: every mutant of the share handling.
+# run is only these tests: every mutant of the share handling and of the
+# signer trust rules.
 SAMPLE_GROUP = "sample"
 GROUPS_SAMPLE = {
     SAMPLE_GROUP: (
-        ["crypto/shares.py"],
-        ["tests/unit/test_shares.py", "tests/unit/test_shares_sheets.py"],
+        ["crypto/shares.py", "crypto/trust.py"],
+        [
+            "tests/unit/test_shares.py",
+            "tests/unit/test_shares_sheets.py",
+            "tests/unit/test_trust.py",
+            "tests/unit/test_trust_format.py",
+        ],
     )
 }
-SAMPLE: dict[str, list[str]] = {SAMPLE_GROUP: ["sealbox.crypto.shares.*"]}
+SAMPLE: dict[str, list[str]] = {SAMPLE_GROUP: ["sealbox.crypto.shares.*", "sealbox.crypto.trust.*"]}
 KILLED = ("killed", "timeout", "segfault")
 
 ACCEPTED_HEADING = "## Accepted survivors"
@@ -132,7 +140,12 @@ def prepare(group: str) -> Path:
         link = folder / name
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
-    (folder / "pyproject.toml").write_text(pyproject_for(modules, tests))
+    settings = folder / "pyproject.toml"
+    wanted = pyproject_for(modules, tests)
+    if settings.exists() and settings.read_text() != wanted:
+        # mutmut keeps a file it copied unmutated when it is later asked to mutate it: start over
+        shutil.rmtree(folder / "mutants", ignore_errors=True)
+    settings.write_text(wanted)
     return folder
 
 
@@ -177,14 +190,17 @@ def report(found: dict[str, str]) -> None:
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     for name, status in found.items():
         by_module[module_of(name)][status] += 1
-    print(f"{'module':<26}{'mutants':>8}{'killed':>8}{'survived':>9}{'no tests':>9}{'kill%':>7}")
+    print(
+        f"{'module':<26}{'mutants':>8}{'killed':>8}{'timeout':>8}{'survived':>9}"
+        f"{'no tests':>9}{'kill%':>7}"
+    )
     for module, counts in sorted(by_module.items()):
         total = sum(counts.values()) - counts["skipped"]
         killed = sum(counts[k] for k in KILLED)
         rate = 100.0 * killed / total if total else 100.0
         print(
-            f"{module:<26}{total:>8}{killed:>8}{counts['survived']:>9}{counts['no tests']:>9}"
-            f"{rate:>6.1f}%"
+            f"{module:<26}{total:>8}{counts['killed'] + counts['segfault']:>8}"
+            f"{counts['timeout']:>8}{counts['survived']:>9}{counts['no tests']:>9}{rate:>6.1f}%"
         )
 
 
