@@ -40,6 +40,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_shares.py",
             "tests/unit/test_shares_sheets.py",
             "tests/unit/test_sshsig.py",
+            "tests/unit/test_sshsig_refusals.py",
             "tests/unit/test_trust.py",
             "tests/unit/test_trust_format.py",
             "tests/unit/test_agekeys.py",
@@ -97,13 +98,15 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 # CI's sample (`make mutate-sample`): a fixed subset, run as its own group so that its stats
-# run is only these tests: every mutant of the share handling and of the
-# signer trust rules.
+# run is only these tests: every mutant of the share handling, the SSHSIG
+# signatures and the signer trust rules.
 SAMPLE_GROUP = "sample"
 GROUPS_SAMPLE = {
     SAMPLE_GROUP: (
-        ["crypto/shares.py", "crypto/trust.py"],
+        ["crypto/shares.py", "crypto/trust.py", "crypto/sshsig.py"],
         [
+            "tests/unit/test_sshsig.py",
+            "tests/unit/test_sshsig_refusals.py",
             "tests/unit/test_shares.py",
             "tests/unit/test_shares_sheets.py",
             "tests/unit/test_trust.py",
@@ -111,7 +114,7 @@ GROUPS_SAMPLE = {
         ],
     )
 }
-SAMPLE: dict[str, list[str]] = {SAMPLE_GROUP: ["sealbox.crypto.shares.*", "sealbox.crypto.trust.*"]}
+SAMPLE: dict[str, list[str]] = {SAMPLE_GROUP: ["sealbox.crypto.*"]}
 KILLED = ("killed", "timeout", "segfault")
 
 ACCEPTED_HEADING = "## Accepted survivors"
