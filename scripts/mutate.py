@@ -120,7 +120,7 @@ KILLED = ("killed", "timeout", "segfault")
 ACCEPTED_HEADING = "## Accepted survivors"
 
 
-def pyproject_for(modules: list[str], tests: list[str]) -> str:
+def pyproject_for(modules: list[str], tests: list[str], isolation: str) -> str:
     text = (ROOT / "pyproject.toml").read_text()
     text = re.sub(r"\n\[tool\.mutmut\].*?(?=\n\[|\Z)", "", text, flags=re.S)
     lines = [
@@ -130,6 +130,7 @@ def pyproject_for(modules: list[str], tests: list[str]) -> str:
         "only_mutate = [" + ", ".join(f'"src/sealbox/{m}"' for m in modules) + "]",
         "pytest_add_cli_args_test_selection = [" + ", ".join(f'"{t}"' for t in tests) + "]",
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]',
+        f'process_isolation = "{isolation}"',
         "",
     ]
     return text + "\n".join(lines)
@@ -144,7 +145,11 @@ def prepare(group: str) -> Path:
         if not link.is_symlink():
             link.symlink_to(ROOT / name)
     settings = folder / "pyproject.toml"
-    wanted = pyproject_for(modules, tests)
+    # Forked from the process that ran the whole selection, a worker inherits the threads and locks
+    # the CLI tests left behind and hangs until mutmut's timeout (every mutant of the recordings and
+    # repository groups did): those fork from a fresh server. The sample's unit tests leave none.
+    isolation = "fork" if group in GROUPS_SAMPLE else "forkserver"
+    wanted = pyproject_for(modules, tests, isolation)
     if settings.exists() and settings.read_text() != wanted:
         # mutmut keeps a file it copied unmutated when it is later asked to mutate it: start over
         shutil.rmtree(folder / "mutants", ignore_errors=True)
