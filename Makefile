@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations bench-copy clean
+.PHONY: demo test lint typecheck unit coverage mutate mutate-sample tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations bench-copy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,42 @@ tools:
 	@scripts/install-tools.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# `make test COVERAGE=1` (what .ci/run does) runs the suite once, under coverage, with its gates.
 unit: $(VENV)/.installed-dev tools opener-deps
+ifeq ($(COVERAGE),1)
+	$(MAKE) coverage
+else
 	$(BIN)/pytest
+endif
+
+# Branch coverage of the whole suite, counting the `sealbox` child processes (the daemon's jobs,
+# the agent, the demo): pyproject.toml's [tool.coverage.*], gates in [tool.sealbox.coverage-gates].
+# PYTEST_ARGS narrows the run (e.g. PYTEST_ARGS=tests/repo); the gates judge what ran.
+COVERAGE_DATA := $(CURDIR)/.coverage-data
+COV := COVERAGE_FILE=$(COVERAGE_DATA)/cov $(BIN)/coverage
+coverage: $(VENV)/.installed-dev tools opener-deps
+	rm -rf $(COVERAGE_DATA) && mkdir -p -m 1777 $(COVERAGE_DATA)  # a test runs sealbox as nobody
+	$(COV) run -m pytest $(PYTEST_ARGS)
+	$(COV) combine -q
+	$(COV) report > $(COVERAGE_DATA)/report.txt; tail -n 3 $(COVERAGE_DATA)/report.txt
+	$(COV) json -q -o $(COVERAGE_DATA)/coverage.json
+	$(BIN)/python scripts/coverage_gate.py $(COVERAGE_DATA)/coverage.json
+
+# Mutation testing with mutmut (scripts/mutate.py; docs/testing.md): every mutant of the
+# safety-critical modules, group by group (GROUPS=crypto restore ... narrows it), and CI's fixed
+# sample, which fails when a sampled mutant survives that docs/testing.md does not accept.
+mutate: $(VENV)/.installed-dev tools opener-deps
+	$(BIN)/python scripts/mutate.py $(GROUPS)
+
+mutate-sample: $(VENV)/.installed-dev
+	$(BIN)/python scripts/mutate.py --sample
 
 # The browser opener (opener/): JavaScript dependencies exactly as the lockfile pins them (no
 # install scripts run), then the one HTML file, shipped as package data (so pip needs no node).

@@ -1184,3 +1184,14 @@ def test_hostile_agent_answers_are_parsed_or_refused(hostile_agent, monkeypatch)
         check()
     finally:
         backend.close()
+
+
+def test_a_batch_numbered_beyond_64_bits_is_refused_as_malformed(world):
+    # found by the fuzz test above: the number parsed (as a float) and the header then failed to
+    # encode with a TypeError instead of the decoder's refusal
+    valid = _valid_batch(world)
+    doc = {**valid.header(), "entries": valid.entries, "signature": valid.signature, "version": 1}
+    doc["first_seq"] = -1e30  # JSON -1000000000000000000000000000000
+    data = fmt.seal(KEY, b"recordings", orjson.dumps(doc))
+    with pytest.raises(CorruptFileError, match="malformed recordings manifest"):
+        manifest.decode_batch(data, KEY, "recordings/batch-1")

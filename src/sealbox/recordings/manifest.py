@@ -117,7 +117,9 @@ def decode_batch(data: bytes, index_key: bytes, what: str) -> Batch:
     except (KeyError, TypeError, ValueError) as exc:
         raise CorruptFileError(f"{what}: malformed recordings manifest") from exc
     if not (
-        all(isinstance(e, dict) and isinstance(e.get("seq"), int) for e in batch.entries)
+        # a huge number (JSON has no integer bound) would only fail later, re-encoding the header
+        all(-(2**63) <= seq < 2**63 for seq in (batch.first_seq, batch.last_seq))
+        and all(isinstance(e, dict) and isinstance(e.get("seq"), int) for e in batch.entries)
         and all(_HEX64.fullmatch(h) for h in (batch.prev_head, batch.head))
     ):
         raise CorruptFileError(f"{what}: malformed recordings manifest (entries or heads)")
