@@ -94,7 +94,7 @@ def test_second_backup_adds_nothing_and_a_change_adds_little(env, tmp_path):
 def test_files_cache_miss_still_deduplicates(env, tmp_path):
     src = make_tree(tmp_path / "src")
     run_backup(env.writer(), [src], state_dir=env.state)
-    for cache in (env.state / "repos").rglob("files-*.json"):
+    for cache in (env.state / "repos").rglob("files-*.cache"):
         cache.unlink()
     again = run_backup(env.writer(), [src], state_dir=env.state)
     assert again.files_new == 7 and again.blobs_added == 0

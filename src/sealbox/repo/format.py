@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import blake3
 import orjson
@@ -70,6 +72,7 @@ MAX_SIZE = {
 }
 MAX_INDEX_BODY = 2 << 30  # decompressed index: ~26 million entries
 MAX_PACK_HEADER = 2 << 20  # 16,384 entries of 81 bytes, sealed
+INDEX_PART = 65536  # entries a writer puts in one index file (about 5 MiB decoded)
 
 
 def content_name(data: bytes | bytearray | memoryview) -> str:
@@ -171,7 +174,7 @@ class IndexEntry:
     entry: PackEntry
 
 
-def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
+def encode_index(packs: Mapping[str, Sequence[PackEntry]], index_key: bytes) -> bytes:
     """An index file: for each pack, its name and entries; zstd-compressed then sealed."""
     body = bytearray(struct.pack(">I", len(packs)))
     for name, entries in packs.items():
@@ -225,9 +228,14 @@ def open_json(index_key: bytes, kind: bytes, data: bytes, what: str) -> object:
         raise CorruptFileError(f"{what}: not valid JSON inside") from exc
 
 
-def encode_refs(ids: set[bytes] | list[bytes], index_key: bytes) -> bytes:
+class SortedIds(Protocol):
+    def sorted_bytes(self) -> bytes: ...
+
+
+def encode_refs(ids: set[bytes] | list[bytes] | SortedIds, index_key: bytes) -> bytes:
     """A snapshot's reference list: every blob id it needs, sorted, sealed."""
-    return seal(index_key, b"refs", b"".join(sorted(ids)))
+    body = ids.sorted_bytes() if hasattr(ids, "sorted_bytes") else b"".join(sorted(ids))
+    return seal(index_key, b"refs", body)
 
 
 def decode_refs(data: bytes, index_key: bytes, what: str) -> list[bytes]:
