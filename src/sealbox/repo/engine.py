@@ -195,9 +195,18 @@ class Engine:
     def store(self, blob_type: int, data: memoryview | bytes) -> bytes:
         blob_id = blake3.blake3(data, key=self.id_key).digest()
         if self.claim(blob_id):
-            payload = compress_if_worth(self.thread_state()[1], data)
-            self.packer.add(blob_type, blob_id, payload, len(data))
+            self.put(blob_type, blob_id, data)
         return blob_id
+
+    def put(self, blob_type: int, blob_id: bytes, data: memoryview | bytes) -> None:
+        """Compress (when it pays), encrypt and pack a claimed blob."""
+        payload = compress_if_worth(self.thread_state()[1], data)
+        self.packer.add(blob_type, blob_id, payload, len(data))
+
+    def put_many(self, blob_type: int, blobs: list[tuple[bytes, bytes]]) -> None:
+        """:meth:`put` for claimed blobs handed over in a batch (the walker's trees)."""
+        for blob_id, data in blobs:
+            self.put(blob_type, blob_id, data)
 
     def file(self, path: str) -> tuple[list[str], int]:
         """Chunk and store one file; return its blob ids (hex) and the bytes read."""

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import blake3
+
 from sealbox.repo import format as fmt
 from sealbox.repo.engine import BATCH_BYTES, BATCH_FILES, WORKERS, Engine
 from sealbox.repo.filescache import FilesCache, walk_order
@@ -90,6 +92,7 @@ def _excluded(path: str, name: str, patterns: list[str]) -> bool:
 
 MAX_JOBS = 2 * WORKERS  # batches handed to the workers and not yet taken back
 MAX_WAITING_NODES = 16384  # nodes of finished walks held for their files' results
+TREE_BATCH = 64  # trees handed to a worker at once
 
 
 class _Dir:
@@ -130,6 +133,9 @@ class Walker:
         self.waiting_nodes = 0
         self.refs = IdSet()
         self.size = self.files = self.dirs = 0  # the snapshot's totals
+        self.trees: list[tuple[bytes, bytes]] = []  # claimed trees not yet handed to the workers
+        self.trees_bytes = 0
+        self.tree_jobs: deque[Future[None]] = deque()
 
     # -- file contents, in batches -----------------------------------------------------------------
     def submit(self, node: dict[str, Any], path: str, st: os.stat_result) -> int:
@@ -197,6 +203,9 @@ class Walker:
         self.flush_batch()
         while self.jobs:
             self.take()
+        self.flush_trees()
+        while self.tree_jobs:
+            self.tree_jobs.popleft().result()
 
     def warn(self, message: str) -> None:
         self.result.warnings.append(message)
@@ -356,9 +365,25 @@ class Walker:
             self.dirs += 1
 
     def _store_tree(self, nodes: list[dict[str, Any]]) -> str:
-        blob_id = self.engine.store(fmt.BLOB_TREE, encode_tree(nodes))
+        """The tree's id now; compressing and packing it is left to the workers, in batches
+        (the walk is what keeps two cores busy: the main thread does as little as it can)."""
+        data = encode_tree(nodes)
+        blob_id = blake3.blake3(data, key=self.engine.id_key).digest()
+        if self.engine.claim(blob_id):
+            self.trees.append((blob_id, data))
+            self.trees_bytes += len(data)
+            if len(self.trees) >= TREE_BATCH or self.trees_bytes >= BATCH_BYTES:
+                self.flush_trees()
         self.refs.add(blob_id)
         return blob_id.hex()
+
+    def flush_trees(self) -> None:
+        if self.trees:
+            assert self.pool is not None
+            trees, self.trees, self.trees_bytes = self.trees, [], 0
+            self.tree_jobs.append(self.pool.submit(self.engine.put_many, fmt.BLOB_TREE, trees))
+            while self.tree_jobs and self.tree_jobs[0].done():
+                self.tree_jobs.popleft().result()  # raises what the worker met
 
     def finish_dir(self, d: _Dir) -> None:
         """Store a walked directory's tree (its files are all in) and its files cache record."""
@@ -382,6 +407,8 @@ class Walker:
         """Store the synthetic trees (the roots' parent chains, ``.sealbox/``) bottom-up, after
         :meth:`finish`; return (root id, bytes, files, dirs) of the whole snapshot."""
         self._finish_synthetic(node)
+        self.engine.put_many(fmt.BLOB_TREE, self.trees)  # the pool is gone: here
+        self.trees = []
         return node.pop("subtree"), self.size, self.files, self.dirs
 
     def _finish_synthetic(self, node: dict[str, Any]) -> None:
