@@ -102,7 +102,7 @@ def generate(out: Path, files: int, seed: int) -> None:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     made: list[bytes] = []  # a few earlier contents, to duplicate
-    written = 0
+    written = reported = 0
     serial = 0
     while written < files:
         top, ext, _ = rng.choices(_TOPS, weights=[w for *_, w in _TOPS])[0]
@@ -129,7 +129,8 @@ def generate(out: Path, files: int, seed: int) -> None:
                 path = directory / f"{_name(rng, serial)}-{serial}{ext}"
             path.write_bytes(data)
             written += 1
-        if written // 100_000 > (written - 60) // 100_000:
+        if written // 100_000 > reported:
+            reported = written // 100_000
             print(f"  {written:,} files", flush=True)
     tmp.rename(out)
 

@@ -123,3 +123,18 @@ def test_a_damaged_files_cache_costs_only_rereading(tmp_path):
     assert again.directory("/r/b") == {}
     path.write_bytes(b"junk" * 100)
     assert FilesCache(path).load().directory("/r/a") == {}
+
+
+def test_index_loaded_from_encoded_records_equals_one_built_from_entries():
+    ids = _ids(300)
+    key = b"\x01" * 32
+    data = fmt.encode_index({"aa" * 32: _entries(ids[:200]), "bb" * 32: _entries(ids[200:])}, key)
+    loaded, built = Index(), Index()
+    for pack, records in fmt.index_records(data, key, "index/x"):
+        loaded.add_records(pack, records)
+    built.add_pack("aa" * 32, _entries(ids[:200]))
+    built.add_pack("bb" * 32, _entries(ids[200:]))
+    assert dict(loaded.packs) == dict(built.packs) and loaded.count == 300
+    assert loaded.locations(ids[250]) == built.locations(ids[250])
+    loaded.add_records("aa" * 32, fmt.index_records(data, key, "index/x")[1][1])
+    assert loaded.conflicts == {"aa" * 32}  # the same pack claimed with other entries

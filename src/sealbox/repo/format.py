@@ -127,6 +127,7 @@ class PackEntry:
 
 
 _ENTRY = struct.Struct(">B32sQII32s")
+ENTRY_SIZE = _ENTRY.size
 
 
 def encode_pack_header(entries: list[PackEntry], index_key: bytes) -> bytes:
@@ -184,7 +185,9 @@ def encode_index(packs: Mapping[str, Sequence[PackEntry]], index_key: bytes) -> 
     return seal(index_key, b"index", zstandard.ZstdCompressor(level=3).compress(bytes(body)))
 
 
-def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
+def index_records(data: bytes, index_key: bytes, what: str) -> list[tuple[str, memoryview]]:
+    """An index file's packs, each with its entries still encoded (``ENTRY_SIZE`` bytes each, as
+    in a pack header): the whole file is checked first, so a bad one yields nothing."""
     raw = open_sealed(index_key, b"index", data, what)
     try:
         # A frame that states its size is given that much memory, whatever max_output_size says.
@@ -193,25 +196,37 @@ def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[Pac
         body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BODY)
     except zstandard.ZstdError as exc:
         raise CorruptFileError(f"{what}: index does not decompress") from exc
+    view = memoryview(body)
     try:
         (count,) = struct.unpack_from(">I", body, 0)
         pos = 4
-        packs: dict[str, list[PackEntry]] = {}
+        packs: list[tuple[str, memoryview]] = []
         if count > len(body) // 36:  # each pack takes at least 36 bytes: no huge loop on junk
             raise CorruptFileError(f"{what}: index is truncated")
         for _ in range(count):
             name = body[pos : pos + 32].hex()
             (n,) = struct.unpack_from(">I", body, pos + 32)
             pos += 36
-            packs[name] = [
-                PackEntry(*_ENTRY.unpack_from(body, pos + i * _ENTRY.size)) for i in range(n)
-            ]
-            pos += n * _ENTRY.size
+            end = pos + n * _ENTRY.size
+            if end > len(body):
+                raise CorruptFileError(f"{what}: index is truncated")
+            packs.append((name, view[pos:end]))
+            pos = end
     except struct.error as exc:
         raise CorruptFileError(f"{what}: index is truncated") from exc
     if pos != len(body):
         raise CorruptFileError(f"{what}: index has trailing bytes")
     return packs
+
+
+def entries_of(records: memoryview | bytes) -> list[PackEntry]:
+    """Encoded entries (from :func:`index_records`) as PackEntry objects."""
+    return [PackEntry(*fields) for fields in _ENTRY.iter_unpack(records)]
+
+
+def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
+    """An index file's packs and their entries (a pack named twice: its last list)."""
+    return {name: entries_of(records) for name, records in index_records(data, index_key, what)}
 
 
 # --- JSON objects sealed with the index key (snapshots) and reference lists ----------------------

@@ -24,6 +24,7 @@ _BUCKETS = 1 << 14
 _ID = fmt.ID_LEN
 # Per copy: pack number, blob type, offset, stored length, plaintext length, data key number.
 _LOC = struct.Struct("<IBQIIH")
+_RECORD = struct.Struct(">B32sQII32s")  # an entry as index files and pack headers encode it
 
 
 def _bucket(blob_id: bytes) -> int:
@@ -181,6 +182,32 @@ class Index:
             self._members.append(array("Q"))
         for entry in entries:
             self._insert(pack_no, entry)
+
+    def add_records(self, pack: str, records: memoryview | bytes) -> None:
+        """:meth:`add_pack` for entries still encoded as in an index file (no PackEntry objects
+        made: loading a large index is this loop)."""
+        if pack in self._pack_no:
+            self.add_pack(pack, fmt.entries_of(records))
+            return
+        pack_no = self._pack_no[pack] = len(self._pack_names)
+        self._pack_names.append(pack)
+        members = array("Q")
+        self._members.append(members)
+        ids_buckets, locs_buckets, key_no_of = self._ids, self._locs, self._key_no
+        pack_loc = _LOC.pack
+        for blob_type, blob_id, offset, length, raw_length, key_id in _RECORD.iter_unpack(records):
+            key_no = key_no_of.get(key_id)
+            if key_no is None:
+                if len(self._key_ids) >= 0xFFFF:
+                    raise CorruptFileError("the index names more than 65,535 data keys")
+                key_no = key_no_of[key_id] = len(self._key_ids)
+                self._key_ids.append(key_id)
+            bucket = (blob_id[0] << 6) | (blob_id[1] >> 2)
+            ids = ids_buckets[bucket]
+            locs_buckets[bucket] += pack_loc(pack_no, blob_type, offset, length, raw_length, key_no)
+            members.append(bucket << 32 | len(ids) // _ID)
+            ids += blob_id
+        self.count += len(members)
 
     def _entry(self, bucket: int, slot: int) -> tuple[str, fmt.PackEntry]:
         pack_no, blob_type, offset, length, raw_length, key_no = _LOC.unpack_from(

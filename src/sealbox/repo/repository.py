@@ -452,12 +452,12 @@ class Repository:
         self._prune_cache("index", set(names))
         for name in names:
             try:
-                packs = fmt.decode_index(self._immutable(name, "index"), self.keys.index_key, name)
+                packs = fmt.index_records(self._immutable(name, "index"), self.keys.index_key, name)
             except CorruptFileError as exc:
                 index.damaged.append(str(exc))
                 continue
-            for pack, entries in packs.items():
-                index.add_pack(pack, entries)
+            for pack, records in packs:
+                index.add_records(pack, records)
             index.files.append(name)
         if index.damaged:
             for pack, size in self.list_packs():
