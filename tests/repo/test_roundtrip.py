@@ -212,3 +212,29 @@ def test_directory_cache_never_closes_a_pinned_descriptor(tmp_path):
             pass
     finally:
         cache.close()
+
+
+def test_the_reference_list_names_exactly_every_blob_the_trees_need(env, tmp_path):
+    """Prune keeps what reference lists name: a blob a tree needs and the list misses is lost."""
+    from sealbox.repo.tree import decode_tree
+
+    src = make_tree(tmp_path / "src")
+    for n in range(40):  # more directories than fit in one batch of file reads
+        sub = src / "deep" / f"d{n % 7}" / f"e{n}"
+        sub.mkdir(parents=True)
+        (sub / "f").write_bytes(os.urandom(300))
+    run_backup(env.writer(), [src], state_dir=env.state)
+    (src / "deep" / "d3" / "e3" / "f").write_bytes(b"changed")
+    snap = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    repo, reader = env.reader()
+    needed: set[bytes] = set()
+
+    def walk(tree: str) -> None:
+        needed.add(bytes.fromhex(tree))
+        for node in decode_tree(reader.read(bytes.fromhex(tree)), "/"):
+            needed.update(bytes.fromhex(i) for i in node.get("content", ()))
+            if node.get("subtree"):
+                walk(node["subtree"])
+
+    walk(snap.tree)
+    assert set(repo.load_refs(snap.refs)) == needed

@@ -71,17 +71,25 @@ def backup_progress(title: str, enabled: bool) -> Iterator[BackupProgress]:
     with bytes_progress(title, None, enabled) as bar:
         progress = EngineProgress()
         seen = [0, 0]
+        next_at = [0.0]
 
         report = _ProgressFile.from_environment()
 
         def update(p: EngineProgress) -> None:
+            # Called for every file (a million on a large tree): the bar is redrawn ten times a
+            # second anyway, so its counters are brought up to date no more often than that.
+            now = time.monotonic()
+            if now < next_at[0]:
+                return
+            next_at[0] = now + 0.1
             bar.total(p.total_bytes)
             bar.advance(p.bytes - seen[0], p.files - seen[1])
             seen[0], seen[1] = p.bytes, p.files
             if report is not None:
                 report.write(p)
 
-        progress.on_update = update
+        if bar.progress is not None or report is not None:  # nobody to tell otherwise
+            progress.on_update = update
         yield progress
 
 

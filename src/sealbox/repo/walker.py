@@ -338,8 +338,8 @@ class Walker:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            if is_dir:
-                sub = self.scan(entry.name, entry.path)
+            if is_dir:  # d too: should it be a file by the time it is looked at, d counts it
+                sub = self.scan(entry.name, entry.path, d)
                 if sub is not None:
                     d.nodes.append(sub)
             else:
@@ -391,16 +391,22 @@ class Walker:
         for child in d.nodes:
             if child.pop("drop", False):
                 continue
-            self._count(child)
+            if child["type"] == "dir":
+                self.dirs += 1
             nodes.append(child)
-        self.cache.remember(
-            d.path,
-            [
-                (name, st, [bytes.fromhex(i) for i in node["content"]])
-                for name, st, node in d.files
-                if "content" in node
-            ],
-        )
+        records = []
+        add_ref = self.refs.add
+        for name, st, node in d.files:  # every regular file of d.nodes, in the same order
+            content = node.get("content")
+            if content is None:  # dropped: vanished or unreadable
+                continue
+            ids = [bytes.fromhex(i) for i in content]
+            for blob_id in ids:
+                add_ref(blob_id)
+            self.size += node["size"]
+            self.files += 1
+            records.append((name, st, ids))
+        self.cache.remember(d.path, records)
         d.node["subtree"] = self._store_tree(nodes)
 
     def finish_tree(self, node: dict[str, Any]) -> tuple[str, int, int, int]:
