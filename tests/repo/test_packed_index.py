@@ -138,3 +138,16 @@ def test_index_loaded_from_encoded_records_equals_one_built_from_entries():
     assert loaded.locations(ids[250]) == built.locations(ids[250])
     loaded.add_records("aa" * 32, fmt.index_records(data, key, "index/x")[1][1])
     assert loaded.conflicts == {"aa" * 32}  # the same pack claimed with other entries
+
+
+def test_index_holds_more_data_keys_than_sixteen_bits_count():
+    """A data key per run: a recordings repository makes tens of thousands a year."""
+    ids = _ids(70_000)
+    index = Index()
+    for n in range(0, 70_000, 1000):
+        entries = [
+            fmt.PackEntry(0, ids[n + i], i, 10, 10, (n + i).to_bytes(32, "big"))
+            for i in range(1000)
+        ]
+        index.add_pack(f"{n:064x}", entries)
+    assert index.key_of(ids[69_999]) == (69_999).to_bytes(32, "big")

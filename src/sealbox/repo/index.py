@@ -22,8 +22,9 @@ __all__ = ["IdSet", "Index"]
 # small repository does not pay for many empty ones (each costs ~60 bytes, three lists of them).
 _BUCKETS = 1 << 14
 _ID = fmt.ID_LEN
-# Per copy: pack number, blob type, offset, stored length, plaintext length, data key number.
-_LOC = struct.Struct("<IBQIIH")
+# Per copy: pack number, blob type, offset, stored length, plaintext length, data key number (a
+# data key per run: a recordings repository makes tens of thousands a year).
+_LOC = struct.Struct("<IBQIII")
 _RECORD = struct.Struct(">B32sQII32s")  # an entry as index files and pack headers encode it
 
 
@@ -153,8 +154,6 @@ class Index:
     def _insert(self, pack_no: int, e: fmt.PackEntry) -> None:
         key_no = self._key_no.get(e.key_id)
         if key_no is None:
-            if len(self._key_ids) >= 0xFFFF:
-                raise CorruptFileError("the index names more than 65,535 data keys")
             key_no = self._key_no[e.key_id] = len(self._key_ids)
             self._key_ids.append(e.key_id)
         bucket = _bucket(e.blob_id)
@@ -198,8 +197,6 @@ class Index:
         for blob_type, blob_id, offset, length, raw_length, key_id in _RECORD.iter_unpack(records):
             key_no = key_no_of.get(key_id)
             if key_no is None:
-                if len(self._key_ids) >= 0xFFFF:
-                    raise CorruptFileError("the index names more than 65,535 data keys")
                 key_no = key_no_of[key_id] = len(self._key_ids)
                 self._key_ids.append(key_id)
             bucket = (blob_id[0] << 6) | (blob_id[1] >> 2)
