@@ -238,3 +238,18 @@ def test_the_reference_list_names_exactly_every_blob_the_trees_need(env, tmp_pat
 
     walk(snap.tree)
     assert set(repo.load_refs(snap.refs)) == needed
+
+
+def test_only_files_in_many_directories_are_stored_after_the_walk(env, tmp_path):
+    """The chains of parent directories of given files are stored after the worker pool is
+    gone: more of them than a batch of trees must not need it."""
+    files = []
+    for n in range(150):
+        (tmp_path / "rec" / f"day{n}").mkdir(parents=True)
+        files.append(tmp_path / "rec" / f"day{n}" / "r.bin")
+        files[-1].write_bytes(os.urandom(100))
+    result = run_backup(env.writer(), [tmp_path / "rec"], state_dir=env.state, only_files=files)
+    assert result.snapshot.files == 150 and result.snapshot.dirs >= 150
+    out = tmp_path / "out"
+    assert not _restore(env, out).failed
+    assert (out / str(files[7]).lstrip("/")).read_bytes() == files[7].read_bytes()

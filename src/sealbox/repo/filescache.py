@@ -22,12 +22,14 @@ import contextlib
 import os
 import secrets
 import struct
+import time
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = ["FilesCache", "walk_order"]
 
 MAGIC = b"SBXfiles1\n"
+STALE = 24 * 3600  # a temporary cache this old is a killed run's (a live run's is rewritten)
 MAX_RECORD = 256 << 20  # a directory of about two million files
 _LEN = struct.Struct(">I")
 _FILE = struct.Struct(">QqqQI")
@@ -88,6 +90,10 @@ class FilesCache:
         self._reader = reader
         self._advance()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for left in self.path.parent.glob(f".{self.path.name}.*"):  # a killed run's
+            with contextlib.suppress(OSError):
+                if time.time() - left.stat().st_mtime > STALE:
+                    left.unlink()
         self._tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}")
         fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         self._writer = os.fdopen(fd, "wb", buffering=1 << 20)

@@ -370,10 +370,13 @@ class Walker:
         data = encode_tree(nodes)
         blob_id = blake3.blake3(data, key=self.engine.id_key).digest()
         if self.engine.claim(blob_id):
-            self.trees.append((blob_id, data))
-            self.trees_bytes += len(data)
-            if len(self.trees) >= TREE_BATCH or self.trees_bytes >= BATCH_BYTES:
-                self.flush_trees()
+            if self.pool is None:  # after the walk (the synthetic trees): here and now
+                self.engine.put(fmt.BLOB_TREE, blob_id, data)
+            else:
+                self.trees.append((blob_id, data))
+                self.trees_bytes += len(data)
+                if len(self.trees) >= TREE_BATCH or self.trees_bytes >= BATCH_BYTES:
+                    self.flush_trees()
         self.refs.add(blob_id)
         return blob_id.hex()
 
@@ -412,9 +415,9 @@ class Walker:
     def finish_tree(self, node: dict[str, Any]) -> tuple[str, int, int, int]:
         """Store the synthetic trees (the roots' parent chains, ``.sealbox/``) bottom-up, after
         :meth:`finish`; return (root id, bytes, files, dirs) of the whole snapshot."""
+        assert not self.trees and not self.tree_jobs, "finish() first"
+        self.pool = None  # shut down by now
         self._finish_synthetic(node)
-        self.engine.put_many(fmt.BLOB_TREE, self.trees)  # the pool is gone: here
-        self.trees = []
         return node.pop("subtree"), self.size, self.files, self.dirs
 
     def _finish_synthetic(self, node: dict[str, Any]) -> None:
