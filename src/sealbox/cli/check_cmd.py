@@ -35,6 +35,7 @@ def command(
     as_json: bool,
 ) -> None:
     """Check the integrity of the product's repositories (structure; with a key, every byte)."""
+    from sealbox.cli.progress import check_progress
     from sealbox.errors import IntegrityError, NotFoundError
     from sealbox.product_repo import open_product_repo_to_read
     from sealbox.repo.blobs import BlobReader
@@ -59,8 +60,13 @@ def command(
         except NotFoundError:
             continue
         reader = BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked else None
-        with Lock(repo.backend, exclusive=False, purpose="check"):
-            reports[name] = run_check(repo, reader=reader, read_data=read_data, subset=subset)
+        with (
+            Lock(repo.backend, exclusive=False, purpose="check"),
+            check_progress(repo, read_data and reader is not None, not as_json) as bar,
+        ):
+            reports[name] = run_check(
+                repo, reader=reader, read_data=read_data, subset=subset, progress=bar
+            )
     if as_json:
         print_json({name: report.to_dict() for name, report in reports.items()})
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +25,9 @@ from sealbox.cli.common import err_console
 
 if TYPE_CHECKING:
     from sealbox.repo.backup import Progress as BackupProgress
+    from sealbox.repo.repository import Repository
 
-__all__ = ["backup_progress", "bytes_progress"]
+__all__ = ["backup_progress", "bytes_progress", "check_progress"]
 
 
 class _Bar:
@@ -61,6 +62,20 @@ def bytes_progress(title: str, total: int | None, enabled: bool) -> Iterator[_Ba
     with progress:
         task = progress.add_task("", total=total, files=0)
         yield _Bar(progress, task)
+
+
+@contextmanager
+def check_progress(
+    repo: Repository, read_data: bool, enabled: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """With ``read_data``: a callback for each blob's stored bytes, driving a bar whose total is
+    the packs' size (rate and time left); without, nothing to show."""
+    if not read_data or not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    total = sum(size for _, size in repo.list_packs())
+    with bytes_progress("check", total, True) as bar:
+        yield lambda nbytes: bar.advance(nbytes)
 
 
 @contextmanager

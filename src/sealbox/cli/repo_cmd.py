@@ -18,7 +18,7 @@ from sealbox.cli.common import (
     print_json,
     warn,
 )
-from sealbox.cli.progress import bytes_progress
+from sealbox.cli.progress import bytes_progress, check_progress
 from sealbox.errors import IntegrityError, KeyMaterialError
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
 
@@ -492,8 +492,13 @@ def check(
     reader = (
         BlobReader(repository, repository.load_index(), unlocked.identities) if unlocked else None
     )
-    with Lock(repository.backend, exclusive=False, purpose="check"):
-        report = run_check(repository, reader=reader, read_data=read_data, subset=subset)
+    with (
+        Lock(repository.backend, exclusive=False, purpose="check"),
+        check_progress(repository, read_data and reader is not None, not as_json) as bar,
+    ):
+        report = run_check(
+            repository, reader=reader, read_data=read_data, subset=subset, progress=bar
+        )
     if as_json:
         print_json(report.to_dict())
     else:
