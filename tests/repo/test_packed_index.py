@@ -92,6 +92,8 @@ def test_files_cache_is_read_back_in_walk_order_and_skips_what_the_walk_passed(t
     path = tmp_path / "state" / "files.cache"
     dirs = ["/r/a/x", "/r/a", "/r/b", "/r"]
     assert sorted(dirs, key=lambda d: walk_order(os.fsencode(d))) == dirs
+    everything = ["/etc/a", "/etc", "/r", "/"]  # a backup of "/": the root comes last
+    assert sorted(everything, key=lambda d: walk_order(os.fsencode(d))) == everything
     cache = FilesCache(path).load()
     for n, d in enumerate(dirs):
         cache.remember(d, [(f"f{n}", _stat(n, 10 + n), [bytes([n]) * 32])])

@@ -44,7 +44,8 @@ Key = tuple[tuple[int, bytes], ...]
 def walk_order(path: bytes) -> Key:
     """The position of a directory in the walker's finishing order: below a directory comes
     before the directory itself; siblings by name."""
-    return (*((0, part) for part in path.split(b"/")), (1, b""))
+    parts = path.rstrip(b"/").split(b"/")  # "/" itself: one empty part, like the root of "/a"
+    return (*((0, part) for part in parts), (1, b""))
 
 
 def _decode(body: bytes) -> tuple[bytes, Record]:
