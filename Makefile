@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit coverage mutate mutate-sample tools docs opener opener-deps bench bench-repo bench-system bench-recordings bench-destinations bench-copy clean
+.PHONY: demo test lint typecheck unit coverage mutate mutate-sample tools docs opener opener-deps bench bench-repo bench-scale bench-system bench-recordings bench-destinations bench-copy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,11 @@ bench-copy: $(VENV)/.installed-dev
 bench-repo: $(VENV)/.installed-dev
 	@scripts/install-tools.sh --bench
 	$(BIN)/python bench/repo_bench.py
+
+# A million files by default (generated once under bench/results/scale); ARGS="--files 100000".
+bench-scale: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
+	$(BIN)/python bench/scale_bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) sealbox-demo .pytest_cache .mypy_cache .ruff_cache opener/node_modules

@@ -69,7 +69,7 @@ class Forger:
     def publish(self, root: list[dict[str, Any]]) -> Snapshot:
         tree = self.tree(root)
         self.engine.flush()
-        self.repo.save_index({p.name: p.entries for p in self.engine.packer.flushed})
+        self.repo.save_index(self.engine.index.subset(self.engine.new_packs))
         snapshot = Snapshot(
             id="",
             time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),

@@ -94,7 +94,7 @@ def test_second_backup_adds_nothing_and_a_change_adds_little(env, tmp_path):
 def test_files_cache_miss_still_deduplicates(env, tmp_path):
     src = make_tree(tmp_path / "src")
     run_backup(env.writer(), [src], state_dir=env.state)
-    for cache in (env.state / "repos").rglob("files-*.json"):
+    for cache in (env.state / "repos").rglob("files-*.cache"):
         cache.unlink()
     again = run_backup(env.writer(), [src], state_dir=env.state)
     assert again.files_new == 7 and again.blobs_added == 0
@@ -212,3 +212,44 @@ def test_directory_cache_never_closes_a_pinned_descriptor(tmp_path):
             pass
     finally:
         cache.close()
+
+
+def test_the_reference_list_names_exactly_every_blob_the_trees_need(env, tmp_path):
+    """Prune keeps what reference lists name: a blob a tree needs and the list misses is lost."""
+    from sealbox.repo.tree import decode_tree
+
+    src = make_tree(tmp_path / "src")
+    for n in range(40):  # more directories than fit in one batch of file reads
+        sub = src / "deep" / f"d{n % 7}" / f"e{n}"
+        sub.mkdir(parents=True)
+        (sub / "f").write_bytes(os.urandom(300))
+    run_backup(env.writer(), [src], state_dir=env.state)
+    (src / "deep" / "d3" / "e3" / "f").write_bytes(b"changed")
+    snap = run_backup(env.writer(), [src], state_dir=env.state).snapshot
+    repo, reader = env.reader()
+    needed: set[bytes] = set()
+
+    def walk(tree: str) -> None:
+        needed.add(bytes.fromhex(tree))
+        for node in decode_tree(reader.read(bytes.fromhex(tree)), "/"):
+            needed.update(bytes.fromhex(i) for i in node.get("content", ()))
+            if node.get("subtree"):
+                walk(node["subtree"])
+
+    walk(snap.tree)
+    assert set(repo.load_refs(snap.refs)) == needed
+
+
+def test_only_files_in_many_directories_are_stored_after_the_walk(env, tmp_path):
+    """The chains of parent directories of given files are stored after the worker pool is
+    gone: more of them than a batch of trees must not need it."""
+    files = []
+    for n in range(150):
+        (tmp_path / "rec" / f"day{n}").mkdir(parents=True)
+        files.append(tmp_path / "rec" / f"day{n}" / "r.bin")
+        files[-1].write_bytes(os.urandom(100))
+    result = run_backup(env.writer(), [tmp_path / "rec"], state_dir=env.state, only_files=files)
+    assert result.snapshot.files == 150 and result.snapshot.dirs >= 150
+    out = tmp_path / "out"
+    assert not _restore(env, out).failed
+    assert (out / str(files[7]).lstrip("/")).read_bytes() == files[7].read_bytes()

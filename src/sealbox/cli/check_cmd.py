@@ -8,6 +8,7 @@ import click
 
 from sealbox.cli.common import config_option, json_option, load, print_json
 from sealbox.cli.keyed import KeyArgs, key_options
+from sealbox.cli.progress import check_progress
 from sealbox.cli.repo_cmd import print_check_report, read_data_fraction
 from sealbox.errors import IntegrityError
 from sealbox.usecases import check
@@ -39,7 +40,14 @@ def command(
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
     config = load(ctx, config_path)
-    reports = check.run(config, key.unlock(required=read_data), destination, read_data, subset)
+    reports = check.run(
+        config,
+        key.unlock(required=read_data),
+        destination,
+        read_data,
+        subset,
+        progress=lambda repo, reading: check_progress(repo, reading, not as_json),
+    )
     if as_json:
         print_json({name: report.to_dict() for name, report in reports.items()})
     else:

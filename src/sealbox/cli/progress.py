@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +26,9 @@ from sealbox.repo.backup import Progress as EngineProgress
 
 if TYPE_CHECKING:
     from sealbox.repo.backup import Progress as BackupProgress
+    from sealbox.repo.repository import Repository
 
-__all__ = ["backup_progress", "bytes_progress"]
+__all__ = ["backup_progress", "bytes_progress", "check_progress"]
 
 
 class _Bar:
@@ -65,23 +66,45 @@ def bytes_progress(title: str, total: int | None, enabled: bool) -> Iterator[_Ba
 
 
 @contextmanager
+def check_progress(
+    repo: Repository, read_data: bool, enabled: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """With ``read_data``: a callback for each blob's stored bytes, driving a bar whose total is
+    the packs' size (rate and time left); without, nothing to show."""
+    if not read_data or not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    total = sum(size for _, size in repo.list_packs())
+    with bytes_progress("check", total, True) as bar:
+        yield lambda nbytes: bar.advance(nbytes)
+
+
+@contextmanager
 def backup_progress(title: str, enabled: bool) -> Iterator[BackupProgress]:
     """A backup engine Progress whose counters drive a progress bar."""
 
     with bytes_progress(title, None, enabled) as bar:
         progress = EngineProgress()
         seen = [0, 0]
+        next_at = [0.0]
 
         report = _ProgressFile.from_environment()
 
         def update(p: EngineProgress) -> None:
+            # Called for every file (a million on a large tree): the bar is redrawn ten times a
+            # second anyway, so its counters are brought up to date no more often than that.
+            now = time.monotonic()
+            if now < next_at[0]:
+                return
+            next_at[0] = now + 0.1
             bar.total(p.total_bytes)
             bar.advance(p.bytes - seen[0], p.files - seen[1])
             seen[0], seen[1] = p.bytes, p.files
             if report is not None:
                 report.write(p)
 
-        progress.on_update = update
+        if bar.progress is not None or report is not None:  # nobody to tell otherwise
+            progress.on_update = update
         yield progress
 
 

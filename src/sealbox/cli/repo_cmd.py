@@ -17,7 +17,7 @@ from sealbox.cli.common import (
     warn,
 )
 from sealbox.cli.keyed import KeyArgs, key_options
-from sealbox.cli.progress import backup_progress, bytes_progress
+from sealbox.cli.progress import backup_progress, bytes_progress, check_progress
 from sealbox.config.models import Retention
 from sealbox.errors import IntegrityError
 from sealbox.repo.backup import run_backup
@@ -403,8 +403,13 @@ def check(
     reader = (
         BlobReader(repository, repository.load_index(), unlocked.identities) if unlocked else None
     )
-    with Lock(repository.backend, exclusive=False, purpose="check"):
-        report = run_check(repository, reader=reader, read_data=read_data, subset=subset)
+    with (
+        Lock(repository.backend, exclusive=False, purpose="check"),
+        check_progress(repository, read_data and reader is not None, not as_json) as bar,
+    ):
+        report = run_check(
+            repository, reader=reader, read_data=read_data, subset=subset, progress=bar
+        )
     if as_json:
         print_json(report.to_dict())
     else:

@@ -165,7 +165,7 @@ def _entry_problem(
 ) -> str | None:
     blobs = [bytes.fromhex(b) for b in entry.get("blobs", [])]
     for blob in blobs:
-        if blob not in index.blobs:
+        if blob not in index:
             return "removed from the destination (its data is gone)"
         for pack, _ in index.locations(blob):
             if pack not in pack_ok:

@@ -12,6 +12,7 @@ the next backup finds, indexes and reuses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -60,18 +61,20 @@ def _compact_index(repo: Repository, index: Index) -> None:
     """Merge the index files into one once there are many (a run reads them all). Only the
     files this run read are deleted, after the merged one is stored, so a concurrent backup's
     new index file is never lost."""
-    if len(index.files) < COMPACT_AFTER or index.damaged or append_only(repo.backend):
+    parts = -(-index.count // fmt.INDEX_PART)  # the fewest files that can hold it
+    if len(index.files) < parts + COMPACT_AFTER or index.damaged or append_only(repo.backend):
         return
     merged = repo.save_index(index.packs)
     for name in index.files:
-        if name != merged:
+        if name not in merged:
             repo.backend.delete(name)
-    index.files = [merged]
+    index.files = merged
 
 
-def _recover_orphans(repo: Repository, index: Index) -> dict[str, list[fmt.PackEntry]]:
-    """Packs uploaded by an interrupted run (no index names them): index them to reuse their blobs."""
-    recovered = {}
+def _recover_orphans(repo: Repository, index: Index) -> list[str]:
+    """Packs uploaded by an interrupted run (no index names them): index them to reuse their
+    blobs; their names."""
+    recovered = []
     for name, size in repo.list_packs():
         if name not in index.packs:
             try:
@@ -79,8 +82,71 @@ def _recover_orphans(repo: Repository, index: Index) -> dict[str, list[fmt.PackE
             except SealboxError:
                 continue  # a partial or foreign object: left for `check` and prune to report
             index.add_pack(name, entries)
-            recovered[name] = entries
+            recovered.append(name)
     return recovered
+
+
+def _drop_json_cache(path: Path) -> None:
+    """The files cache of earlier versions (one JSON document of every file): replaced."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _walk(
+    engine: Engine,
+    cache: FilesCache,
+    excludes: list[str],
+    roots: list[Path],
+    streams: list[Stream],
+    only_files: list[Path] | None,
+) -> tuple[BackupResult, str, int, int, int, Walker]:
+    """Walk, read and store everything; the root tree and the totals."""
+    result = BackupResult(snapshot=None)  # type: ignore[arg-type]
+    walker = Walker(engine, cache, excludes, result)
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-backup") as pool:
+        walker.pool = pool
+        stream_jobs = walker.add_streams(root_node := {"type": "dir", "children": {}}, streams)
+        if only_files is None:
+            walker.build_root(roots, root_node)
+        else:
+            engine.digests = {}
+            walker.build_files([Path(os.path.abspath(f)) for f in only_files], root_node)
+        walker.finish()
+        for node, future in stream_jobs:
+            node["content"], node["size"] = future.result()
+    tree_id, size, files, dirs = walker.finish_tree(root_node)
+    return result, tree_id, size, files, dirs, walker
+
+
+def _publish(
+    repo: Repository,
+    engine: Engine,
+    cache: FilesCache,
+    excludes: list[str],
+    roots: list[Path],
+    streams: list[Stream],
+    only_files: list[Path] | None,
+    recovered: list[str],
+    snapshot: Snapshot,
+) -> tuple[BackupResult, Snapshot]:
+    """The run after the lock is taken: walk, then packs, index, reference list, snapshot."""
+    result, tree_id, size, files, dirs, walker = _walk(
+        engine, cache, excludes, roots, streams, only_files
+    )
+    engine.flush()
+    for flushed in engine.packer.flushed:
+        result.packs += 1
+        result.bytes_added += flushed.stored
+    if recovered or engine.new_packs:
+        repo.save_index(engine.index.subset([*recovered, *engine.new_packs]))
+    snapshot.time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    snapshot.tree, snapshot.refs = tree_id, repo.save_refs(walker.refs)
+    snapshot.size, snapshot.files, snapshot.dirs = size, files, dirs
+    snapshot.data_keys = sorted(k.hex() for k in engine.keys_needed(walker.refs))
+    if result.warnings:
+        snapshot.extra["warnings"] = len(result.warnings)
+    repo.save_snapshot(snapshot)
+    return result, snapshot
 
 
 def run_backup(
@@ -117,50 +183,27 @@ def run_backup(
         engine = Engine(repo, index, progress, level, reusable_keys)
         # One cache per set of paths, so alternating backups of different trees keep theirs.
         key = hashlib.sha256("\0".join(sorted(map(str, roots))).encode()).hexdigest()[:16]
-        cache = FilesCache(state_dir / "repos" / repo.config.id / f"files-{kind}-{key}.json").load()
-        result = BackupResult(snapshot=None)  # type: ignore[arg-type]
-        walker = Walker(engine, cache, excludes, result)
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sealbox-backup") as pool:
-            walker.pool = pool
-            stream_jobs = walker.add_streams(
-                root_node := {"type": "dir", "children": {}}, streams or []
-            )
-            if only_files is None:
-                walker.build_root(roots, root_node)
-            else:
-                engine.digests = {}
-                walker.build_files([Path(os.path.abspath(f)) for f in only_files], root_node)
-            walker.wait()
-            for node, future in stream_jobs:
-                node["content"], node["size"] = future.result()
-        tree_id, size, files, dirs = walker.finish_tree(root_node)
-        engine.flush()
-        packs: dict[str, list[fmt.PackEntry]] = dict(recovered)
-        for flushed in engine.packer.flushed:
-            packs[flushed.name] = flushed.entries
-            result.packs += 1
-            result.bytes_added += sum(e.length for e in flushed.entries)
-        if packs:
-            repo.save_index(packs)
-        refs_name = repo.save_refs(walker.refs)
-        snapshot = Snapshot(
-            id="",
-            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            hostname=hostname or socket.gethostname(),
-            paths=[str(r) for r in roots],
-            tree=tree_id,
-            refs=refs_name,
-            kind=kind,
-            tags=list(tags or []),
-            size=size,
-            files=files,
-            dirs=dirs,
-            data_keys=sorted(k.hex() for k in engine.keys_needed(walker.refs)),
-            extra=dict(extra or {}),
-        )
-        if result.warnings:
-            snapshot.extra["warnings"] = len(result.warnings)
-        repo.save_snapshot(snapshot)
+        cache_dir = state_dir / "repos" / repo.config.id
+        _drop_json_cache(cache_dir / f"files-{kind}-{key}.json")
+        cache = FilesCache(cache_dir / f"files-{kind}-{key}.cache").load()
+        try:
+            result, snapshot = _publish(
+                repo, engine, cache, excludes, roots, streams or [], only_files, recovered,
+                Snapshot(
+                    id="",
+                    time="",
+                    hostname=hostname or socket.gethostname(),
+                    paths=[str(r) for r in roots],
+                    tree="",
+                    refs="",
+                    kind=kind,
+                    tags=list(tags or []),
+                    extra=dict(extra or {}),
+                ),
+            )  # fmt: skip
+        except BaseException:
+            cache.abandon()  # the last run's cache stays
+            raise
         cache.save()
     result.snapshot = snapshot
     result.digests = engine.digests or {}

@@ -211,7 +211,7 @@ def run_check(
             report.errors.append(f"snapshot {snapshot.id[:12]}: reference list: {exc}")
             report.affected_snapshots[snapshot.id] = ["(reference list damaged)"]
             continue
-        missing = [r for r in refs if r not in index.blobs]
+        missing = [r for r in refs if r not in index]
         if missing:
             report.errors.append(
                 f"snapshot {snapshot.id[:12]}: {len(missing)} blob(s) it needs are missing"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -61,11 +61,15 @@ class Engine:
         self.repo, self.index, self.progress = repo, index, progress
         # With reusable_keys, only blobs sealed under those data keys are deduplicated against:
         # after a key ceremony, new snapshots must not depend on data only the old key opens.
-        self.reusable_keys = reusable_keys or set()
+        # The run's own data key joins them once it is made.
+        self.restricted = reusable_keys is not None
+        self.reusable_keys = set(reusable_keys or ())
         self.digests: dict[str, str] | None = None  # path -> BLAKE3 of the content, when asked
-        self.reusable = index.ids_sealed_with(reusable_keys) if reusable_keys is not None else None
         self.lock = threading.Lock()
+        # Blobs claimed and not yet in a flushed pack; a flushed pack's entries join the index
+        # (so this stays within a pack or two, however many blobs the run stores).
         self.pending: set[bytes] = set()
+        self.new_packs: list[str] = []
         self.local = threading.local()
         self._data_key: DataKey | None = None
         self.level = level
@@ -98,6 +102,7 @@ class Engine:
             self.max_chunk,
             self.upload,
             self.new_buffer,
+            self.packed,
         )
 
     @property
@@ -106,7 +111,16 @@ class Engine:
         with self.lock:
             if self._data_key is None:
                 self._data_key = self.repo.new_data_key()
+                self.reusable_keys.add(self._data_key.key_id)
             return self._data_key
+
+    def packed(self, name: str, entries: list[fmt.PackEntry]) -> None:
+        """A pack is full (its upload may still run): its blobs are known from now on."""
+        with self.lock:
+            self.index.add_pack(name, entries)
+            self.new_packs.append(name)
+            for entry in entries:
+                self.pending.discard(entry.blob_id)
 
     def upload(self, name: str, buffer: Buffer, length: int) -> None:
         """Hand a full pack to the background uploader; block while too many are in flight."""
@@ -152,25 +166,22 @@ class Engine:
             self.local.state = state
         return state
 
-    def keys_needed(self, refs: set[bytes]) -> set[bytes]:
-        """The data keys that open every blob of a snapshot (the copies this run built on)."""
+    def keys_needed(self, refs: Iterable[bytes]) -> set[bytes]:
+        """The data keys that open every blob of a snapshot (the copies this run built on).
+        Called after :meth:`flush`, when every blob of the run is in the index."""
         keys: set[bytes] = set()
-        run_key = self._data_key.key_id if self._data_key else None
+        accepted = self.reusable_keys if self.restricted else None
         for blob_id in refs:
-            if blob_id in self.pending and run_key is not None:
-                keys.add(run_key)
-                continue
-            for _, entry in self.index.locations(blob_id):
-                if self.reusable is None or entry.key_id in self.reusable_keys:
-                    keys.add(entry.key_id)
-                    break
+            key = self.index.key_of(blob_id, accepted)
+            if key is not None:
+                keys.add(key)
         return keys
 
     def known(self, blob_id: bytes) -> bool:
-        """Stored already, under a data key this run may build on."""
-        return (
-            blob_id in self.reusable if self.reusable is not None else blob_id in self.index.blobs
-        )
+        """Stored already (this run's packs included), under a data key this run may build on."""
+        if self.restricted:
+            return self.index.has_under(blob_id, self.reusable_keys)
+        return blob_id in self.index
 
     def claim(self, blob_id: bytes) -> bool:
         """True if this caller must store the blob (nobody has it or is storing it)."""
@@ -184,9 +195,18 @@ class Engine:
     def store(self, blob_type: int, data: memoryview | bytes) -> bytes:
         blob_id = blake3.blake3(data, key=self.id_key).digest()
         if self.claim(blob_id):
-            payload = compress_if_worth(self.thread_state()[1], data)
-            self.packer.add(blob_type, blob_id, payload, len(data))
+            self.put(blob_type, blob_id, data)
         return blob_id
+
+    def put(self, blob_type: int, blob_id: bytes, data: memoryview | bytes) -> None:
+        """Compress (when it pays), encrypt and pack a claimed blob."""
+        payload = compress_if_worth(self.thread_state()[1], data)
+        self.packer.add(blob_type, blob_id, payload, len(data))
+
+    def put_many(self, blob_type: int, blobs: list[tuple[bytes, bytes]]) -> None:
+        """:meth:`put` for claimed blobs handed over in a batch (the walker's trees)."""
+        for blob_id, data in blobs:
+            self.put(blob_type, blob_id, data)
 
     def file(self, path: str) -> tuple[list[str], int]:
         """Chunk and store one file; return its blob ids (hex) and the bytes read."""

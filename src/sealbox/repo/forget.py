@@ -251,10 +251,10 @@ def prune(repo: Repository, dry_run: bool = False, grace: timedelta | None = Non
             keep_packs.update({pack: claimed.get(pack, []) for pack in unreadable})
         delete = [pack for pack in delete if pack not in failed]
         old_index = [info.name for info in repo.backend.list("index/")]  # damaged ones too
-        new_index = repo.save_index(keep_packs) if keep_packs else None
+        new_index = repo.save_index(keep_packs) if keep_packs else []
         repo.backend.flush()  # the new index is durable before anything it replaces goes
         for name in old_index:
-            if name != new_index:
+            if name not in new_index:
                 repo.backend.delete(name)
         for pack in delete:
             repo.backend.delete(pack_path(pack))

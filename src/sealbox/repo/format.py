@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import blake3
 import orjson
@@ -70,6 +72,7 @@ MAX_SIZE = {
 }
 MAX_INDEX_BODY = 2 << 30  # decompressed index: ~26 million entries
 MAX_PACK_HEADER = 2 << 20  # 16,384 entries of 81 bytes, sealed
+INDEX_PART = 65536  # entries a writer puts in one index file (about 5 MiB decoded)
 
 
 def content_name(data: bytes | bytearray | memoryview) -> str:
@@ -124,6 +127,7 @@ class PackEntry:
 
 
 _ENTRY = struct.Struct(">B32sQII32s")
+ENTRY_SIZE = _ENTRY.size
 
 
 def encode_pack_header(entries: list[PackEntry], index_key: bytes) -> bytes:
@@ -171,7 +175,7 @@ class IndexEntry:
     entry: PackEntry
 
 
-def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
+def encode_index(packs: Mapping[str, Sequence[PackEntry]], index_key: bytes) -> bytes:
     """An index file: for each pack, its name and entries; zstd-compressed then sealed."""
     body = bytearray(struct.pack(">I", len(packs)))
     for name, entries in packs.items():
@@ -181,7 +185,9 @@ def encode_index(packs: dict[str, list[PackEntry]], index_key: bytes) -> bytes:
     return seal(index_key, b"index", zstandard.ZstdCompressor(level=3).compress(bytes(body)))
 
 
-def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
+def index_records(data: bytes, index_key: bytes, what: str) -> list[tuple[str, memoryview]]:
+    """An index file's packs, each with its entries still encoded (``ENTRY_SIZE`` bytes each, as
+    in a pack header): the whole file is checked first, so a bad one yields nothing."""
     raw = open_sealed(index_key, b"index", data, what)
     try:
         # A frame that states its size is given that much memory, whatever max_output_size says.
@@ -190,25 +196,37 @@ def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[Pac
         body = zstandard.ZstdDecompressor().decompress(raw, max_output_size=MAX_INDEX_BODY)
     except zstandard.ZstdError as exc:
         raise CorruptFileError(f"{what}: index does not decompress") from exc
+    view = memoryview(body)
     try:
         (count,) = struct.unpack_from(">I", body, 0)
         pos = 4
-        packs: dict[str, list[PackEntry]] = {}
+        packs: list[tuple[str, memoryview]] = []
         if count > len(body) // 36:  # each pack takes at least 36 bytes: no huge loop on junk
             raise CorruptFileError(f"{what}: index is truncated")
         for _ in range(count):
             name = body[pos : pos + 32].hex()
             (n,) = struct.unpack_from(">I", body, pos + 32)
             pos += 36
-            packs[name] = [
-                PackEntry(*_ENTRY.unpack_from(body, pos + i * _ENTRY.size)) for i in range(n)
-            ]
-            pos += n * _ENTRY.size
+            end = pos + n * _ENTRY.size
+            if end > len(body):
+                raise CorruptFileError(f"{what}: index is truncated")
+            packs.append((name, view[pos:end]))
+            pos = end
     except struct.error as exc:
         raise CorruptFileError(f"{what}: index is truncated") from exc
     if pos != len(body):
         raise CorruptFileError(f"{what}: index has trailing bytes")
     return packs
+
+
+def entries_of(records: memoryview | bytes) -> list[PackEntry]:
+    """Encoded entries (from :func:`index_records`) as PackEntry objects."""
+    return [PackEntry(*fields) for fields in _ENTRY.iter_unpack(records)]
+
+
+def decode_index(data: bytes, index_key: bytes, what: str) -> dict[str, list[PackEntry]]:
+    """An index file's packs and their entries (a pack named twice: its last list)."""
+    return {name: entries_of(records) for name, records in index_records(data, index_key, what)}
 
 
 # --- JSON objects sealed with the index key (snapshots) and reference lists ----------------------
@@ -225,9 +243,14 @@ def open_json(index_key: bytes, kind: bytes, data: bytes, what: str) -> object:
         raise CorruptFileError(f"{what}: not valid JSON inside") from exc
 
 
-def encode_refs(ids: set[bytes] | list[bytes], index_key: bytes) -> bytes:
+class SortedIds(Protocol):
+    def sorted_bytes(self) -> bytes: ...
+
+
+def encode_refs(ids: set[bytes] | list[bytes] | SortedIds, index_key: bytes) -> bytes:
     """A snapshot's reference list: every blob id it needs, sorted, sealed."""
-    return seal(index_key, b"refs", b"".join(sorted(ids)))
+    body = ids.sorted_bytes() if hasattr(ids, "sorted_bytes") else b"".join(sorted(ids))
+    return seal(index_key, b"refs", body)
 
 
 def decode_refs(data: bytes, index_key: bytes, what: str) -> list[bytes]:

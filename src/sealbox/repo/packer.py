@@ -11,7 +11,7 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -60,7 +60,8 @@ def compress_if_worth(
 class FlushedPack:
     name: str
     size: int
-    entries: list[fmt.PackEntry] = field(default_factory=list)
+    blobs: int
+    stored: int  # bytes of its blobs (nonce + ciphertext + tag)
 
 
 class Packer:
@@ -79,6 +80,7 @@ class Packer:
         max_blob: int,
         upload: Callable[[str, Buffer, int], None],
         new_buffer: Callable[[int], Buffer] | None = None,
+        on_flush: Callable[[str, list[fmt.PackEntry]], None] | None = None,
     ) -> None:
         self.data_key, self.index_key, self.pack_size = data_key, index_key, pack_size
         self._cipher: tuple[bytes, AESGCM] | None = None
@@ -90,7 +92,8 @@ class Packer:
         self.pos = 0
         self.entries: list[fmt.PackEntry] = []
         self.upload = upload
-        self.flushed: list[FlushedPack] = []
+        self.on_flush = on_flush
+        self.flushed: list[FlushedPack] = []  # name and size only: the entries go to on_flush
         self.stored_bytes = 0
         self.nonce_prefix = os.urandom(4)
         self.counter = 0
@@ -152,6 +155,10 @@ class Packer:
         self.buffer = self.new_buffer(self.capacity)
         self.view = memoryview(self.buffer)
         self.upload(name, buffer, end)
-        self.flushed.append(FlushedPack(name, end, self.entries))
+        self.flushed.append(
+            FlushedPack(name, end, len(self.entries), sum(e.length for e in self.entries))
+        )
+        if self.on_flush is not None:
+            self.on_flush(name, self.entries)
         self.entries = []
         self.pos = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from sealbox.errors import (
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
 from sealbox.repo.format import FORMAT_VERSION
+from sealbox.repo.index import IdSet, Index
 from sealbox.repo.keys import DataKey, WriterSecrets, load_writer_identity, new_writer_identity
 
 __all__ = [
@@ -242,58 +243,6 @@ class Rejected:
     unreadable: bool = False  # the destination failed to hand it over (not junk: maybe real)
 
 
-class Index:
-    """blob id -> (pack name, entry), built from index files (and, after a crash, pack headers).
-
-    Index files are not trusted to agree: when two name the same pack with different entries,
-    the entries are merged and every claimed location is kept (a wrong one fails authentication
-    when read and the reader moves on), and the pack is listed in ``conflicts`` for ``check``.
-    Prune never decides from index files alone (it reads the pack headers)."""
-
-    def __init__(self) -> None:
-        self.blobs: dict[bytes, tuple[str, fmt.PackEntry]] = {}
-        self.copies: dict[bytes, list[tuple[str, fmt.PackEntry]]] = {}
-        self.packs: dict[str, list[fmt.PackEntry]] = {}
-        self.files: list[str] = []  # the index objects it was read from
-        self.damaged: list[str] = []  # index files (or packs) that could not be read
-        self.conflicts: set[str] = set()  # packs whose entries differ between index files
-
-    def add_pack(self, pack: str, entries: list[fmt.PackEntry]) -> None:
-        known = self.packs.get(pack)
-        if known is not None:
-            if known == entries:
-                return
-            self.conflicts.add(pack)
-            seen = set(known)
-            entries = [e for e in entries if e not in seen]
-            known.extend(entries)
-        else:
-            self.packs[pack] = list(entries)
-        for entry in entries:
-            first = self.blobs.setdefault(entry.blob_id, (pack, entry))
-            if first[1] is not entry:  # the same blob stored again (another run, another key)
-                self.copies.setdefault(entry.blob_id, []).append((pack, entry))
-
-    def locations(self, blob_id: bytes) -> list[tuple[str, fmt.PackEntry]]:
-        """Every stored copy of a blob, first-indexed first."""
-        return [self.lookup(blob_id), *self.copies.get(blob_id, [])]
-
-    def ids_sealed_with(self, keys: set[bytes]) -> set[bytes]:
-        """Blob ids with a copy under one of these data keys."""
-        return {e.blob_id for entries in self.packs.values() for e in entries if e.key_id in keys}
-
-    def __contains__(self, blob_id: bytes) -> bool:
-        return blob_id in self.blobs
-
-    def lookup(self, blob_id: bytes) -> tuple[str, fmt.PackEntry]:
-        try:
-            return self.blobs[blob_id]
-        except KeyError:
-            raise CorruptFileError(
-                f"blob {blob_id.hex()[:16]} is not in the index (missing data)"
-            ) from None
-
-
 def pack_path(name: str) -> str:
     return f"data/{name[:2]}/{name}"
 
@@ -503,12 +452,12 @@ class Repository:
         self._prune_cache("index", set(names))
         for name in names:
             try:
-                packs = fmt.decode_index(self._immutable(name, "index"), self.keys.index_key, name)
+                packs = fmt.index_records(self._immutable(name, "index"), self.keys.index_key, name)
             except CorruptFileError as exc:
                 index.damaged.append(str(exc))
                 continue
-            for pack, entries in packs.items():
-                index.add_pack(pack, entries)
+            for pack, records in packs:
+                index.add_records(pack, records)
             index.files.append(name)
         if index.damaged:
             for pack, size in self.list_packs():
@@ -549,12 +498,28 @@ class Repository:
         """A whole pack, bounded by the largest a pack can be."""
         return read_bounded(self.backend, pack_path(pack), fmt.MAX_SIZE["pack"])
 
-    def save_index(self, packs: dict[str, list[fmt.PackEntry]]) -> str:
+    def save_index(self, packs: Mapping[str, Sequence[fmt.PackEntry]]) -> list[str]:
+        """Index files naming ``packs``, each of at most INDEX_PART entries (a reader then
+        never holds more than one part's decoded entries at a time); their names."""
         self.backend.flush()  # the packs (and data keys) it names are durable first
-        data = fmt.encode_index(packs, self.keys.index_key)
-        name = f"index/{fmt.content_name(data)}"
-        self.backend.put(name, data, exclusive=False)
-        return name
+        names: list[str] = []
+        part: dict[str, Sequence[fmt.PackEntry]] = {}
+        count = 0
+
+        def store() -> None:
+            data = fmt.encode_index(part, self.keys.index_key)
+            names.append(f"index/{fmt.content_name(data)}")
+            self.backend.put(names[-1], data, exclusive=False)
+
+        for pack, entries in packs.items():
+            if part and count + len(entries) > fmt.INDEX_PART:
+                store()
+                part, count = {}, 0
+            part[pack] = entries
+            count += len(entries)
+        if part or not names:
+            store()
+        return names
 
     # -- data keys -------------------------------------------------------------------------------
     def new_data_key(self) -> DataKey:
@@ -688,7 +653,7 @@ class Repository:
         snapshot.id, snapshot.verified = name, True
         return name
 
-    def save_refs(self, refs: set[bytes]) -> str:
+    def save_refs(self, refs: IdSet | set[bytes]) -> str:
         data = fmt.encode_refs(refs, self.keys.index_key)
         name = fmt.content_name(data)
         self.backend.put(f"refs/{name}", data, exclusive=False)

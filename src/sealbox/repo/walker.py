@@ -1,5 +1,5 @@
-"""The walker: builds the snapshot's directory structure on the main thread and hands file
-contents to the engine's workers; then stores the trees bottom-up."""
+"""The walker: walks the paths on the main thread, hands file contents to the engine's workers,
+and stores each directory's tree as soon as its files are in (bottom-up, streamed)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import os
 import pwd
 import stat
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import blake3
+
 from sealbox.repo import format as fmt
-from sealbox.repo.engine import BATCH_BYTES, BATCH_FILES, Engine
-from sealbox.repo.filescache import FilesCache
+from sealbox.repo.engine import BATCH_BYTES, BATCH_FILES, WORKERS, Engine
+from sealbox.repo.filescache import FilesCache, walk_order
+from sealbox.repo.filescache import Record as FilesRecord
+from sealbox.repo.index import IdSet
 from sealbox.repo.inputs import STREAM_DIR, Stream
 from sealbox.repo.tree import encode_tree, kind_of, set_node_name
 
@@ -92,8 +97,31 @@ def _excluded(path: str, name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
 
 
+MAX_JOBS = 2 * WORKERS  # batches handed to the workers and not yet taken back
+MAX_WAITING_NODES = 16384  # nodes of finished walks held for their files' results
+TREE_BATCH = 64  # trees handed to a worker at once
+
+
+class _Dir:
+    """A directory the walker has listed: its children's nodes until its tree is stored."""
+
+    __slots__ = ("files", "needs", "node", "nodes", "path")
+
+    def __init__(self, node: dict[str, Any], path: str) -> None:
+        self.node, self.path = node, path
+        self.nodes: list[dict[str, Any]] = []
+        self.files: list[tuple[str, os.stat_result, dict[str, Any]]] = []  # for the files cache
+        self.needs = -1  # the last batch of file reads its nodes wait for
+
+
 class Walker:
-    """Builds the directory structure on the main thread; file contents come from the workers."""
+    """Walks on the main thread; file contents come from the workers; trees are stored bottom-up
+    as soon as a directory's files are in, so memory holds the directories in flight (the path
+    being walked and those waiting for their files), never the whole tree.
+
+    Directories are finished in the order the walk leaves them (everything below a directory
+    before it; names sorted by their bytes), which is also the files cache's order.
+    """
 
     def __init__(
         self, engine: Engine, cache: FilesCache, excludes: list[str], result: Tally
@@ -101,28 +129,95 @@ class Walker:
         self.engine, self.cache, self.excludes, self.result = engine, cache, excludes, result
         self.pool: ThreadPoolExecutor | None = None
         # Small files go to the workers in batches: one future per file costs more than reading it.
-        self.jobs: list[
+        self.jobs: deque[
             tuple[list[tuple[dict[str, Any], str, os.stat_result]], Future[list[Any]]]
-        ] = []
+        ] = deque()
+        self.submitted = 0  # batches handed to the workers
+        self.taken = 0  # batches whose results are in (oldest first)
         self.batch: list[tuple[dict[str, Any], str, os.stat_result]] = []
         self.batch_bytes = 0
-        self.refs: set[bytes] = set()
+        self.waiting: deque[_Dir] = deque()
+        self.waiting_nodes = 0
+        self.refs = IdSet()
+        self.size = self.files = self.dirs = 0  # the snapshot's totals
+        self.trees: list[tuple[bytes, bytes]] = []  # claimed trees not yet handed to the workers
+        self.trees_bytes = 0
+        self.tree_jobs: deque[Future[None]] = deque()
 
-    def submit(self, node: dict[str, Any], path: str, st: os.stat_result) -> None:
+    # -- file contents, in batches -----------------------------------------------------------------
+    def submit(self, node: dict[str, Any], path: str, st: os.stat_result) -> int:
+        """Queue a file for the workers; the number of the batch it lands in."""
         self.batch.append((node, path, st))
         self.batch_bytes += st.st_size
+        job = self.submitted
         if len(self.batch) >= BATCH_FILES or self.batch_bytes >= BATCH_BYTES:
             self.flush_batch()
+        return job
 
     def flush_batch(self) -> None:
         if self.batch:
             assert self.pool is not None
             batch, self.batch, self.batch_bytes = self.batch, [], 0
-            self.jobs.append((batch, self.pool.submit(self.engine.files, [p for _, p, _ in batch])))
+            future = self.pool.submit(self.engine.files, [p for _, p, _ in batch])
+            self.jobs.append((batch, future))
+            self.submitted += 1
+
+    def take(self) -> None:
+        """The results of the oldest batch (waiting for it)."""
+        batch, future = self.jobs.popleft()
+        for (node, path, _), outcome in zip(batch, future.result(), strict=True):
+            if isinstance(outcome, FileNotFoundError):
+                self.warn(f"{path}: vanished during the backup")
+                node["drop"] = True
+            elif isinstance(outcome, OSError):
+                self.warn(f"{path}: cannot read: {outcome.strerror}")
+                node["drop"] = True
+            else:
+                self.record(node, path, outcome)
+        self.taken += 1
+
+    def record(self, node: dict[str, Any], path: str, outcome: tuple[list[str], int]) -> None:
+        ids, read = outcome
+        node["content"], node["size"] = ids, read
+        if self.engine.digests is not None:
+            self.result.contents[path] = ids
+        self.result.files_new += 1
+        self.result.bytes_read += read
+
+    def settle(self, force: bool = False) -> None:
+        """Store the trees of the directories whose files are all in. Waits for the workers when
+        too much is in flight (or, with ``force``, until every listed directory is stored)."""
+        while len(self.jobs) > MAX_JOBS:
+            self.take()
+        while self.jobs and self.jobs[0][1].done():
+            self.take()
+        while self.waiting:
+            d = self.waiting[0]
+            if d.needs >= self.taken:
+                if not force and self.waiting_nodes <= MAX_WAITING_NODES:
+                    return
+                if d.needs >= self.submitted:
+                    self.flush_batch()
+                self.take()
+                continue
+            self.waiting.popleft()
+            self.waiting_nodes -= len(d.nodes)
+            self.finish_dir(d)
+
+    def finish(self) -> None:
+        """Every directory stored, every file read."""
+        self.settle(force=True)
+        self.flush_batch()
+        while self.jobs:
+            self.take()
+        self.flush_trees()
+        while self.tree_jobs:
+            self.tree_jobs.popleft().result()
 
     def warn(self, message: str) -> None:
         self.result.warnings.append(message)
 
+    # -- the walk ---------------------------------------------------------------------------------
     def add_streams(
         self, root: dict[str, Any], streams: list[Stream]
     ) -> list[tuple[dict[str, Any], Future[Any]]]:
@@ -156,40 +251,50 @@ class Walker:
             jobs.append((node, self.pool.submit(self.engine.stream, stream)))
         return jobs
 
+    def _ancestors(self, path: Path, root: dict[str, Any]) -> dict[str, Any]:
+        """The node of ``path``'s parent in the synthetic root, made along its chain."""
+        parent = root
+        for depth in range(1, len(path.parts) - 1):
+            name = path.parts[depth]
+            if name not in parent["children"]:
+                ancestor = Path(*path.parts[: depth + 1])
+                node = _node(name, os.lstat(ancestor), str(ancestor))
+                node["children"] = {}
+                parent["children"][name] = node
+            parent = parent["children"][name]
+        return parent
+
     def build_files(self, files: list[Path], root: dict[str, Any]) -> None:
         """Only the given files, each under its full parent chain (the recordings' batches)."""
         for path in files:
-            parent = root
-            for depth in range(1, len(path.parts) - 1):
-                name = path.parts[depth]
-                if name not in parent["children"]:
-                    ancestor = Path(*path.parts[: depth + 1])
-                    node = _node(name, os.lstat(ancestor), str(ancestor))
-                    node["children"] = {}
-                    parent["children"][name] = node
-                parent = parent["children"][name]
+            parent = self._ancestors(path, root)
             leaf = self.scan(path.name, str(path))
             if leaf is not None:
                 parent["children"][path.name] = leaf
 
     def build_root(self, roots: list[Path], root: dict[str, Any]) -> dict[str, Any]:
-        """Each path under its full parent chain in the synthetic root directory."""
-        for path in roots:
-            parent = root
-            for depth in range(1, len(path.parts) - 1):
-                ancestor = Path(*path.parts[: depth + 1])
-                name = path.parts[depth]
-                if name not in parent["children"]:
-                    ancestor_node = _node(name, os.lstat(ancestor), str(ancestor))
-                    ancestor_node["children"] = {}
-                    parent["children"][name] = ancestor_node
-                parent = parent["children"][name]
+        """Each path under its full parent chain in the synthetic root directory. A path inside
+        another one is already covered by it; the others are walked in the cache's order."""
+        given = {os.fsencode(str(r)) for r in roots}
+        for path in sorted(roots, key=lambda r: walk_order(os.fsencode(str(r)))):
+            raw = os.fsencode(str(path))
+            if any(raw.startswith(other.rstrip(b"/") + b"/") for other in given if other != raw):
+                continue
+            parent = self._ancestors(path, root)
             node = self.scan(path.name, str(path))
             if node is not None:
                 parent["children"][path.name or "/"] = node
         return root
 
-    def scan(self, name: str, path: str) -> dict[str, Any] | None:
+    def scan(
+        self,
+        name: str,
+        path: str,
+        d: _Dir | None = None,
+        cached: FilesRecord | None = None,
+    ) -> dict[str, Any] | None:
+        """The node of ``path``: a directory is walked and its tree stored (or queued); a file
+        unchanged since the last run (``cached``: its directory's cache record) is not read."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -200,32 +305,21 @@ class Walker:
             return None
         node = _node(name, st, path)
         if stat.S_ISDIR(st.st_mode):
-            node["children"] = {}
-            try:
-                entries = sorted(os.scandir(path), key=lambda e: e.name)
-            except OSError as exc:
-                self.warn(f"{path}: cannot list: {exc.strerror}")
-                entries = []
-            for entry in entries:
-                child = entry.path
-                if self.excludes and _excluded(child, entry.name, self.excludes):
-                    continue
-                sub = self.scan(entry.name, child)
-                if sub is not None:
-                    node["children"][entry.name] = sub
+            self.walk_dir(node, path)
         elif stat.S_ISREG(st.st_mode):
             self.engine.progress.total_files += 1
             self.engine.progress.total_bytes += st.st_size
-            # With only_files (recordings) every file is read: its digest goes into the manifest.
-            cached = self.cache.lookup(path, st) if self.engine.digests is None else None
-            if cached is not None and all(self.engine.known(bytes.fromhex(i)) for i in cached):
-                node["content"], node["size"] = cached, st.st_size
-                self.cache.remember(path, st, cached)
+            ids = FilesCache.lookup(cached, name, st) if cached else None
+            if ids is not None and all(self.engine.known(i) for i in ids):
+                node["content"], node["size"] = [i.hex() for i in ids], st.st_size
                 self.result.files_unchanged += 1
                 self.engine.progress.add(files=1, nbytes=st.st_size)
             else:
-                assert self.pool is not None
-                self.submit(node, path, st)
+                job = self.submit(node, path, st)
+                if d is not None:
+                    d.needs = job
+            if d is not None:
+                d.files.append((name, st, node))
         elif stat.S_ISLNK(st.st_mode):
             try:
                 node["target"] = os.readlink(path)
@@ -234,48 +328,112 @@ class Walker:
                 return None
         return node
 
-    def wait(self) -> None:
-        self.flush_batch()
-        for batch, future in self.jobs:
-            for (node, path, st), outcome in zip(batch, future.result(), strict=True):
-                if isinstance(outcome, FileNotFoundError):
-                    self.warn(f"{path}: vanished during the backup")
-                    node["drop"] = True
-                    continue
-                if isinstance(outcome, OSError):
-                    self.warn(f"{path}: cannot read: {outcome.strerror}")
-                    node["drop"] = True
-                    continue
-                self.record(node, path, st, outcome)
+    def walk_dir(self, node: dict[str, Any], path: str) -> None:
+        """Subdirectories first, then the files (so the files cache is read in finishing order);
+        then the directory waits for its files' results."""
+        d = _Dir(node, path)
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: os.fsencode(e.name))
+        except OSError as exc:
+            self.warn(f"{path}: cannot list: {exc.strerror}")
+            entries = []
+        rest = []
+        for entry in entries:
+            if self.excludes and _excluded(entry.path, entry.name, self.excludes):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:  # d too: should it be a file by the time it is looked at, d counts it
+                sub = self.scan(entry.name, entry.path, d)
+                if sub is not None:
+                    d.nodes.append(sub)
+            else:
+                rest.append(entry)
+        # With digests (recordings) every file is read: its digest goes into the manifest.
+        record = self.cache.directory(path) if rest and self.engine.digests is None else {}
+        for entry in rest:
+            sub = self.scan(entry.name, entry.path, d, record)
+            if sub is not None:
+                d.nodes.append(sub)
+        self.waiting.append(d)
+        self.waiting_nodes += len(d.nodes)
+        self.settle()
 
-    def record(
-        self, node: dict[str, Any], path: str, st: os.stat_result, outcome: tuple[list[str], int]
-    ) -> None:
-        ids, read = outcome
-        node["content"], node["size"] = ids, read
-        if self.engine.digests is not None:
-            self.result.contents[path] = ids
-        self.cache.remember(path, st, ids)
-        self.result.files_new += 1
-        self.result.bytes_read += read
+    # -- trees ------------------------------------------------------------------------------------
+    def _count(self, node: dict[str, Any]) -> None:
+        if node["type"] == "file":
+            self.size += node.get("size", 0)
+            self.files += 1
+            for blob in node.get("content", ()):
+                self.refs.add(bytes.fromhex(blob))
+        elif node["type"] == "dir":
+            self.dirs += 1
+
+    def _store_tree(self, nodes: list[dict[str, Any]]) -> str:
+        """The tree's id now; compressing and packing it is left to the workers, in batches
+        (the walk is what keeps two cores busy: the main thread does as little as it can)."""
+        data = encode_tree(nodes)
+        blob_id = blake3.blake3(data, key=self.engine.id_key).digest()
+        if self.engine.claim(blob_id):
+            if self.pool is None:  # after the walk (the synthetic trees): here and now
+                self.engine.put(fmt.BLOB_TREE, blob_id, data)
+            else:
+                self.trees.append((blob_id, data))
+                self.trees_bytes += len(data)
+                if len(self.trees) >= TREE_BATCH or self.trees_bytes >= BATCH_BYTES:
+                    self.flush_trees()
+        self.refs.add(blob_id)
+        return blob_id.hex()
+
+    def flush_trees(self) -> None:
+        if self.trees:
+            assert self.pool is not None
+            trees, self.trees, self.trees_bytes = self.trees, [], 0
+            self.tree_jobs.append(self.pool.submit(self.engine.put_many, fmt.BLOB_TREE, trees))
+            while self.tree_jobs and self.tree_jobs[0].done():
+                self.tree_jobs.popleft().result()  # raises what the worker met
+
+    def finish_dir(self, d: _Dir) -> None:
+        """Store a walked directory's tree (its files are all in) and its files cache record."""
+        nodes = []
+        for child in d.nodes:
+            if child.pop("drop", False):
+                continue
+            if child["type"] == "dir":
+                self.dirs += 1
+            nodes.append(child)
+        records = []
+        add_ref = self.refs.add
+        for name, st, node in d.files:  # every regular file of d.nodes, in the same order
+            content = node.get("content")
+            if content is None:  # dropped: vanished or unreadable
+                continue
+            ids = [bytes.fromhex(i) for i in content]
+            for blob_id in ids:
+                add_ref(blob_id)
+            self.size += node["size"]
+            self.files += 1
+            records.append((name, st, ids))
+        self.cache.remember(d.path, records)
+        d.node["subtree"] = self._store_tree(nodes)
 
     def finish_tree(self, node: dict[str, Any]) -> tuple[str, int, int, int]:
-        """Store the tree blobs bottom-up; return (root id, bytes, files, dirs)."""
-        size = files = dirs = 0
+        """Store the synthetic trees (the roots' parent chains, ``.sealbox/``) bottom-up, after
+        :meth:`finish`; return (root id, bytes, files, dirs) of the whole snapshot."""
+        assert not self.trees and not self.tree_jobs, "finish() first"
+        self.pool = None  # shut down by now
+        self._finish_synthetic(node)
+        return node.pop("subtree"), self.size, self.files, self.dirs
+
+    def _finish_synthetic(self, node: dict[str, Any]) -> None:
         nodes = []
-        for child in node["children"].values():
+        for child in node.pop("children").values():
             if child.pop("drop", False):
                 continue
             if "children" in child:
-                subtree, s, f, d = self.finish_tree(child)
-                del child["children"]
-                child["subtree"] = subtree
-                size, files, dirs = size + s, files + f, dirs + d + 1
-            elif child["type"] == "file":
-                size += child.get("size", 0)
-                files += 1
-                self.refs.update(bytes.fromhex(i) for i in child.get("content", ()))
+                self._finish_synthetic(child)
+            self._count(child)
             nodes.append(child)
-        blob_id = self.engine.store(fmt.BLOB_TREE, encode_tree(nodes))
-        self.refs.add(blob_id)
-        return blob_id.hex(), size, files, dirs
+        node["subtree"] = self._store_tree(nodes)

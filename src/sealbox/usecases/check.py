@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
 from sealbox.alerts.report import integrity_failed
 from sealbox.config.models import Config
 from sealbox.destinations.repos import open_product_repo_to_read
@@ -12,8 +16,12 @@ from sealbox.keys.material import Unlocked
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import CheckReport, run_check
 from sealbox.repo.locks import Lock
+from sealbox.repo.repository import Repository
 
 __all__ = ["run"]
+
+
+ProgressFor = Callable[[Repository, bool], AbstractContextManager[Callable[[int], None] | None]]
 
 
 def run(
@@ -22,9 +30,11 @@ def run(
     destination: str | None = None,
     read_data: bool = False,
     subset: float | None = None,
+    progress: ProgressFor | None = None,
 ) -> dict[str, CheckReport]:
     """One report per destination checked (those of [system] and [recordings], or the one
-    named); a destination holding no repository yet is left out."""
+    named); a destination holding no repository yet is left out. ``progress(repo, reading)``
+    gives a callback for each blob's stored bytes (a progress bar), or None."""
     names = (
         [destination]
         if destination
@@ -39,9 +49,17 @@ def run(
         except NotFoundError:
             continue
         reader = BlobReader(repo, repo.load_index(), unlocked.identities) if unlocked else None
-        with Lock(repo.backend, exclusive=False, purpose="check"):
+        reading = (read_data or subset is not None) and reader is not None
+        with (
+            Lock(repo.backend, exclusive=False, purpose="check"),
+            progress(repo, reading) if progress else contextlib.nullcontext() as bar,
+        ):
             reports[name] = run_check(
-                repo, reader=reader, read_data=read_data or subset is not None, subset=subset
+                repo,
+                reader=reader,
+                read_data=read_data or subset is not None,
+                subset=subset,
+                progress=bar,
             )
     for name, report in reports.items():
         if not report.ok:
