@@ -135,3 +135,16 @@ def test_public_key_lines_and_their_refusals():
     )
     with refused("only ssh-ed25519 signer keys are supported"):
         sshsig.parse_public_key_line(ecdsa)
+
+
+def test_the_reader_never_hands_out_fewer_bytes_than_asked():
+    """Each field is read whole or refused as truncated (a short slice must never pass on)."""
+    reader = sshsig._Reader(b"abcde")
+    assert reader.take(2) == b"ab"
+    with refused("malformed SSH signature (truncated)"):
+        reader.take(4)
+    assert reader.take(3) == b"cde", "exactly what is left is fine"
+    with refused("malformed SSH signature (truncated)"):
+        reader.take(1)
+    with refused("malformed SSH signature (truncated)"):
+        sshsig._Reader(b"\x00\x00\x00\x09abc").string()
