@@ -296,21 +296,9 @@ SecretSource = Annotated[
 ]
 
 
-class SecretsConfig(_Model):
-    destination: str = Field(
-        description="Name of a [destinations.NAME] table.", examples=["offsite"]
-    )
-    schedule: str = Field(
-        default="0 * * * *", description="Cron expression for the daemon.", examples=["0 * * * *"]
-    )
-    keep_last: int | None = Field(
-        default=48, ge=1, description="Keep this many newest backups.", examples=[48]
-    )
-    keep_within: str | None = Field(
-        default=None,
-        description="Also keep every backup younger than this (e.g. 30d); with keep_last, a backup is kept if either keeps it.",
-        examples=["30d"],
-    )
+class _AgeLimits(_Model):
+    """The age limits every retention takes; they win over its count and period rules."""
+
     keep_at_least: str | None = Field(
         default=None,
         description=(
@@ -327,13 +315,30 @@ class SecretsConfig(_Model):
         ),
         examples=[None],
     )
+
+    _ages = field_validator("keep_at_least", "delete_after")(_check_duration)
+    _age_order = model_validator(mode="after")(_check_ages)
+
+
+class SecretsConfig(_AgeLimits):
+    destination: str = Field(
+        description="Name of a [destinations.NAME] table.", examples=["offsite"]
+    )
+    schedule: str = Field(
+        default="0 * * * *", description="Cron expression for the daemon.", examples=["0 * * * *"]
+    )
+    keep_last: int | None = Field(
+        default=48, ge=1, description="Keep this many newest backups.", examples=[48]
+    )
+    keep_within: str | None = Field(
+        default=None,
+        description="Also keep every backup younger than this (e.g. 30d); with keep_last, a backup is kept if either keeps it.",
+        examples=["30d"],
+    )
     sources: list[SecretSource] = Field(min_length=1, description="Where the secrets come from.")
 
     _cron = field_validator("schedule")(_check_cron)
     _dur = field_validator("keep_within")(_check_duration)
-
-    _ages = field_validator("keep_at_least", "delete_after")(_check_duration)
-    _age_order = model_validator(mode="after")(_check_ages)
 
     @model_validator(mode="after")
     def _names_unique(self) -> SecretsConfig:
@@ -344,7 +349,7 @@ class SecretsConfig(_Model):
         return self
 
 
-class Retention(_Model):
+class Retention(_AgeLimits):
     keep_last: int | None = Field(
         default=None, ge=1, description="Newest N snapshots.", examples=[3]
     )
@@ -366,27 +371,8 @@ class Retention(_Model):
     keep_within: str | None = Field(
         default=None, description="Everything younger than this.", examples=["5y"]
     )
-    keep_at_least: str | None = Field(
-        default=None,
-        description=(
-            "A minimum age: nothing younger is deleted, whatever the other rules say (e.g. 90d;"
-            " `forget` says what it kept for it)."
-        ),
-        examples=[None],
-    )
-    delete_after: str | None = Field(
-        default=None,
-        description=(
-            "A maximum age, for privacy rules: anything older is deleted even when another rule"
-            " would keep it (e.g. 7y; never less than keep_at_least)."
-        ),
-        examples=[None],
-    )
 
     _dur = field_validator("keep_within")(_check_duration)
-
-    _ages = field_validator("keep_at_least", "delete_after")(_check_duration)
-    _age_order = model_validator(mode="after")(_check_ages)
 
 
 class DatabaseConfig(_Model):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
 from sealbox.alerts.notifier import Notifier, recent_deliveries
+from sealbox.backends.base import Backend
 from sealbox.breakglass.package import parse_backup_name
 from sealbox.breakglass.rotations import open_rotations
 from sealbox.config.models import Config
@@ -139,9 +140,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
                     size,
                     now,
                     retained=len(newest),
-                    copies=copy_lags(
-                        config, "secrets", {n: backend.stat(n).size for n in newest}, name
-                    )
+                    copies=copy_lags(config, "secrets", _sizes(backend, newest), name)
                     if config.copies
                     else [],
                 )
@@ -229,6 +228,12 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
         rotations=rotations,
         warnings=warnings,
     )
+
+
+def _sizes(backend: Backend, names: list[str]) -> dict[str, int]:
+    """The sizes of ``names`` from one listing (not a request per backup)."""
+    wanted = set(names)
+    return {i.name: i.size for i in backend.list("secrets-") if i.name in wanted}
 
 
 def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
