@@ -30,6 +30,8 @@ from sealbox.backends.options import (
     SFTPOptions,
 )
 from sealbox.backends.registry import check_url, kind_of
+from sealbox.crypto import sshsig
+from sealbox.errors import SealboxError
 from sealbox.schedule import parse_cron, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -754,6 +756,66 @@ class CopyConfig(_Model):
     _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
 
 
+DrillKind = Literal["system", "recordings"]
+DRILL_KINDS: tuple[DrillKind, ...] = ("system", "recordings")
+
+
+class DrillsConfig(_Model):
+    """Restore drills. On the appliance: how long backups may go unproven before an alert. On a
+    recovery host (never the appliance): the daemon's drill schedule and what it needs."""
+
+    alert_after_days: int = Field(
+        default=35,
+        ge=1,
+        description="Alert (drill.not_proven) when no drill of a kind passed for this long.",
+        examples=[35],
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron expression: the recovery host's daemon runs `sealbox drill` then.",
+        examples=[None],
+    )
+    kinds: list[DrillKind] = Field(
+        default_factory=lambda: list(DRILL_KINDS),
+        description="What the scheduled drills prove.",
+        examples=[["system", "recordings"]],
+    )
+    identity_file: Path | None = Field(
+        default=None,
+        description="The key scheduled drills open the repositories with: a repository-only"
+        " key (keys.repository_recipients), on the recovery host only.",
+        examples=[None],
+    )
+    scratch: list[str] = Field(
+        default_factory=list,
+        description="Scratch servers for the dumps (postgresql://user@host:port,"
+        " mysql://user@host:port); without one, a temporary server is started.",
+        examples=[[]],
+    )
+    sample: int = Field(
+        default=20, ge=1, description="Recordings a recordings drill restores.", examples=[20]
+    )
+    signers: list[str] = Field(
+        default_factory=list,
+        description="On the appliance: the drill hosts' receipt keys ('ssh-ed25519 AAAA...', as"
+        " `sealbox drill` prints them) whose receipts count; empty: any receipt sealed with the"
+        " repository's key.",
+        examples=[[]],
+    )
+
+    _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
+
+    @field_validator("signers")
+    @classmethod
+    def _signer_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            try:
+                sshsig.parse_public_key_line(line)
+            except SealboxError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -776,6 +838,10 @@ class Config(_Model):
         default_factory=list,
         description="Copies of backups to second destinations.",
         json_schema_extra={"sample_commented": True},
+    )
+    drills: DrillsConfig | None = Field(
+        default=None,
+        description="Restore drills: the appliance's alert, a recovery host's schedule.",
     )
 
     @field_validator("destinations")

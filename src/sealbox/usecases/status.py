@@ -21,6 +21,7 @@ from sealbox.state.files import read_json
 from sealbox.state.history import History
 from sealbox.usecases.copy import CopyLag
 from sealbox.usecases.copy import lags as copy_lags
+from sealbox.usecases.drill import pinned_drill_signers, proven
 from sealbox.usecases.recordings_backup import catalog_for
 from sealbox.usecases.secrets_backup import list_backups
 
@@ -44,6 +45,7 @@ class KindStatus(TypedDict):
     recordings_stored: NotRequired[int]
     manifest_head: NotRequired[str]
     copies: NotRequired[list[CopyLag]]  # [[copies]] of this kind: how far each is behind
+    proven: NotRequired[dict[str, Any] | None]  # the newest drill receipt (system, recordings)
 
 
 class DestinationHealth(TypedDict):
@@ -160,7 +162,11 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             repo, _ = open_product_repo(config, name, [], create=False)
             snaps = [s for s in repo.snapshots() if s.kind == section]
             last_snap = snaps[-1] if snaps else None
-            extra: dict[str, Any] = {"snapshots": len(snaps)}
+            found = proven(repo, section, pinned_drill_signers(config))
+            extra: dict[str, Any] = {
+                "snapshots": len(snaps),
+                "proven": found.to_dict() if found else None,
+            }
             if config.copies:
                 extra["copies"] = copy_lags(config, section, {s.id: s.size for s in snaps}, name)
             if section == "recordings":
@@ -180,7 +186,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             )
             health.setdefault(name, "ok")
         except NotFoundError:
-            kinds.append(_kind(section, part.schedule, name, None, None, now))
+            kinds.append(_kind(section, part.schedule, name, None, None, now, proven=None))
         except SealboxError as exc:
             health[name] = str(exc)
             kinds.append(_kind(section, part.schedule, name, None, None, now, error=str(exc)))
