@@ -294,3 +294,69 @@ def test_with_pinned_drill_signers_only_their_receipts_count(system, sealbox):
     system.config.write_text(text + '\n[drills]\nsigners = ["ssh-ed25519 nope"]\n')
     bad = sealbox("status", "--config", system.config)
     assert bad.code == 3 and "drills.signers" in bad.err
+
+
+def test_a_recovery_host_daemon_runs_drills_and_the_appliance_sees_them(system, sealbox, tmp_path):
+    import httpx
+
+    from tests.daemons import DaemonProcess, appliance_toml
+    from tests.servers import free_port
+
+    summary = _backup(sealbox, system)
+    identity = tmp_path / "recovery" / "drill.key"
+    identity.parent.mkdir()
+    combined = sealbox("keys", "combine", *system.share_args(1, 3, 5), "--out", identity)
+    assert combined.code == 0, combined.err
+    # The recovery host: its own state, the appliance's destination, nothing to back up.
+    port = free_port()
+    token = tmp_path / "recovery" / "token"
+    token.write_text("recovery-t0ken\n")
+    config = tmp_path / "recovery" / "sealbox.toml"
+    config.write_text(
+        appliance_toml(tmp_path / "recovery", tmp_path / "recovery" / "var")
+        + f"""
+[destinations.offsite]
+url = "file://{system.remote}"
+allow_on_appliance = true
+[drills]
+destination = "offsite"
+schedule = "0 3 * * 0"
+kinds = ["system"]
+identity_file = "{identity}"
+[daemon]
+listen = "127.0.0.1:{port}"
+token_file = "{token}"
+"""
+    )
+    daemon = DaemonProcess(config, port)
+    try:
+        auth = {"Authorization": "Bearer recovery-t0ken"}
+        started = httpx.post(f"{daemon.base}/api/run/drill-system", headers=auth, timeout=10)
+        assert started.status_code == 202, started.text
+        run = daemon.wait_for(
+            lambda: next(
+                (r for r in daemon.history(kind="drill-system") if r["result"] != "running"),
+                None,
+            ),
+            120,
+            "the drill",
+        )
+        assert run["result"] == "success", run
+        assert run["snapshot"] == summary["snapshot"]
+    finally:
+        daemon.stop()
+    proven = _proven(sealbox, system)
+    assert proven["result"] == "passed" and proven["snapshot"] == summary["snapshot"]
+
+    # The appliance's /metrics: last proven restorable, from the same status document.
+    from sealbox.config.load import load_config
+    from sealbox.daemon.api import collect_metrics
+    from sealbox.state.history import History
+    from sealbox.usecases.status import collect
+
+    appliance_config = load_config(system.config)
+    History(appliance_config.appliance.state_dir).close()  # as the appliance's daemon made it
+    text = collect_metrics(appliance_config, {"jobs": {}, "started": 0}, collect(appliance_config))
+    assert 'sealbox_drill_success{kind="system"} 1' in text
+    assert 'sealbox_last_proven_timestamp_seconds{kind="system"}' in text
+    assert 'kind="recordings"' not in text.split("sealbox_drill_timestamp_seconds")[-1]

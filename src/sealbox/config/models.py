@@ -775,6 +775,12 @@ class DrillsConfig(_Model):
         description="Cron expression: the recovery host's daemon runs `sealbox drill` then.",
         examples=[None],
     )
+    destination: str | None = Field(
+        default=None,
+        description="The destination drills read (default: [system]'s and [recordings]'s; a"
+        " recovery host has neither).",
+        examples=[None],
+    )
     kinds: list[DrillKind] = Field(
         default_factory=lambda: list(DRILL_KINDS),
         description="What the scheduled drills prove.",
@@ -874,4 +880,12 @@ class Config(_Model):
                     )
             if copy.from_ == copy.to:
                 problems.append((f"copies[{n}].to", "a copy goes to another destination"))
+        drills = self.drills
+        if drills is not None and drills.destination not in (None, *self.destinations):
+            known = ", ".join(sorted(self.destinations)) or "none defined"
+            problems.append(
+                ("drills.destination", f"no [destinations.{drills.destination}] (known: {known})")
+            )
+        if drills is not None and drills.schedule and drills.identity_file is None:
+            problems.append(("drills.identity_file", "a drill schedule needs the key drills use"))
         return problems

@@ -51,7 +51,7 @@ from sealbox.destinations.repos import (
     open_product_repo,
     open_product_repo_to_read,
 )
-from sealbox.errors import NotFoundError, OutputError, SealboxError
+from sealbox.errors import ConfigError, NotFoundError, OutputError, SealboxError
 from sealbox.keys.material import Unlocked
 from sealbox.keys.store import Keystore
 from sealbox.recordings.restore import restore as restore_recordings
@@ -104,6 +104,17 @@ def _check(name: str, problems: list[str], detail: str, **figures: int) -> Drill
     if problems:
         return DrillCheck(name, "failed", _named(problems), figures)
     return DrillCheck(name, "passed", detail, figures)
+
+
+def _destination(config: Config, kind: str, override: str | None) -> str:
+    """``--destination``, else ``[drills] destination`` (a recovery host backs nothing up, so it
+    has no [system] or [recordings] section to name one), else the kind's own."""
+    chosen = override or (config.drills.destination if config.drills else None)
+    if chosen is None:
+        return destination_of(config, kind, None)
+    if chosen not in config.destinations:
+        raise ConfigError(f"no destination named {chosen!r} in the config")
+    return chosen
 
 
 def _newest(repo: Repository, kind: str, warnings: list[str]) -> Snapshot:
@@ -172,7 +183,7 @@ def run_system(
     on_bytes: Callable[[int], None] | None = None,
 ) -> DrillOutcome:
     servers = {s.type: s for s in (parse_scratch(url) for url in scratch or [])}
-    dest = destination_of(config, "system", destination)
+    dest = _destination(config, "system", destination)
     started = time.monotonic()
     repo = open_product_repo_to_read(config, dest, unlocked.identities, trust)
     warnings: list[str] = []
@@ -384,7 +395,7 @@ def run_recordings(
 ) -> DrillOutcome:
     """Restore ``sample`` recordings of the signed manifest (the newest, and the rest drawn at
     random over all of them) and compare each with its recorded digest."""
-    dest = destination_of(config, "recordings", destination)
+    dest = _destination(config, "recordings", destination)
     started = time.monotonic()
     repo = open_product_repo_to_read(config, dest, unlocked.identities, trust)
     warnings: list[str] = []
