@@ -37,6 +37,7 @@ from sealbox.errors import (
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
 from sealbox.state.files import read_json, write_json
+from sealbox.usecases.holds import sync_legal_holds
 from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
 
 __all__ = ["CopyLag", "CopyResult", "RateLimit", "existing_names", "lags", "run"]
@@ -78,6 +79,7 @@ class CopyResult:
     present: int = 0  # already at the target
     skipped: list[str] = field(default_factory=list)  # refused, with the reason
     seconds: float = 0.0
+    legal_hold_objects: int = 0  # S3 legal holds set at an Object Lock target (held snapshots)
 
 
 class RateLimit:
@@ -263,6 +265,12 @@ def _copy_repository(
         target.put("config", config_bytes, exclusive=True)  # last: a repository exists once it does
         result.objects += 1
         result.bytes += len(config_bytes)
+    if getattr(target, "legal_holds", False) and any(
+        n.startswith("holds/") for n in _sizes(target, "holds/")
+    ):
+        # The holds came along; at an Object Lock target they hold the objects there too.
+        held, _ = open_product_repo(config, copy.to, [], create=False)
+        result.legal_hold_objects = sync_legal_holds(held)
 
 
 def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: RateLimit) -> None:
