@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from sealbox.backends.base import Backend, read_bounded
-from sealbox.breakglass import opener_html, package
+from sealbox.breakglass import changes, opener_html, package
 from sealbox.breakglass.opener import MAX_BACKUP, MAX_MANIFEST, MAX_SIGNATURE
 from sealbox.config.models import Config, CopyConfig
 from sealbox.destinations.repos import destination_backend, open_product_repo
@@ -280,19 +280,27 @@ def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: R
     have = set(_names(target, f"secrets-{config.appliance.name}-"))
     _refuse_empty_source(len(names), have, "secrets backups")
     trust = Keystore(config.appliance.state_dir).trust().require()
+    at_source = set(_names(source, f"secrets-{config.appliance.name}-"))
     for name in reversed(names):  # oldest first: an interrupted copy has a prefix of history
-        if name in have and all(name + s in have for s in SIDE_SUFFIXES):
+        sides = [s for s in SIDE_SUFFIXES if name + s in at_source]
+        if name in have and all(name + s in have for s in sides):
             result.present += 1
             continue
+        change_list = None
         try:
             ciphertext = read_bounded(source, name, MAX_BACKUP, name)
             signature = read_bounded(source, name + ".sig", MAX_SIGNATURE, name + ".sig")
             manifest = read_bounded(source, name + ".manifest.json", MAX_MANIFEST, name)
             package.verify(ciphertext, signature.decode(), manifest, trust)
+            if name + changes.SUFFIX in at_source:
+                change_list = read_bounded(source, name + changes.SUFFIX, changes.MAX_CHANGES)
+                changes.parse(change_list, trust, name + changes.SUFFIX)
         except (SealboxError, UnicodeDecodeError) as exc:
             result.skipped.append(f"{name}: {exc}: not copied")
             continue
         # The side files first: a backup exists at the target once its .age does.
+        if change_list is not None:
+            _put(target, name + changes.SUFFIX, change_list, result, limit)
         _put(target, name + ".manifest.json", manifest, result, limit)
         _put(target, name + ".sig", signature, result, limit)
         _put(target, name, ciphertext, result, limit)
