@@ -210,6 +210,11 @@ class SqlSource(_Model):
         description="Query returning one row per item.",
         examples=["SELECT id, type, name, host, username, secret FROM items"],
     )
+    watch_query: str | None = Field(
+        default=None,
+        description="A query returning one value that changes when any secret does (e.g. SELECT MAX(updated_at) FROM items, or a change counter): polled every [secrets] watch_seconds.",
+        examples=["SELECT MAX(updated_at) FROM items"],
+    )
     columns: SqlColumns = Field(
         default_factory=SqlColumns,
         description="Column mapping (defaults: id, type, name, host, username, secret).",
@@ -245,6 +250,11 @@ class KdbxSource(_Model):
     )
     keyfile: Path | None = Field(default=None, description="Its key file, if any.", examples=[None])
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=["kp:"])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
 
 class JsonSource(_Model):
@@ -257,6 +267,11 @@ class JsonSource(_Model):
         examples=["/var/lib/pam/export.json"],
     )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
 
 class CommandSource(_Model):
@@ -281,6 +296,11 @@ class CommandSource(_Model):
         default=300.0, gt=0, description="Seconds before the program is killed.", examples=[300]
     )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
     @field_validator("env")
     @classmethod
@@ -338,9 +358,33 @@ class SecretsConfig(_AgeLimits):
         examples=["30d"],
     )
     sources: list[SecretSource] = Field(min_length=1, description="Where the secrets come from.")
+    watch_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Poll each source's change marker this often (watch_query, watch_file, a JSON or KDBX file's own change) and back up soon after a change; the schedule stays a floor.",
+        examples=[30],
+    )
+    max_lag: str = Field(
+        default="5m",
+        description="With watch_seconds: a change is backed up within this long.",
+        examples=["5m"],
+    )
+    min_interval: str = Field(
+        default="1m",
+        description="With watch_seconds: never two change-triggered backups closer than this.",
+        examples=["1m"],
+    )
 
     _cron = field_validator("schedule")(_check_cron)
     _dur = field_validator("keep_within")(_check_duration)
+    _lags = field_validator("max_lag", "min_interval")(_check_duration)
+
+    @model_validator(mode="after")
+    def _lag_order(self) -> SecretsConfig:
+        if parse_duration(self.min_interval) > parse_duration(self.max_lag):
+            raise ValueError("min_interval cannot be longer than max_lag")
+        return self
 
     @model_validator(mode="after")
     def _names_unique(self) -> SecretsConfig:

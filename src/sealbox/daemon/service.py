@@ -30,6 +30,7 @@ from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, copies_after, jobs_of, outcome_of
 from sealbox.daemon.schedule_plan import first_due, next_due
+from sealbox.daemon.watch import Watcher
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
 from sealbox.state.history import History
@@ -243,6 +244,25 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    def _watcher(self) -> Watcher:
+        """Fresh secrets ([secrets] watch_seconds): a change asks for an earlier secrets run."""
+
+        def due(when: float) -> None:
+            # Earlier than the schedule's slot; or moved (later, too) while changes go on: the
+            # watch debounces its own request, within max_lag.
+            current = self.due.get("secrets")
+            if "secrets" in self.jobs and (
+                current is None or current[1] == "change" or when < current[0].timestamp()
+            ):
+                self.due["secrets"] = (datetime.fromtimestamp(when, UTC), "change")
+                self._wake.set()
+
+        def started(result: str | None) -> float | None:
+            row = self.history.last("secrets", result)
+            return float(row["started"]) if row else None
+
+        return Watcher(lambda: self.config, due, lambda: started(None), lambda: started("success"))
+
     async def _stop_jobs(self) -> None:
         timeout = self.config.daemon.stop_timeout_seconds
         for entry in list(self.running.values()):
@@ -349,9 +369,11 @@ class Daemon:
         if on_ready is not None:
             on_ready()
         scheduler = loop.create_task(self._scheduler())
+        watcher = loop.create_task(self._watcher().run(self._stop))
         await self._stop.wait()
         log.warning("stopping: %d job(s) running", len(self.running))
         scheduler.cancel()
+        watcher.cancel()
         await self._stop_jobs()
         server.should_exit = True
         await web

@@ -17,6 +17,7 @@ from sealbox.destinations.sizing import measure
 from sealbox.errors import NotFoundError, SealboxError
 from sealbox.keys.store import Keystore
 from sealbox.schedule import interval, next_run
+from sealbox.sources.watch import WATCH_STATE
 from sealbox.state.files import read_json
 from sealbox.state.history import History
 from sealbox.usecases.copy import CopyLag
@@ -46,6 +47,7 @@ class KindStatus(TypedDict):
     manifest_head: NotRequired[str]
     copies: NotRequired[list[CopyLag]]  # [[copies]] of this kind: how far each is behind
     proven: NotRequired[dict[str, Any] | None]  # the newest drill receipt (system, recordings)
+    fresh: NotRequired[dict[str, Any] | None]  # secrets with watch_seconds: the daemon's watch
 
 
 class DestinationHealth(TypedDict):
@@ -142,6 +144,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
                     size,
                     now,
                     retained=len(newest),
+                    fresh=_fresh(config),
                     copies=copy_lags(config, "secrets", _sizes(backend, newest), name)
                     if config.copies
                     else [],
@@ -255,6 +258,14 @@ def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
         return found
     finally:
         history.close()
+
+
+def _fresh(config: Config) -> dict[str, Any] | None:
+    """The daemon's watch of the secrets sources (watch.json), when the config asks for one."""
+    if config.secrets is None or not config.secrets.watch_seconds:
+        return None
+    doc = read_json(config.appliance.state_dir / WATCH_STATE)
+    return doc or {"watching": False}
 
 
 def _daemon(state_dir: Any) -> dict[str, Any] | None:
