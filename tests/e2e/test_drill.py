@@ -360,3 +360,34 @@ token_file = "{token}"
     assert 'sealbox_drill_success{kind="system"} 1' in text
     assert 'sealbox_last_proven_timestamp_seconds{kind="system"}' in text
     assert 'kind="recordings"' not in text.split("sealbox_drill_timestamp_seconds")[-1]
+
+
+def test_a_restored_file_that_does_not_read_back_fails_the_files_check(
+    system, sealbox, monkeypatch
+):
+    """A scratch disk that loses or changes what was written (injected after the real restore
+    wrote it): the read-back against the snapshot's digests names both files."""
+    from sealbox.usecases import drill
+
+    real = drill.run_restore
+    hurt: list[str] = []
+
+    def faulty_disk(repo, index, reader, plan, target, **kw):
+        result = real(repo, index, reader, plan, target, **kw)
+        files = sorted(p for p in target.rglob("*.yaml") if p.is_file())
+        changed, lost = files[0], files[1]
+        data = bytearray(changed.read_bytes())
+        data[0] ^= 1
+        changed.write_bytes(bytes(data))
+        lost.unlink()
+        hurt.extend(f"/{p.relative_to(target)}" for p in (changed, lost))
+        return result
+
+    monkeypatch.setattr(drill, "run_restore", faulty_disk)
+    _backup(sealbox, system)
+    result = _drill(sealbox, system)
+    assert result.code == 5
+    files = next(c for c in json.loads(result.out)["checks"] if c["name"] == "files")
+    assert files["result"] == "failed"
+    assert f"{hurt[0]}: differs from the snapshot" in files["detail"]
+    assert f"{hurt[1]}: missing after the restore" in files["detail"]
