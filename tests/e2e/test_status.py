@@ -40,3 +40,39 @@ def test_sizing_warns_when_the_destination_is_too_small(appliance, sealbox, tmp_
         report = json.loads(sealbox("status", "--config", appliance.config, "--json").out)
         assert report["sizing"][0]["ok"] is False
         assert any("sizing rule" in w for w in report["warnings"])
+
+
+def test_an_unreachable_destination_is_unknown_never_never_run(appliance, sealbox):
+    """Tried as a new user would: with the destination unreachable, `status` said `never run`
+    with `last_success: null` while the last run here had succeeded minutes ago."""
+    from sealbox.state.history import History
+    from tests.receivers import closed_port
+
+    demo_appliance.create_system(appliance.root)
+    state = load_config(appliance.config).appliance.state_dir
+    history = History(state)
+    for kind in ("secrets", "system"):  # as the daemon records its runs
+        run = history.start(kind, "schedule")
+        assert sealbox("backup", kind, "--config", appliance.config).code == 0
+        history.finish(run, "success")
+    history.close()
+    assert sealbox("probe", "--config", appliance.config).code == 0
+    text = appliance.config.read_text()
+    gone = f'url = "agent+https://127.0.0.1:{closed_port()}/ns"'
+    appliance.config.write_text(text.replace(f'url = "file://{appliance.root / "remote"}"', gone))
+    assert sealbox("probe", "--config", appliance.config).code == 7
+    report = json.loads(sealbox("status", "--config", appliance.config, "--json").out)
+    kinds = {k["kind"]: k for k in report["kinds"]}
+    for kind in ("secrets", "system"):
+        entry = kinds[kind]
+        assert entry["state"] == "unknown" and "error" in entry
+        assert entry["last_success"] is not None and entry["last_success_from"] == "history"
+        assert entry["unreachable_since"] is not None
+    assert kinds["recordings"]["state"] == "unknown"
+    assert kinds["recordings"]["last_success"] is None  # never ran here, and unknown there
+    assert any(
+        w.startswith("system: unknown: destination 'remote' unreachable since")
+        and "last run here succeeded at 20" in w
+        for w in report["warnings"]
+    )
+    assert not any("never run" in w for w in report["warnings"])

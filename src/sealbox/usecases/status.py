@@ -38,7 +38,9 @@ class KindStatus(TypedDict):
     last_success: str | None  # ISO 8601 UTC
     next_run: str | None
     size: int | None
-    state: str  # "ok", "overdue", "never run"
+    state: str  # "ok", "overdue", "never run", or "unknown" (the destination cannot be read)
+    last_success_from: NotRequired[str]  # "destination", or "history" (this machine's runs)
+    unreachable_since: NotRequired[str | None]  # when "unknown": since the probes failed
     last_run: NotRequired[dict[str, Any] | None]  # the daemon's history row (JSON)
     error: NotRequired[str]  # the destination could not be read
     retained: NotRequired[int]  # secrets backups kept at the destination
@@ -194,9 +196,20 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             health[name] = str(exc)
             kinds.append(_kind(section, part.schedule, name, None, None, now, error=str(exc)))
     runs = _last_runs(state)
+    successes = _last_successes(state)
+    probes = last_probes(state)
     for item in kinds:
         last_run = runs.get(item["kind"])
         item["last_run"] = last_run
+        if "error" in item:  # the destination did not answer: say so, never "never run"
+            _unknown(item, successes.get(item["kind"]), probes.get(item["destination"]), now)
+            warnings.append(
+                f"{item['kind']}: unknown: destination {item['destination']!r} unreachable"
+                f" since {item['unreachable_since'] or 'now'}; last run here succeeded at"
+                f" {item['last_success'] or 'never'}"
+            )
+        else:
+            item["last_success_from"] = "destination"
         if last_run and last_run["result"] == "failed":
             warnings.append(f"{item['kind']}: the last run failed: {last_run['error']}")
     for item in kinds:
@@ -258,6 +271,35 @@ def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
         return found
     finally:
         history.close()
+
+
+def _last_successes(state_dir: Any) -> dict[str, float]:
+    """When each job last succeeded here (the end of its newest successful run)."""
+    history = History.maybe(state_dir)
+    if history is None:
+        return {}
+    try:
+        found: dict[str, float] = {}
+        for row in history.runs(result="success", limit=500):
+            found.setdefault(row["kind"], float(row["ended"]))
+        return found
+    finally:
+        history.close()
+
+
+def _unknown(
+    item: KindStatus, succeeded: float | None, probe: dict[str, Any] | None, now: datetime
+) -> None:
+    """A kind whose destination cannot be read: what this machine knows instead."""
+    item["state"] = "unknown"
+    item["last_success"] = _iso(datetime.fromtimestamp(succeeded, UTC)) if succeeded else None
+    item["last_success_from"] = "history"
+    since = None
+    for when, ok, *_ in reversed((probe or {}).get("history") or []):
+        if ok:
+            break
+        since = when  # the first failure after the last success
+    item["unreachable_since"] = since or _iso(now)
 
 
 def _fresh(config: Config) -> dict[str, Any] | None:
