@@ -196,7 +196,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             health[name] = str(exc)
             kinds.append(_kind(section, part.schedule, name, None, None, now, error=str(exc)))
     runs = _last_runs(state)
-    successes = _last_successes(state)
+    successes = _last_successes(config)
     probes = last_probes(state)
     for item in kinds:
         last_run = runs.get(item["kind"])
@@ -273,18 +273,23 @@ def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
         history.close()
 
 
-def _last_successes(state_dir: Any) -> dict[str, float]:
-    """When each job last succeeded here (the end of its newest successful run)."""
-    history = History.maybe(state_dir)
-    if history is None:
-        return {}
-    try:
-        found: dict[str, float] = {}
-        for row in history.runs(result="success", limit=500):
-            found.setdefault(row["kind"], float(row["ended"]))
-        return found
-    finally:
-        history.close()
+def _last_successes(config: Config) -> dict[str, float]:
+    """When each kind last succeeded on this machine: the daemon's history, or the alerts'
+    record of every run (a backup typed by hand counts too), whichever is newer."""
+    found: dict[str, float] = {}
+    history = History.maybe(config.appliance.state_dir)
+    if history is not None:
+        try:
+            for row in history.runs(result="success", limit=500):
+                found.setdefault(row["kind"], float(row["ended"]))
+        finally:
+            history.close()
+    for kind, entry in Notifier(config).read_state("runs.json").items():
+        when = entry.get("last_success") if isinstance(entry, dict) else None
+        if isinstance(when, str):
+            stamp = datetime.strptime(when, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+            found[kind] = max(found.get(kind, 0.0), stamp)
+    return found
 
 
 def _unknown(
