@@ -247,3 +247,99 @@ def parse_leef(payload: str) -> dict[str, Any]:
 def cef_labelled(ext: dict[str, str]) -> dict[str, str]:
     """CEF custom fields by their labels: {"last_success": ...} from cs2Label/cs2."""
     return {ext[k]: ext[k[: -len("Label")]] for k in ext if k.endswith("Label")}
+
+
+class SIEMReceiver:
+    """A collector that speaks a SIEM's documented HTTP ingestion API and checks each request
+    strictly: ``splunk`` (HTTP Event Collector: ``POST /services/collector/event``,
+    ``Authorization: Splunk TOKEN``, a JSON envelope with ``time``, ``host``, ``sourcetype`` and
+    an ``event`` object; answers ``{"text": "Success", "code": 0}``) or ``elasticsearch`` (bulk:
+    ``POST /_bulk``, ``Content-Type: application/x-ndjson``, ``Authorization: ApiKey KEY``,
+    action and document lines each ending in a newline; answers ``errors: false``). What breaks
+    the format is recorded in ``errors`` and answered 400."""
+
+    def __init__(self, kind: str, token: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.kind, self.token = kind, token
+        self.documents: list[dict[str, Any]] = []  # the events as the SIEM would index them
+        self.envelopes: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self, status: int, doc: dict[str, Any]) -> None:
+                import orjson
+
+                body = orjson.dumps(doc)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                try:
+                    receiver.check(self.path, dict(self.headers), body)
+                except PermissionError as exc:
+                    self.answer(401, {"text": str(exc), "code": 4})
+                    return
+                except (AssertionError, ValueError) as exc:
+                    receiver.errors.append(str(exc))
+                    self.answer(400, {"text": str(exc), "code": 6})
+                    return
+                if receiver.kind == "splunk":
+                    self.answer(200, {"text": "Success", "code": 0})
+                else:
+                    self.answer(
+                        200, {"took": 1, "errors": False, "items": [{"create": {"status": 201}}]}
+                    )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def check(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        import orjson
+
+        auth = headers.get("Authorization", "")
+        if self.kind == "splunk":
+            assert path == "/services/collector/event", f"HEC path {path}"
+            if auth != f"Splunk {self.token}":
+                raise PermissionError("Invalid token")
+            envelope = orjson.loads(body)
+            assert isinstance(envelope, dict) and isinstance(envelope.get("event"), dict)
+            assert isinstance(envelope.get("time"), int | float), "HEC time is epoch seconds"
+            assert envelope.get("host") and envelope.get("sourcetype"), "HEC host, sourcetype"
+            self.envelopes.append(envelope)
+            self.documents.append(envelope["event"])
+            return
+        assert path == "/_bulk", f"bulk path {path}"
+        assert headers.get("Content-Type") == "application/x-ndjson", "bulk content type"
+        if auth != f"ApiKey {self.token}":
+            raise PermissionError("missing authentication credentials")
+        assert body.endswith(b"\n"), "bulk bodies end with a newline"
+        lines = body.split(b"\n")[:-1]
+        assert len(lines) % 2 == 0, "bulk: action and source lines in pairs"
+        for action_line, source_line in zip(lines[::2], lines[1::2], strict=True):
+            action = orjson.loads(action_line)
+            assert list(action) == ["create"] and action["create"].get("_index"), "bulk action"
+            self.envelopes.append(action)
+            self.documents.append(orjson.loads(source_line))
+
+    def start(self) -> SIEMReceiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, count: int, seconds: float = 10) -> list[dict[str, Any]]:
+        return _until(self.documents, count, seconds)

@@ -453,3 +453,76 @@ def test_a_copy_that_has_not_completed_alerts_once_then_recovers(tmp_path, syslo
     assert check_copies(config, now + timedelta(hours=5)) == []
     lines = syslog_tcp.wait(2)
     assert len(lines) == 2 and parse_rfc5424(lines[1])["msgid"] == "copy.caught_up"
+
+
+# -- SIEM-native events: ECS and OCSF JSON, over syslog and the SIEMs' HTTP APIs ----------------
+def test_syslog_carries_ecs_json_and_a_sequence_id_a_siem_can_check_for_gaps(tmp_path, syslog_tcp):
+    path = _config(
+        tmp_path,
+        f'syslog = {{ host = "127.0.0.1", port = {syslog_tcp.port}, transport = "tcp",'
+        ' format = "ecs" }',
+    )
+    config = load_config(path)
+    Notifier(config).send(_event())
+    Notifier(config).send(_event("destination.recovered"))  # another process's notifier
+    first, second = (parse_rfc5424(m) for m in syslog_tcp.wait(2))
+    assert first["sd"] == '[meta sequenceId="1"]' and second["sd"] == '[meta sequenceId="2"]'
+    doc = json.loads(first["msg"])
+    assert doc["event"]["kind"] == "alert" and doc["event"]["outcome"] == "failure"
+    assert doc["event"]["code"] == "100" and doc["event"]["category"] == ["host"]
+    assert doc["event"]["type"] == ["error"] and doc["event"]["sequence"] == 1
+    assert doc["host"]["name"] and doc["observer"]["name"] == "pam-01"
+    assert doc["sealbox"]["reason"] == "refused" and doc["ecs"]["version"]
+    assert json.loads(second["msg"])["event"]["outcome"] == "success"
+
+
+@pytest.mark.parametrize("kind,form", [("splunk", "ecs"), ("elasticsearch", "ocsf")])
+def test_the_siem_http_apis_receive_documented_requests(tmp_path, sealbox, kind, form):
+    from tests.receivers import SIEMReceiver
+
+    token = "t0k3n-for-tests"
+    (tmp_path / "siem.token").write_text(token + "\n")
+    receiver = SIEMReceiver(kind, token).start()
+    try:
+        path = _config(
+            tmp_path,
+            f'http = {{ url = "{receiver.url}", kind = "{kind}", format = "{form}",'
+            f' token_file = "{tmp_path / "siem.token"}" }}',
+        )
+        done = sealbox("notify", "test", "--config", path)
+        assert done.code == 0, done.err
+        Notifier(load_config(path)).send(_event("backup.system.failed", last_success="never"))
+        test_doc, failed = receiver.wait(2)
+        assert receiver.errors == []
+        if form == "ecs":
+            assert test_doc["event"]["code"] == "900" and failed["event"]["code"] == "211"
+            assert receiver.envelopes[0]["sourcetype"] == "sealbox:ecs"
+            assert failed["event"]["category"] == ["file"]
+        else:
+            assert failed["class_uid"] == 6005 and failed["activity_id"] == 5  # Write
+            assert failed["type_uid"] == 600505 and failed["status_id"] == 2
+            assert failed["severity_id"] == 4 and failed["metadata"]["event_code"] == "211"
+            assert test_doc["class_uid"] == 6002 and test_doc["metadata"]["sequence"] == 1
+            assert receiver.envelopes[0] == {"create": {"_index": "sealbox-events"}}
+        assert token not in json.dumps(receiver.documents)
+    finally:
+        receiver.stop()
+
+
+def test_a_refused_token_is_an_undelivered_alert_named_without_the_token(tmp_path, sealbox):
+    from tests.receivers import SIEMReceiver
+
+    (tmp_path / "siem.token").write_text("wrong-token\n")
+    receiver = SIEMReceiver("splunk", "right-token").start()
+    try:
+        path = _config(
+            tmp_path,
+            f'http = {{ url = "{receiver.url}", kind = "splunk",'
+            f' token_file = "{tmp_path / "siem.token"}" }}',
+        )
+        done = sealbox("notify", "test", "--config", path)
+        assert done.code == 11 and "HTTP 401" in done.err + done.out
+        assert "wrong-token" not in done.err + done.out
+        assert receiver.documents == []
+    finally:
+        receiver.stop()

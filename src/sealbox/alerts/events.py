@@ -14,11 +14,17 @@ from typing import Any
 
 __all__ = [
     "CATALOGUE",
+    "ECS_VERSION",
+    "OCSF_CLASS_NAMES",
+    "OCSF_SEVERITY",
+    "OCSF_VERSION",
     "SEVERITIES",
     "Event",
     "EventType",
+    "ecs_category",
     "event_markdown",
     "make_event",
+    "ocsf_class",
     "severity_rank",
 ]
 
@@ -240,6 +246,7 @@ class Event:
     host: str
     fields: dict[str, Any] = field(default_factory=dict)
     severity: str = ""
+    sequence: int | None = None  # this appliance's event counter (RFC 5424 meta sequenceId)
 
     def __post_init__(self) -> None:
         self.severity = self.severity or self.type.severity
@@ -267,6 +274,7 @@ class Event:
             "host": self.host,
             "severity": self.severity,
             "fields": self.fields,
+            "sequence": self.sequence,
         }
 
     @classmethod
@@ -278,6 +286,7 @@ class Event:
             host=data["host"],
             fields=dict(data.get("fields", {})),
             severity=data.get("severity", ""),
+            sequence=data.get("sequence"),
         )
 
 
@@ -286,6 +295,67 @@ def make_event(name: str, appliance: str, severity: str = "", **fields: Any) -> 
         raise KeyError(f"unknown event {name!r}")
     clean = {k: v for k, v in fields.items() if v is not None}
     return Event(name, datetime.now(UTC), appliance, socket.gethostname(), clean, severity)
+
+
+ECS_VERSION = "8.11.0"
+OCSF_VERSION = "1.3.0"
+
+# Per event family (the name's first part): ECS event.category, and event.type on success.
+_ECS_FAMILY: dict[str, tuple[str, str]] = {
+    "destination": ("host", "connection"),
+    "backup": ("file", "creation"),
+    "copy": ("file", "creation"),
+    "restore": ("file", "access"),
+    "drill": ("file", "access"),
+    "key": ("configuration", "info"),
+    "check": ("intrusion_detection", "info"),
+    "recordings": ("intrusion_detection", "info"),
+    "breakglass": ("iam", "access"),
+    "notify": ("configuration", "info"),
+}
+
+# OCSF: class_uid and activity_id (Application category 6). Datastore Activity (6005) for what
+# reads or writes the backups, Application Error (6008, General Error) for conditions that need
+# someone, Application Lifecycle (6002, Other) for the rest.
+DATASTORE, LIFECYCLE, APP_ERROR = 6005, 6002, 6008
+_OCSF_EVENT: dict[str, tuple[int, int]] = {
+    "destination.unreachable": (APP_ERROR, 1),
+    "destination.recovered": (LIFECYCLE, 99),
+    "destination.below_sizing_target": (APP_ERROR, 1),
+    "key.not_set": (APP_ERROR, 1),
+    "check.integrity_failed": (DATASTORE, 1),  # Read
+    "recordings.tampering_detected": (DATASTORE, 1),
+    "restore.started": (DATASTORE, 1),
+    "restore.succeeded": (DATASTORE, 1),
+    "restore.failed": (DATASTORE, 1),
+    "breakglass.used": (DATASTORE, 10),  # Decrypt
+    "copy.behind": (APP_ERROR, 1),
+    "copy.caught_up": (LIFECYCLE, 99),
+    "drill.passed": (DATASTORE, 1),
+    "drill.failed": (DATASTORE, 1),
+    "drill.not_proven": (APP_ERROR, 1),
+    "notify.test": (LIFECYCLE, 99),
+}
+OCSF_CLASS_NAMES = {
+    DATASTORE: "Datastore Activity",
+    LIFECYCLE: "Application Lifecycle",
+    APP_ERROR: "Application Error",
+}
+# RFC 5424 severity -> OCSF severity_id (1 Informational ... 5 Critical).
+OCSF_SEVERITY = {"info": 1, "notice": 1, "warning": 3, "error": 4, "critical": 5}
+
+
+def ocsf_class(name: str, severity: str) -> tuple[int, int]:
+    """(class_uid, activity_id) of an event (docs/reference/events.md lists them)."""
+    if name in _OCSF_EVENT:
+        return _OCSF_EVENT[name]
+    if name.startswith("backup."):
+        return (APP_ERROR, 1) if name.endswith(".overdue") else (DATASTORE, 5)  # Write
+    return (APP_ERROR, 1) if severity_rank(severity) <= 4 else (LIFECYCLE, 99)
+
+
+def ecs_category(name: str) -> tuple[str, str]:
+    return _ECS_FAMILY.get(name.split(".", 1)[0], ("host", "info"))
 
 
 def event_markdown() -> str:
@@ -309,6 +379,33 @@ def event_markdown() -> str:
         fields = ", ".join(f"`{f}`" for f in t.fields) or "-"
         lines.append(
             f"| {t.id} | `{t.name}` | {t.severity} ({rfc}; CEF {cef}) | {fields} | {t.check} |"
+        )
+    lines += [
+        "",
+        "## ECS and OCSF",
+        "",
+        'With `format = "ecs"` or `"ocsf"` (syslog, or an `[alerts] http` channel: Splunk HEC,',
+        f"Elasticsearch bulk) each event is one JSON document. ECS {ECS_VERSION}: `event.kind`",
+        "(`alert` on failure, else `event`), `event.category`, `event.type` (`error` on failure),",
+        "`event.outcome`, `event.code` (the id), `event.action` (the name), `event.severity` (RFC 5424),",
+        "`event.sequence`, `host.name`, `observer.name` (the appliance), `service.*`, the fields under",
+        f"`sealbox.*`. OCSF {OCSF_VERSION} (category 6, Application Activity): `class_uid`,",
+        "`activity_id`, `type_uid` = class_uid x 100 + activity_id, `severity_id` (info and notice 1,",
+        "warning 3, error 4, critical 5), `status_id` (1 success, 2 failure), `metadata.sequence`,",
+        "`metadata.event_code`, `device.hostname`, the fields under `unmapped`. Syslog messages carry",
+        '`[meta sequenceId="N"]` (RFC 5424 section 7.3.1): N counts the appliance\'s events, so a gap',
+        "is an event a SIEM never received.",
+        "",
+        "| id | name | ECS event.category / event.type | OCSF class (activity) |",
+        "|---:|---|---|---|",
+    ]
+    for t in sorted(CATALOGUE.values(), key=lambda t: t.id):
+        category, kind = ecs_category(t.name)
+        failure = SEVERITIES[t.severity][0] <= 4
+        class_uid, activity = ocsf_class(t.name, t.severity)
+        lines.append(
+            f"| {t.id} | `{t.name}` | {category} / {'error' if failure else kind} |"
+            f" {OCSF_CLASS_NAMES[class_uid]} {class_uid} ({activity}) |"
         )
     lines += [
         "",

@@ -1,5 +1,5 @@
-"""Wire formats for alerts: RFC 5424 syslog lines with CEF, LEEF 2.0 or plain payloads, the
-RFC 6587/5425 octet-counting frame, and the email text. Pure functions, no I/O.
+"""Wire formats for alerts: RFC 5424 syslog lines with CEF, LEEF 2.0, ECS or OCSF JSON or plain
+payloads, the RFC 6587/5425 octet-counting frame, and the email text. Pure functions, no I/O.
 
 CEF (ArcSight Common Event Format, revision 25): ``CEF:0|Vendor|Product|Version|SignatureID|
 Name|Severity|Extension``; header fields escape ``\\`` and ``|``, extension values escape ``\\``,
@@ -13,17 +13,31 @@ import html
 import re
 from typing import Any
 
+import orjson
+
 from sealbox import __version__
-from sealbox.alerts.events import SEVERITIES, Event
+from sealbox.alerts.events import (
+    ECS_VERSION,
+    OCSF_CLASS_NAMES,
+    OCSF_SEVERITY,
+    OCSF_VERSION,
+    SEVERITIES,
+    Event,
+    ecs_category,
+    ocsf_class,
+)
 
 __all__ = [
     "FACILITIES",
     "cef",
+    "ecs",
     "email_html",
     "email_subject",
     "email_text",
     "frame",
+    "json_payload",
     "leef",
+    "ocsf",
     "plain",
     "rfc5424",
 ]
@@ -122,14 +136,89 @@ def _token(value: str, limit: int) -> str:
 
 
 def rfc5424(event: Event, payload: str, facility: str = "auth", procid: int | None = None) -> str:
-    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`` (no structured data, no BOM:
-    CEF and LEEF collectors expect the payload to start right after the header)."""
+    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG``: SD is ``[meta
+    sequenceId="N"]`` (RFC 5424 7.3.1: the appliance's event counter, so a SIEM sees gaps), or
+    ``-``; no BOM: CEF and LEEF collectors expect the payload right after the header."""
     pri = FACILITIES[facility] * 8 + SEVERITIES[event.severity][0]
     stamp = event.time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event.time.microsecond // 1000:03d}Z"
+    sd = f'[meta sequenceId="{event.sequence}"]' if event.sequence else "-"
     return (
         f"<{pri}>1 {stamp} {_token(event.host, 255)} sealbox "
-        f"{procid if procid is not None else '-'} {_token(event.type.name, 32)} - {payload}"
+        f"{procid if procid is not None else '-'} {_token(event.type.name, 32)} {sd} {payload}"
     )
+
+
+# --- JSON for SIEMs: Elastic Common Schema and OCSF -------------------------------------------
+
+
+def _iso_ms(event: Event) -> str:
+    return event.time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{event.time.microsecond // 1000:03d}Z"
+
+
+def ecs(event: Event) -> dict[str, Any]:
+    """The event as an Elastic Common Schema document (our own fields under ``sealbox``)."""
+    category, kind_type = ecs_category(event.name)
+    failure = event.outcome == "failure"
+    return {
+        "@timestamp": _iso_ms(event),
+        "message": event.message,
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "kind": "alert" if failure else "event",
+            "category": [category],
+            "type": ["error"] if failure else [kind_type],
+            "outcome": event.outcome,
+            "code": str(event.type.id),
+            "action": event.name,
+            "severity": SEVERITIES[event.severity][0],
+            "sequence": event.sequence,
+            "module": "sealbox",
+            "dataset": "sealbox.events",
+            "provider": "sealbox",
+        },
+        "log": {"level": event.severity},
+        "host": {"name": event.host},
+        "observer": {"name": event.appliance, "product": PRODUCT, "vendor": VENDOR},
+        "service": {"name": "sealbox", "version": __version__},
+        "labels": {"appliance": event.appliance},
+        "sealbox": {"event": event.name, **event.fields},
+    }
+
+
+def ocsf(event: Event) -> dict[str, Any]:
+    """The event as an OCSF event of its class (our own fields under ``unmapped``)."""
+    class_uid, activity_id = ocsf_class(event.name, event.severity)
+    failure = event.outcome == "failure"
+    return {
+        "class_uid": class_uid,
+        "class_name": OCSF_CLASS_NAMES[class_uid],
+        "category_uid": 6,
+        "category_name": "Application Activity",
+        "activity_id": activity_id,
+        "activity_name": event.name,
+        "type_uid": class_uid * 100 + activity_id,
+        "severity_id": OCSF_SEVERITY[event.severity],
+        "severity": event.severity.capitalize(),
+        "status_id": 2 if failure else 1,
+        "status": "Failure" if failure else "Success",
+        "time": _time_ms(event),
+        "message": event.message,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": {"name": PRODUCT, "vendor_name": VENDOR, "version": __version__},
+            "event_code": str(event.type.id),
+            "log_name": "sealbox.events",
+            "sequence": event.sequence,
+        },
+        "device": {"hostname": event.host, "name": event.appliance},
+        "unmapped": {"event": event.name, **event.fields},
+    }
+
+
+def json_payload(form: str, event: Event) -> str:
+    """``ecs`` or ``ocsf`` as compact JSON (one line: it fits a syslog message and NDJSON)."""
+    doc = ecs(event) if form == "ecs" else ocsf(event)
+    return orjson.dumps(doc, default=str).decode()
 
 
 def frame(message: str) -> bytes:

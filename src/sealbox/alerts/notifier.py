@@ -60,6 +60,9 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+MAX_SEQUENCE = 2**31 - 1
+
+
 def _parse(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
@@ -153,7 +156,19 @@ class Notifier:
         self._save("outbox.json", keep)
         return done
 
+    def _number(self, event: Event) -> None:
+        """The appliance's next event number (1, 2, ...; RFC 5424 allows up to 2**31-1, then
+        it starts again at 1): a SIEM sees from a gap that an event never arrived."""
+        if event.sequence is not None:
+            return
+        counter: dict[str, Any] = self._load("sequence.json", {})
+        last = counter.get("last")
+        number = last + 1 if isinstance(last, int) and 0 < last < MAX_SEQUENCE else 1
+        self._save("sequence.json", {"last": number})
+        event.sequence = number
+
     def _send_locked(self, event: Event, every_channel: bool = False) -> list[Delivery]:
+        self._number(event)
         results = self._retry_outbox()
         fresh: list[Delivery] = []
         failed: list[dict[str, Any]] = []

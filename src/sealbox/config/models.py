@@ -680,8 +680,10 @@ class SyslogAlert(_Model):
     transport: Literal["udp", "tcp", "tls"] = Field(
         default="tls", description="udp, tcp or tls (RFC 5425).", examples=["tls"]
     )
-    format: Literal["cef", "leef", "plain"] = Field(
-        default="cef", description="Payload format.", examples=["cef"]
+    format: Literal["cef", "leef", "ecs", "ocsf", "plain"] = Field(
+        default="cef",
+        description="Payload format: CEF, LEEF 2.0, ECS or OCSF JSON, or plain text.",
+        examples=["cef"],
     )
     facility: Literal[
         "kern",
@@ -717,12 +719,60 @@ class SyslogAlert(_Model):
     )
 
 
+class HttpAlert(_Model):
+    """A SIEM's HTTP ingestion API: Splunk's HTTP Event Collector or Elasticsearch's bulk API."""
+
+    url: str = Field(
+        description="The collector's base URL (https://splunk.example:8088,"
+        " https://es.example:9200).",
+        examples=["https://splunk.example:8088"],
+    )
+    kind: Literal["splunk", "elasticsearch"] = Field(
+        description="splunk (POST /services/collector/event) or elasticsearch (POST /_bulk).",
+        examples=["splunk"],
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="The HEC token (Authorization: Splunk T) or an Elasticsearch API key"
+        " (Authorization: ApiKey K), read at send time.",
+        examples=["/etc/sealbox/hec.token"],
+    )
+    format: Literal["ecs", "ocsf"] = Field(
+        default="ecs", description="The event document: ECS or OCSF JSON.", examples=["ecs"]
+    )
+    index: str | None = Field(
+        default=None,
+        description="Splunk index (default: the token's), or Elasticsearch index or data"
+        " stream (default sealbox-events).",
+        examples=[None],
+    )
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle for the collector's certificate.", examples=[None]
+    )
+    min_severity: Literal["critical", "error", "warning", "notice", "info"] = Field(
+        default="info", description="Send events at least this severe.", examples=["info"]
+    )
+    timeout_seconds: float = Field(
+        default=10, gt=0, description="Connect and answer timeout.", examples=[10]
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", value):
+            raise ValueError("an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class AlertsConfig(_Model):
     email: EmailAlert | list[EmailAlert] | None = Field(
         default=None, description="Email channel(s)."
     )
     syslog: SyslogAlert | list[SyslogAlert] | None = Field(
         default=None, description="SIEM channel(s)."
+    )
+    http: HttpAlert | list[HttpAlert] | None = Field(
+        default=None, description="SIEM HTTP ingestion channel(s) (Splunk HEC, Elasticsearch)."
     )
     reminder_hours: float = Field(
         default=24,
@@ -738,9 +788,9 @@ class AlertsConfig(_Model):
         examples=[72],
     )
 
-    def channels(self) -> list[EmailAlert | SyslogAlert]:
-        found: list[EmailAlert | SyslogAlert] = []
-        for part in (self.email, self.syslog):
+    def channels(self) -> list[EmailAlert | SyslogAlert | HttpAlert]:
+        found: list[EmailAlert | SyslogAlert | HttpAlert] = []
+        for part in (self.email, self.syslog, self.http):
             if isinstance(part, list):
                 found += part
             elif part is not None:
