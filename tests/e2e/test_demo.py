@@ -33,7 +33,7 @@ def test_demo_twice(tmp_path, sealbox):
     )
     assert newest.code == 0 and len(json.loads(newest.out)) == 6000
     # The daemon on the same demo: every job catches up, then status and metrics.
-    daemon = sealbox("demo", "--dir", root, "--daemon", "8")
+    daemon = sealbox("demo", "--dir", root, "--daemon", "5")  # then until each job reported
     assert daemon.code == 0, daemon.err
     for kind in ("secrets", "system", "recordings", "probe"):
         assert f"{kind:<10} catch-up success" in daemon.out, daemon.out
