@@ -207,8 +207,23 @@ def collect_metrics(
         if "error" not in copy_lag:
             lag.add(copy_lag["lag_snapshots"], kind=kind, to=copy_lag["to"])
             lag_bytes.add(copy_lag["lag_bytes"], kind=kind, to=copy_lag["to"])
+    leader = Metric(
+        "sealbox_cluster_leader",
+        "1 if this node leads its cluster ([cluster]), 0 if it stands by.",
+        "gauge",
+    )
+    token = Metric(
+        "sealbox_cluster_lease_counter", "The lease's fencing counter it leads with.", "gauge"
+    )
+    cluster = snap.get("cluster")
+    if cluster:
+        labels = {"node": cluster["node"], "mode": cluster["mode"]}
+        leader.add(1 if cluster["role"] == "leader" else 0, **labels)
+        token.add(cluster["token"], **labels)
     return render(
         [
+            leader,
+            token,
             last_success,
             last_run,
             last_ok,

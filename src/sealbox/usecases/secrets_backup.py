@@ -29,6 +29,7 @@ from sealbox.errors import ConfigError, CorruptFileError, NotFoundError
 from sealbox.keys.store import Keystore
 from sealbox.schedule import parse_duration
 from sealbox.sources import collect
+from sealbox.usecases.cluster import fence
 
 __all__ = [
     "SecretsBackupResult",
@@ -217,6 +218,7 @@ def run(
             sealbox_version=__version__,
             endorsements=keystore.endorsements(),
         )
+        fence(config)  # a node that lost its cluster lease publishes nothing
         written: list[str] = []
         try:
             for part, data in (
