@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -323,3 +324,79 @@ class AgentServer:
 
     def stop(self) -> None:
         stop_group(self.proc, timeout=10)
+
+
+class MariaDBServer:
+    """A private ``mariadbd`` (its own datadir and port, binary log on), for replication."""
+
+    def __init__(self, root: Path, server_id: int) -> None:
+        self.datadir, self.port, self.server_id = root / f"db{server_id}", free_port(), server_id
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("mariadbd") or "/usr/sbin/mariadbd",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                f"--socket={self.datadir}/sock",
+                f"--pid-file={self.datadir}/pid",
+                f"--server-id={self.server_id}",
+                f"--log-bin={self.datadir}/bin",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--user=root",
+                "--innodb-buffer-pool-size=16M",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.sql("SELECT 1")
+                return
+            except subprocess.CalledProcessError:
+                time.sleep(0.2)
+        raise AssertionError(f"mariadbd on port {self.port} did not start")
+
+    def sql(self, statement: str) -> str:
+        done = subprocess.run(
+            [
+                "mariadb",
+                "--protocol=TCP",
+                "-h127.0.0.1",
+                f"-P{self.port}",
+                "-uroot",
+                "-N",
+                "-B",
+                "-e",
+                statement,
+            ],
+            capture_output=True,
+            check=True,
+        )
+        return done.stdout.decode().strip()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()

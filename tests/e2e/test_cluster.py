@@ -286,3 +286,61 @@ def test_racing_takeovers_have_exactly_one_winner(agent_env, race):
     assert results.count("won") == 1, results
     held = lease.current(backend)
     assert held is not None and held.counter == 2
+
+
+ASKED_BODY = """
+[secrets]
+destination = "shared"
+schedule = "0 0 1 1 *"
+[[secrets.sources]]
+type = "json"
+path = "{vault}"
+"""
+
+
+@pytest.mark.parametrize("mode", ["command", "database"])
+def test_the_node_its_database_or_command_names_leads_and_a_slot_is_not_run_again(
+    tmp_path, agent_env, mode, request
+):
+    """Two daemons whose role is asked: a real script's exit status, or a real MariaDB primary
+    and its replica (two mariadbd started by the test). A failover moves the lead, and the new
+    leader does not rerun the slot the old one ran (the shared slot record)."""
+    if mode == "command":
+        answers = {n: tmp_path / f"answer-{n}" for n in ("a", "b")}
+        answers["a"].write_text("0")
+        answers["b"].write_text("1")
+        script = tmp_path / "is-primary"
+        script.write_text('#!/bin/sh\nexit "$(cat "$1")"\n')
+        script.chmod(0o755)
+        role = {n: f'leader = "command"\ncommand = ["{script}", "{answers[n]}"]\n' for n in answers}
+    else:
+        primary, replica = request.getfixturevalue("mariadb_pair")
+        role = {  # [cluster] keys, then its [cluster.database] table (before the body's tables)
+            n: 'leader = "database"\ncheck_seconds = 1\n[cluster.database]\ntype = "mariadb"\n'
+            f'url = "mysql://root@127.0.0.1:{server.port}/pam"\n'
+            for n, server in (("a", primary), ("b", replica))
+        }
+    if mode == "command":
+        role = {n: text + "check_seconds = 1\n" for n, text in role.items()}
+    configs = {n: _node(tmp_path, n, agent_env, role[n] + ASKED_BODY) for n in ("a", "b")}
+    daemons = {n: DaemonProcess(c, int(_port(c))) for n, c in configs.items()}
+    states = {n: tmp_path / n / "state" for n in daemons}
+    try:
+        _wait(lambda: (_cluster(states["a"]) or {}).get("role") == "leader", 20, "a to lead")
+        assert (_cluster(states["b"]) or {}).get("role") == "standby"
+        _wait(lambda: daemons["a"].history(result="success"), 60, "a's secrets run")
+        if mode == "command":
+            answers["a"].write_text("1")
+            answers["b"].write_text("0")
+        else:
+            primary.sql("SET GLOBAL read_only = 1")
+            replica.sql("STOP REPLICA; RESET REPLICA ALL")
+        _wait(lambda: (_cluster(states["b"]) or {}).get("role") == "leader", 20, "b to lead")
+        _wait(lambda: (_cluster(states["a"]) or {}).get("role") == "standby", 20, "a to stand by")
+        time.sleep(3)  # b had its chance to (wrongly) catch the yearly slot up
+        assert daemons["b"].history() == [], "the new leader ran a slot the old one had run"
+        backend = open_backend(agent_env)
+        assert len([o for o in backend.list("") if o.name.endswith(".age")]) == 1
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()

@@ -132,9 +132,9 @@ def test_cluster_lease_defaults_to_the_backups_destination():
         ),
         ('node = "a"\nlease_destination = "nowhere"', "cluster.lease_destination", "no [dest"),
         (
-            'node = "a"\nleader = "command"\ncommand = ["x"]\nlease_destination = "offsite"',
-            "cluster",
-            'lease_destination is only read with leader = "lease"',
+            'node = "a"\nleader = "command"\ncommand = ["x"]\nlease_destination = "elsewhere"',
+            "cluster.lease_destination",
+            "no [destinations.elsewhere]",
         ),
     ],
 )

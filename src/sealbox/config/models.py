@@ -774,7 +774,8 @@ class ClusterConfig(_Model):
         default=None,
         description=(
             "Where the lease lives (a [destinations.NAME]); default: the system backup's, else"
-            " the secrets backup's, else the recordings'. Every node must name the same one."
+            " the secrets backup's, else the recordings'. Every node must name the same one. In"
+            " database and command modes it holds the shared record of which slots ran."
         ),
         examples=[None],
     )
@@ -836,10 +837,6 @@ class ClusterConfig(_Model):
         elif self.database is not None:
             raise ValueError(
                 f'[cluster.database] is only read with leader = "database" (not "{self.leader}")'
-            )
-        if self.leader != "lease" and self.lease_destination:
-            raise ValueError(
-                f'lease_destination is only read with leader = "lease" (not "{self.leader}")'
             )
         return self
 
@@ -903,7 +900,9 @@ class Config(_Model):
                     )
             if copy.from_ == copy.to:
                 problems.append((f"copies[{n}].to", "a copy goes to another destination"))
-        if self.cluster is not None and self.cluster.leader == "lease":
+        cluster = self.cluster
+        # Database and command modes work without one (each node's history is its slot record).
+        if cluster is not None and (cluster.leader == "lease" or cluster.lease_destination):
             lease = self.lease_destination
             if lease is None:
                 problems.append(

@@ -178,6 +178,7 @@ class Leadership:
         if leads and self.role != "leader":
             self.role, self.leader, self.since = "leader", self.node, _iso()
             log.warning("cluster: this node (%s) leads (%s)", self.node, cluster.leader)
+            self.beat = self._asked_record()
             self.notices.append(
                 Notice(
                     "cluster.leader_changed",
@@ -186,6 +187,19 @@ class Leadership:
             )
         elif not leads:
             self._set_standby(None, None)
+
+    def _asked_record(self) -> lease.Beat | None:
+        """Database and command modes: the shared slot record, ``cluster/beat-000000000000`` at
+        the destination (counter 0 is never a lease's), written by whichever node leads; None
+        when there is no destination or it cannot be read (this node's history is used then)."""
+        if self.config.lease_destination is None:
+            return None
+        try:
+            found = lease.read_beat(self._lease_backend(), 0)
+        except SealboxError as exc:
+            log.warning("cluster: the shared slot record cannot be read: %s", exc)
+            return None
+        return found or lease.Beat(0, self.node)
 
     def _set_standby(self, leader: str | None, since: str | None) -> None:
         if self.role == "leader":
@@ -296,7 +310,7 @@ class Leadership:
             if not self.leads():
                 return False
             if self.mode != "lease":
-                return True
+                return self._record_asked(job, started)
             assert self.mine is not None and self.beat is not None
             try:
                 backend = self._lease_backend()
@@ -312,6 +326,23 @@ class Leadership:
                 log.warning("cluster: %s not started, the lease could not be updated: %s", job, exc)
                 return False
             return True
+
+    def _record_asked(self, job: str, started: float) -> bool:
+        if self.config.lease_destination is None:
+            return True  # nowhere to share it: each node's own history
+        try:
+            backend = self._lease_backend()
+            record = lease.read_beat(backend, 0) or lease.Beat(0, self.node)
+            record.node = self.node
+            record.slots[job] = started
+            lease.write_beat(backend, record)
+        except SealboxError as exc:
+            log.warning(
+                "cluster: %s not started, the slot record could not be updated: %s", job, exc
+            )
+            return False
+        self.beat = record
+        return True
 
     def close(self) -> None:
         if self._backend is not None:
