@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -344,3 +345,66 @@ def test_the_node_its_database_or_command_names_leads_and_a_slot_is_not_run_agai
     finally:
         for daemon in daemons.values():
             daemon.stop()
+
+
+RECORDINGS_BODY = """
+[recordings]
+destination = "shared"
+schedule = "0 0 1 1 *"
+path = "{recordings}"
+settle_seconds = 0
+"""
+
+
+def test_one_recordings_chain_continues_across_a_failover(tmp_path, agent_env, sealbox):
+    """The new leader reads the chain's head from the destination (verifying the old leader's
+    signature), not from its own catalog: it extends the same chain and stores nothing twice.
+    The nodes share the recordings directory, the keystore (one appliance signing key) and the
+    repository's writer key."""
+    from sealbox.keys.store import Keystore
+
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    (recordings / "s1.cast").write_bytes(b"session one\n" * 1000)
+    body = RECORDINGS_BODY.replace("{recordings}", str(recordings))
+    configs = {n: _node(tmp_path, n, agent_env, body) for n in ("a", "b")}
+    states = {n: tmp_path / n / "state" for n in configs}
+    Keystore(states["a"]).signing_key()  # the appliance key, copied to every node
+    shutil.copytree(states["a"] / "keystore", states["b"] / "keystore")
+    a = DaemonProcess(configs["a"], int(_port(configs["a"])))
+    b = None
+    try:
+        _wait(lambda: (_cluster(states["a"]) or {}).get("role") == "leader", BOUND, "a to lead")
+        first = _wait(lambda: a.history(kind="recordings", result="success"), 60, "a's run")[0]
+        assert first["files"] == 1
+        # The repository's writer key was made by the node that created the repository: the
+        # others need it too (README, "Clusters").
+        for writer in (states["a"] / "repos").glob("*/writer.txt"):
+            target = states["b"] / "repos" / writer.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(writer, target / "writer.txt")
+        b = DaemonProcess(configs["b"], int(_port(configs["b"])))
+        time.sleep(1)
+        a.stop(signal.SIGKILL)
+        _wait(lambda: (_cluster(states["b"]) or {}).get("role") == "leader", BOUND, "b to lead")
+        (recordings / "s2.cast").write_bytes(b"session two\n" * 1000)
+        answer = httpx.post(
+            f"{b.base}/api/run/recordings",
+            headers={"Authorization": "Bearer t0ken-for-tests"},
+            timeout=10,
+        )
+        assert answer.status_code == 202, answer.text
+        second = _wait(
+            lambda: [r for r in b.history(kind="recordings") if r["result"] != "running"],
+            60,
+            "b's run",
+        )[0]
+        assert second["result"] == "success" and second["files"] == 1, second["error"]  # s2 only
+        verified = sealbox("--config", configs["b"], "recordings", "verify", "--json")
+        assert verified.code == 0, verified.out + verified.err
+        report = json.loads(verified.out)
+        assert report["last_seq"] == 2 and report["errors"] == [], report
+    finally:
+        for daemon in (a, b):
+            if daemon is not None:
+                daemon.stop()
