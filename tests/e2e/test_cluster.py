@@ -22,6 +22,7 @@ from sealbox.backends import open_backend
 from sealbox.destinations import lease
 from sealbox.state.history import History
 from tests.daemons import DaemonProcess, daemon_config
+from tests.receivers import SyslogReceiver, parse_rfc5424
 from tests.servers import free_port
 
 LEASE_SECONDS = 15
@@ -30,7 +31,7 @@ LEASE_SECONDS = 15
 BOUND = LEASE_SECONDS + 2 * (LEASE_SECONDS / 3) + 5  # + 5 s for the daemons' own work
 
 
-def _node(root: Path, name: str, dest: str, body: str, lease_seconds: int = LEASE_SECONDS) -> Path:
+def _node(root: Path, name: str, dest: str, body: str, syslog_port: int | None = None) -> Path:
     folder = root / name
     folder.mkdir()
     vault = folder / "vault.json"
@@ -47,9 +48,10 @@ url = "{dest}"
 allow_on_appliance = true
 [cluster]
 node = "{name}"
-lease_seconds = {lease_seconds}
+lease_seconds = {LEASE_SECONDS}
 """
         + body.replace("{vault}", str(vault)).replace("{etc}", str(etc)),
+        syslog_port,
     )
 
 
@@ -110,7 +112,8 @@ def test_one_leader_runs_each_slot_once_and_a_killed_leader_is_replaced_in_time(
     if datetime.now(UTC).minute == 59:  # the hourly slot must not turn during the test
         time.sleep(61 - datetime.now(UTC).second)
     body = FAILOVER_BODY.replace("{hash}", PasswordHasher().hash(PASSWORD))
-    configs = {n: _node(tmp_path, n, agent_env, body) for n in ("a", "b")}
+    siem = SyslogReceiver("tcp").start()
+    configs = {n: _node(tmp_path, n, agent_env, body, siem.port) for n in ("a", "b")}
     daemons = {n: DaemonProcess(c, int(_port(c))) for n, c in configs.items()}
     try:
         states = {n: tmp_path / n / "state" for n in daemons}
@@ -176,6 +179,16 @@ def test_one_leader_runs_each_slot_once_and_a_killed_leader_is_replaced_in_time(
         assert taken and took <= BOUND, f"took over after {took:.1f} s (bound {BOUND} s)"
         status = _cluster(states[standby])
         assert status["leader"] == standby and status["token"] == 2, status
+        # The SIEM heard both takeovers (lease 1, then 2), event id 800, from the node taking over.
+        changes = _wait(
+            lambda: [
+                m for m in siem.messages if parse_rfc5424(m)["msgid"] == "cluster.leader_changed"
+            ][1:],
+            30,
+            "the cluster.leader_changed events",
+        )
+        assert "|800|cluster.leader_changed|" in changes[0]
+        assert f"cluster leader is now {standby} (was {leader})" in changes[0]
         second = daemons[standby]
         # The new leader runs the next minute's secrets slot, and not the hourly system slot
         # (the killed leader ran it: the slot record came with the lease).
@@ -198,6 +211,7 @@ def test_one_leader_runs_each_slot_once_and_a_killed_leader_is_replaced_in_time(
     finally:
         for daemon in daemons.values():
             daemon.stop()
+        siem.stop()
 
 
 def _overview(daemon: DaemonProcess) -> str:
