@@ -138,6 +138,12 @@ def test_one_leader_runs_each_slot_once_and_a_killed_leader_is_replaced_in_time(
             "the leader's first runs",
         )
         assert daemons[standby].history() == []  # the standby ran nothing
+        refused = httpx.post(
+            f"{daemons[standby].base}/api/run/secrets",
+            headers={"Authorization": "Bearer t0ken-for-tests"},
+            timeout=10,
+        )
+        assert refused.status_code == 409 and "stands by" in refused.text, refused.text
         # status --json, /api/status and /metrics say who leads, on both nodes.
         for name, daemon in daemons.items():
             view = daemon.get("/api/status").json()["cluster"]
@@ -422,3 +428,25 @@ def test_one_recordings_chain_continues_across_a_failover(tmp_path, agent_env, s
         for daemon in (a, b):
             if daemon is not None:
                 daemon.stop()
+
+
+def test_a_leader_stopped_with_sigterm_hands_over_at_the_next_look(tmp_path, agent_env):
+    body = ASKED_BODY  # a yearly secrets backup: its destination holds the lease
+    configs = {n: _node(tmp_path, n, agent_env, body) for n in ("a", "b")}
+    states = {n: tmp_path / n / "state" for n in configs}
+    a = DaemonProcess(configs["a"], int(_port(configs["a"])))
+    _wait(lambda: (_cluster(states["a"]) or {}).get("role") == "leader", BOUND, "a to lead")
+    b = DaemonProcess(configs["b"], int(_port(configs["b"])))
+    try:
+        _wait(lambda: (_cluster(states["b"]) or {}).get("leader") == "a", 20, "b to see a")
+        a.stop(signal.SIGTERM)
+        stopped = time.monotonic()
+        _wait(lambda: (_cluster(states["b"]) or {}).get("role") == "leader", 20, "b to lead")
+        took = time.monotonic() - stopped
+        print(f"handover {took:.1f} s after SIGTERM")
+        # Unreleased, b would wait lease_seconds from the last renewal it saw, and a renewed at
+        # most lease/3 before it stopped: at least 10 s. Released: b's next look, within 5 s.
+        assert took < LEASE_SECONDS * 2 / 3 - 1, f"{took:.1f} s: the lease was not released"
+    finally:
+        a.stop()
+        b.stop()

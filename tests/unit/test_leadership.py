@@ -108,3 +108,15 @@ def test_a_start_is_recorded_with_the_lease_and_inherited_by_the_next_leader(tmp
     assert b.token == 2 and b.shared_slots() == {"system": 1234.5}
     assert not a.record_start("secrets", 2000.0)  # the lease is b's now: checked at the start
     assert a.status()["role"] == "standby"
+
+
+def test_a_leader_that_stops_cleanly_releases_the_lease_for_an_immediate_takeover(tmp_path):
+    clock = Clock()
+    a, b = _node(tmp_path, "a", clock), _node(tmp_path, "b", clock)
+    a.tick()
+    b.tick()
+    a.release()
+    assert a.status()["role"] == "standby"
+    clock.now += 1  # one look later, not lease_seconds later
+    b.tick()
+    assert b.status()["role"] == "leader" and b.token == 2

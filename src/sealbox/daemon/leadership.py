@@ -234,7 +234,7 @@ class Leadership:
             return
         self.leader, self.since = held.node, held.taken
         unchanged = self.observer.observe(held.counter, beat.seq if beat else -1, self.clock())
-        if unchanged >= self.lease_seconds:
+        if unchanged >= self.lease_seconds or (beat is not None and beat.released):
             self._take_over(backend, held.counter + 1, held)
 
     def _renew(self, backend: Backend) -> None:
@@ -343,6 +343,21 @@ class Leadership:
             return False
         self.beat = record
         return True
+
+    def release(self) -> None:
+        """On a clean stop (after the runs have stopped): mark the lease released, so a standby
+        takes over at its next look instead of after ``lease_seconds``. Best effort."""
+        with self._lock:
+            if self.mode != "lease" or self.mine is None or self.beat is None:
+                return
+            self.beat.released = True
+            try:
+                lease.write_beat(self._lease_backend(), self.beat)
+            except SealboxError as exc:
+                log.warning("cluster: lease %d not released: %s", self.beat.counter, exc)
+                return
+            log.warning("cluster: lease %d released", self.beat.counter)
+            self._set_standby(None, None)
 
     def close(self) -> None:
         if self._backend is not None:

@@ -422,6 +422,8 @@ class Daemon:
         scheduler.cancel()
         cluster.cancel()
         await self._stop_jobs()
+        if not self.running:  # every run has ended: none can publish under the lease any more
+            await asyncio.to_thread(self.leadership.release)
         server.should_exit = True
         await web
         (self.config.appliance.state_dir / "daemon.json").unlink(missing_ok=True)

@@ -80,6 +80,7 @@ class Beat:
     seq: int = 0
     time: str = ""  # the writer's clock: shown to people, never compared across nodes
     slots: dict[str, float] = field(default_factory=dict)  # job -> last start (epoch seconds)
+    released: bool = False  # its holder stopped cleanly: a standby may take over at once
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -90,6 +91,7 @@ class Beat:
                 "seq": self.seq,
                 "time": self.time,
                 "slots": self.slots,
+                "released": self.released,
             }
         )
 
@@ -106,7 +108,8 @@ class Beat:
             or not all(isinstance(v, int | float) for v in slots.values())
         ):
             raise CorruptFileError(f"{name}: not a lease renewal")
-        return cls(counter, node, seq, str(doc.get("time", "")), dict(slots))
+        released = doc.get("released") is True
+        return cls(counter, node, seq, str(doc.get("time", "")), dict(slots), released)
 
 
 def _doc(data: bytes, name: str) -> dict[str, object]:
