@@ -447,6 +447,15 @@ def test_a_leader_stopped_with_sigterm_hands_over_at_the_next_look(tmp_path, age
         # Unreleased, b would wait lease_seconds from the last renewal it saw, and a renewed at
         # most lease/3 before it stopped: at least 10 s. Released: b's next look, within 5 s.
         assert took < LEASE_SECONDS * 2 / 3 - 1, f"{took:.1f} s: the lease was not released"
+        # With no daemon on a, `sealbox status` says it stands by and reads the leader from the
+        # lease at the destination.
+        cli = subprocess.run(
+            [sys.executable, "-m", "sealbox", "--config", str(configs["a"]), "status", "--json"],
+            capture_output=True,
+            check=False,
+        )
+        doc = json.loads(cli.stdout)["cluster"]
+        assert (doc["node"], doc["role"], doc["leader"], doc["token"]) == ("a", "standby", "b", 2)
     finally:
         a.stop()
         b.stop()

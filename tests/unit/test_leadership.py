@@ -120,3 +120,20 @@ def test_a_leader_that_stops_cleanly_releases_the_lease_for_an_immediate_takeove
     clock.now += 1  # one look later, not lease_seconds later
     b.tick()
     assert b.status()["role"] == "leader" and b.token == 2
+
+
+def test_a_reload_keeps_the_lease_unless_the_node_or_its_destination_changes(tmp_path):
+    clock = Clock()
+    a = _node(tmp_path, "a", clock)
+    a.tick()
+    assert a.token == 1
+    longer = a.config.model_copy(
+        update={"cluster": a.config.cluster.model_copy(update={"lease_seconds": 90})}
+    )
+    same = a.reconfigured(longer)
+    assert same is a and same.leads() and same.lease_seconds == 90
+    renamed = a.config.model_copy(
+        update={"cluster": a.config.cluster.model_copy(update={"node": "a2"})}
+    )
+    other = a.reconfigured(renamed)
+    assert other is not a and not other.leads() and other.token is None

@@ -344,6 +344,26 @@ class Leadership:
         self.beat = record
         return True
 
+    def reconfigured(self, config: Config) -> Leadership:
+        """After a reload: this object with the new config when the node, the mode and the lease
+        destination stay (the lease held stays held: a reload is no failover); else a new one,
+        which finds its role at its first look."""
+        old, new = self.config.cluster, config.cluster
+        same = (
+            old is not None
+            and new is not None
+            and (old.node, old.leader) == (new.node, new.leader)
+            and self.config.lease_destination == config.lease_destination
+            and self.config.destinations.get(self.config.lease_destination or "")
+            == config.destinations.get(config.lease_destination or "")
+        )
+        if same or (old is None and new is None):
+            with self._lock:
+                self.config = config
+            return self
+        self.close()
+        return Leadership(config, clock=self.clock)
+
     def release(self) -> None:
         """On a clean stop (after the runs have stopped): mark the lease released, so a standby
         takes over at its next look instead of after ``lease_seconds``. Best effort."""

@@ -125,11 +125,7 @@ class Daemon:
                 }
             )
         self.config_text, self.config = text, config
-        if config.cluster != self.leadership.config.cluster:
-            self.leadership.close()
-            self.leadership = Leadership(config)  # a new role is found at its first look
-        else:
-            self.leadership.config = config
+        self.leadership = self.leadership.reconfigured(config)
         self.reloads += 1
         self.last_reload_error = None
         self._plan()
