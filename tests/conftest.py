@@ -299,3 +299,16 @@ def mariadb_pair(tmp_path):
     finally:
         replica.stop()
         primary.stop()
+
+
+@pytest.fixture
+def postgres_pair(tmp_path):
+    """A real PostgreSQL primary and its streaming standby (two postgres servers)."""
+    from tests.servers import PostgreSQLPair
+
+    pair = PostgreSQLPair(tmp_path)
+    try:
+        pair.start()
+        yield pair
+    finally:
+        pair.stop()

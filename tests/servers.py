@@ -6,12 +6,14 @@ server that cannot start fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,3 +402,57 @@ class MariaDBServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+class PostgreSQLPair:
+    """A private PostgreSQL primary and a streaming standby made from it with
+    ``pg_basebackup -R`` (initdb, pg_ctl; as the ``postgres`` user when run as root)."""
+
+    def __init__(self, root: Path) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            _unavailable("needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup)")
+        self.bin = found[-1].parent
+        # Not under pytest's tmp_path: its parents are private to root, and the servers run as
+        # the postgres user, who must reach their data directories.
+        self.root = Path(tempfile.mkdtemp(prefix="sealbox-pg-", dir=root.anchor + "tmp"))
+        self.ports = {"primary": free_port(), "standby": free_port()}
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *argv], capture_output=True, check=True, cwd="/")
+
+    def _ctl(self, name: str, *args: str) -> None:
+        options = (
+            f"-p {self.ports[name]} -k {self.root} -c listen_addresses=127.0.0.1"
+            " -c shared_buffers=16MB"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.root / name), "-o", options,
+            "-l", str(self.root / f"{name}.log"), "-w", *args,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.root.chmod(0o700)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.root / "primary"), "-A", "trust", "-U",
+            "postgres",
+        )  # fmt: skip
+        self._ctl("primary", "start")
+        self._run(
+            str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.ports["primary"]),
+            "-U", "postgres", "-D", str(self.root / "standby"), "-R", "-X", "stream",
+        )  # fmt: skip
+        self._ctl("standby", "start")
+
+    def promote(self) -> None:
+        self._ctl("standby", "promote")
+
+    def stop(self) -> None:
+        for name in ("standby", "primary"):
+            if (self.root / name / "postmaster.pid").exists():
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._ctl(name, "stop", "-m", "fast")
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -125,3 +125,19 @@ def test_a_real_mariadb_replica_stands_by_and_leads_once_promoted(tmp_path, mari
     primary.sql("SET GLOBAL read_only = 1")
     replica.sql("STOP REPLICA; RESET REPLICA ALL")
     assert (database_leads(a), database_leads(b)) == (False, True)
+
+
+@pytest.mark.postgres
+def test_a_real_postgresql_standby_stands_by_and_leads_once_promoted(tmp_path, postgres_pair):
+    def node(port: int, name: str) -> Config:
+        return _config(
+            tmp_path / name,
+            'leader = "database"\n[cluster.database]\ntype = "postgresql"\n'
+            f'url = "postgresql://postgres@127.0.0.1:{port}/postgres"',
+        )
+
+    a = node(postgres_pair.ports["primary"], "a")
+    b = node(postgres_pair.ports["standby"], "b")
+    assert (database_leads(a), database_leads(b)) == (True, False)  # pg_is_in_recovery()
+    postgres_pair.promote()
+    assert database_leads(b) is True
