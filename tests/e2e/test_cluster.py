@@ -460,6 +460,12 @@ def test_a_leader_stopped_with_sigterm_hands_over_at_the_next_look(tmp_path, age
         )
         doc = json.loads(cli.stdout)["cluster"]
         assert (doc["node"], doc["role"], doc["leader"], doc["token"]) == ("a", "standby", "b", 2)
+        table = subprocess.run(
+            [sys.executable, "-m", "sealbox", "--config", str(configs["a"]), "status"],
+            capture_output=True,
+            check=False,
+        ).stdout.decode()
+        assert "cluster    node a is the standby; leader b since " in table, table
     finally:
         a.stop()
         b.stop()
