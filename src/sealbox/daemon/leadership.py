@@ -5,7 +5,7 @@ once (lease mode: read the lease, renew it or take it over; database and command
 :meth:`record_start` is asked before every scheduled run and says whether it may start. Without
 ``[cluster]`` the node always leads.
 
-Lease mode, the timing rules (docs/design/format.md, "Cluster lease"):
+Lease mode, the timing rules (docs/design/format.md §22):
 
 - the leader renews every ``lease_seconds / 3``; it stops starting runs once its last successful
   renewal began more than ``2/3 * lease_seconds`` ago (two renewals missed), and steps down when
@@ -16,6 +16,10 @@ Lease mode, the timing rules (docs/design/format.md, "Cluster lease"):
 - a takeover creates the next counter exclusively, so of two standbys racing one wins; the winner
   inherits the slot record from the lease it replaces and records each start in its renewal
   before the run starts.
+
+Database and command modes ask every ``check_seconds``; their slot record is
+``cluster/beat-000000000000`` at the lease destination, read on taking the lead and written
+before each start.
 """
 
 from __future__ import annotations
@@ -133,7 +137,8 @@ class Leadership:
             return found
 
     def shared_slots(self) -> dict[str, float]:
-        """When each job last started, as the cluster recorded it (lease mode; else empty)."""
+        """When each job last started, as the cluster's slot record says (empty before this node
+        has led, or without a destination to keep the record)."""
         return dict(self.beat.slots) if self.beat else {}
 
     # -- looking -------------------------------------------------------------------------------
