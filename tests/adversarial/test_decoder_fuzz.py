@@ -725,13 +725,29 @@ def stored_blobs(draw: st.DrawFn, world: World) -> tuple[fmt.PackEntry, bytes]:
     return _entries(world, blob_type, blob_id, length, raw_length), stored
 
 
+def _sealed_blob(world: World, payload: bytes, raw_length: int) -> tuple[fmt.PackEntry, bytes]:
+    nonce, blob_id = b"\x07" * 12, b"\x00" * 32
+    stored = nonce + AESGCM(world.data_key).encrypt(
+        nonce, payload, fmt.blob_aad(fmt.BLOB_DATA, blob_id)
+    )
+    return _entries(world, fmt.BLOB_DATA, blob_id, len(stored), raw_length), stored
+
+
 def test_stored_blob_of_any_bytes_is_decoded_or_refused(world):
     reader = BlobReader(world.repo, Index(), world.identities)
+    # Authentic blobs whose frame claims (or hides) tens of MiB while holding one byte, with an
+    # index entry that allows it: what is allocated follows what the frame really holds.
+    claims = _sealed_blob(world, _zstd_frame_claiming(60 << 20), 64 << 20)
+    hidden = _sealed_blob(
+        world, zstandard.ZstdCompressor(write_content_size=False).compress(b"x"), 64 << 20
+    )
 
     @FAST
     @given(stored_blobs(world))
     @example((_entries(world, 0, b"\x00" * 32, 4, 4), b"abcd"))
     @example((_entries(world, 0, b"\x00" * 32, 0, 0), b""))
+    @example(claims)
+    @example(hidden)
     def check(pair):
         entry, stored = pair
         tracemalloc.start()

@@ -136,3 +136,43 @@ def test_an_object_damaged_at_the_copy_is_named_not_taken_for_present(copied, se
     result, report = _copy(sealbox, copied)
     assert result.code == 5
     assert any(pack.name in s and "damaged copy" in s for s in report[0]["skipped"])
+
+
+def test_forget_applies_retention_at_the_copy_too_and_its_holds_count(copied, sealbox):
+    text = copied.config.read_text()
+    assert "retention = { keep_last = 7 }" in text and "keep_last = 10" in text
+    snaps = json.loads(sealbox("snapshots", "--config", copied.config, "--json").out)
+    oldest = snaps[0]["id"]
+    assert sealbox("hold", "add", oldest, "--reason", "case 9", "--config", copied.config).code == 0
+    assert _copy(sealbox, copied)[0].code == 0
+    for _ in range(2):
+        for kind in ("system", "secrets"):
+            assert sealbox("backup", kind, "--config", copied.config).code == 0
+        assert _copy(sealbox, copied)[0].code == 0
+    at_copy = json.loads(
+        sealbox("snapshots", "--destination", "second", "--config", copied.config, "--json").out
+    )
+    assert len(at_copy) == 3
+    assert len(list(copied.second.glob("secrets-*.age"))) == 3
+
+    copied.config.write_text(
+        text.replace("retention = { keep_last = 7 }", "retention = { keep_last = 1 }").replace(
+            "keep_last = 10", "keep_last = 1"
+        )
+    )
+    done = sealbox("forget", "--config", copied.config, "--json")
+    assert done.code == 0, done.err
+    report = json.loads(done.out)
+    assert len(report["system@second"]["forgotten"]) == 1  # the held one stays, and says why
+    assert oldest in report["system@second"]["kept"]
+    assert "case 9" in report["system@second"]["why"][oldest]
+    assert len(report["secrets@second"]["forgotten"]) == 2
+    assert "prune:second" in report
+    at_copy = json.loads(
+        sealbox("snapshots", "--destination", "second", "--config", copied.config, "--json").out
+    )
+    here = json.loads(sealbox("snapshots", "--config", copied.config, "--json").out)
+    assert sorted(s["id"] for s in at_copy) == sorted(s["id"] for s in here)
+    assert len(list(copied.second.glob("secrets-*.age"))) == 1
+    check = sealbox("check", "--destination", "second", "--config", copied.config)
+    assert check.code == 0, check.out + check.err

@@ -123,6 +123,8 @@ def test_dashboard_in_a_browser(browser, dashboard):
     assert "ok" in page.inner_text("#card-system .state")
     assert "no-such-recordings" in page.inner_text("#card-recordings")  # its error is shown
     assert page.inner_text("#key")  # the master key card
+    assert page.inner_text("#card-system .proven") == "never drilled"
+    assert page.locator("#card-secrets .proven").count() == 0  # secrets have no restore drill
     cookie = next(c for c in context.cookies() if c["name"] == "sealbox_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
     _shot(page, "overview")
@@ -150,6 +152,13 @@ def test_dashboard_in_a_browser(browser, dashboard):
     page.goto(f"{base}/history?result=failed")
     assert page.locator("#runs tr[data-kind=recordings]").count() >= 1
     assert page.locator("#runs tr[data-kind=system]").count() == 0
+
+    page.goto(f"{base}/snapshots?kind=system")
+    headers = page.locator("#snapshots th").all_inner_texts()
+    assert headers == ["time", "id", "size", "files", "verified", "copied", "drilled", "held"]
+    first = page.locator("#snapshots tr[data-id]").first
+    assert "yes" in first.inner_text() and first.locator("td.drilled").inner_text() == "-"
+    _shot(page, "snapshots")
 
     page.goto(f"{base}/destinations")
     assert "reachable" in page.inner_text("#dest-offsite")

@@ -209,7 +209,7 @@ def test_retention_keeps_last_n(appliance, sealbox):
     for _ in range(4):
         _backup(sealbox, appliance)
     assert len(appliance.backups()) == 2
-    assert len(list(appliance.remote.iterdir())) == 7  # 2 x 3 files, and the browser opener
+    assert len(list(appliance.remote.iterdir())) == 9  # 2 x 4 files, and the browser opener
 
 
 def test_console_script_entry_point_runs(appliance):

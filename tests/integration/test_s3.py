@@ -234,3 +234,81 @@ def test_probe_every_destination(appliance, sealbox, s3_env, tmp_path):
     appliance.config.write_text(broken)
     failed = sealbox("probe", "--destination", "cloud", "--config", appliance.config)
     assert failed.code == 7 and "UNREACHABLE" in failed.out
+
+
+def test_a_legal_hold_puts_the_snapshots_objects_under_an_s3_legal_hold(
+    s3_server, monkeypatch, tmp_path, sealbox
+):
+    """On S3 with Object Lock, `hold add` sets an S3 legal hold on every object the held
+    snapshot needs (not even the bucket's credentials delete those versions while it lasts);
+    `hold remove` lifts it from what no other hold needs."""
+    import boto3
+
+    from tests.daemons import RECIPIENT, appliance_toml
+
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = s3_server.bucket("sealbox-legal-hold", lock=True)
+    vault2 = s3_server.bucket("sealbox-legal-hold-copy", lock=True)
+    src = make_tree(tmp_path / "src", big=300_000)
+    config = tmp_path / "sealbox.toml"
+    config.write_text(
+        appliance_toml(tmp_path, tmp_path / "var")
+        + f"""
+[keys]
+recipients = ["{RECIPIENT}"]
+[destinations.cloud]
+url = "s3://{bucket}/pam?endpoint={s3_server.endpoint}"
+object_lock_days = 1
+allow_on_appliance = true
+[destinations.vault2]
+url = "s3://{vault2}/pam?endpoint={s3_server.endpoint}"
+object_lock_days = 1
+allow_on_appliance = true
+[system]
+destination = "cloud"
+paths = ["{src}"]
+[[copies]]
+from = "cloud"
+to = "vault2"
+"""
+    )
+    first = sealbox("backup", "system", "--config", config, "--json")
+    assert first.code == 0, first.err
+    (src / "later.txt").write_text("a second snapshot")
+    second = sealbox("backup", "system", "--config", config, "--json")
+    assert second.code == 0, second.err
+    held_id = json.loads(first.out)["snapshot"]
+    other_id = json.loads(second.out)["snapshot"]
+
+    added = sealbox("hold", "add", held_id, "--reason", "case 7", "--config", config, "--json")
+    assert added.code == 0, added.err
+    hold = json.loads(added.out)
+    assert hold["legal_hold_objects"] > 4
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+
+    def status(key: str) -> str:
+        try:
+            answer = client.get_object_legal_hold(Bucket=bucket, Key=key)
+        except client.exceptions.ClientError:
+            return "none"
+        return answer["LegalHold"]["Status"]
+
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    header = next(k for k in keys if k.endswith(f"snapshots/{held_id}"))
+    packs = [k for k in keys if "/data/" in k]
+    assert status(header) == "ON"
+    assert status(next(k for k in keys if k.endswith(f"snapshots/{other_id}"))) != "ON"
+    assert any(status(k) == "ON" for k in packs)
+
+    # A copy to a second Object Lock bucket takes the hold along, and holds the objects there.
+    copied = sealbox("copy", "--config", config, "--json")
+    assert copied.code == 0, copied.err
+    assert json.loads(copied.out)[0]["legal_hold_objects"] == hold["legal_hold_objects"]
+    at_copy = client.get_object_legal_hold(Bucket=vault2, Key=header)
+    assert at_copy["LegalHold"]["Status"] == "ON"
+
+    removed = sealbox("hold", "remove", hold["id"], "--config", config, "--json")
+    assert removed.code == 0, removed.err
+    assert json.loads(removed.out)["legal_hold_objects"] >= hold["legal_hold_objects"] - 1
+    assert status(header) == "OFF" and not any(status(k) == "ON" for k in packs)

@@ -132,6 +132,34 @@ CATALOGUE: dict[str, EventType] = {
             "Nothing to do.",
         ),
         EventType(
+            710,
+            "drill.passed",
+            "info",
+            "{kind} restore drill passed: snapshot {snapshot} restores ({checks})",
+            ("kind", "destination", "snapshot", "host", "checks", "duration_s"),
+            "Nothing to do.",
+        ),
+        EventType(
+            711,
+            "drill.failed",
+            "error",
+            "{kind} restore drill failed on {host}: {reason}",
+            ("kind", "destination", "snapshot", "host", "checks", "reason", "duration_s"),
+            "The newest backup did not restore as it should: read the drill receipt"
+            " (`sealbox status --json`, `proven`), rerun `sealbox drill` with --keep --debug on"
+            " the recovery host, and fix the cause (a dump that does not load, a damaged file)"
+            " before it is needed.",
+        ),
+        EventType(
+            712,
+            "drill.not_proven",
+            "warning",
+            "{kind} backups not proven restorable since {last_proven}",
+            ("kind", "destination", "last_proven", "alert_after_days"),
+            "No restore drill passed within [drills] alert_after_days: run `sealbox drill"
+            " KIND` on the recovery host (or check its daemon's drill schedule).",
+        ),
+        EventType(
             300,
             "key.not_set",
             "warning",

@@ -17,6 +17,7 @@ from sealbox.alerts.notifier import Notifier
 from sealbox.config.models import Config
 from sealbox.errors import KeyNotSetError, SealboxError
 from sealbox.keys.store import Keystore
+from sealbox.repo.drills import DrillReceipt
 from sealbox.schedule import interval
 from sealbox.state.files import read_json
 
@@ -27,6 +28,8 @@ __all__ = [
     "check_copies",
     "check_key",
     "check_overdue",
+    "check_proven",
+    "drill_result",
     "health_checks",
     "integrity_failed",
     "job_killed",
@@ -322,6 +325,60 @@ def check_copies(config: Config, now: datetime | None = None) -> list[str]:
         else:
             notifier.clear(f"copy:{key}", notifier.event("copy.caught_up", **fields))
     return behind
+
+
+def drill_result(config: Config, destination: str, receipt: DrillReceipt) -> None:
+    """A drill ended (on the recovery host, with its own channels): passed or failed."""
+    checks = ", ".join(f"{c.name}: {c.result}" for c in receipt.checks) or "none"
+    failed = [c for c in receipt.checks if c.result != "passed"]
+    reason = receipt.error or "; ".join(f"{c.name}: {c.detail}" for c in failed)[:1000]
+    fields: dict[str, Any] = {
+        "kind": receipt.kind,
+        "destination": destination,
+        "snapshot": receipt.snapshot[:12],
+        "host": receipt.host,
+        "checks": checks,
+        "duration_s": receipt.seconds,
+    }
+    with _never_fails("the drill"):
+        notifier = Notifier(config)
+        if receipt.result == "passed":
+            notifier.send(notifier.event("drill.passed", **fields))
+        else:
+            notifier.send(notifier.event("drill.failed", reason=reason or "failed", **fields))
+
+
+def check_proven(
+    config: Config,
+    kind: str,
+    destination: str,
+    last_passed: str | None,
+    now: datetime | None = None,
+) -> bool:
+    """The ``proven:KIND`` condition (``[drills] alert_after_days``): no drill of ``kind``
+    passed for that long (or ever: the clock starts at the first look). True when proven."""
+    if config.drills is None:
+        return True
+    now = now or datetime.now(UTC)
+    notifier = Notifier(config)
+    key = f"proven:{kind}"
+    first_look = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seen = notifier.update_state("proven-seen.json", lambda doc: doc.setdefault(kind, first_look))
+    since = datetime.fromisoformat((last_passed or str(seen)).replace("Z", "+00:00"))
+    if now - since > timedelta(days=config.drills.alert_after_days):
+        notifier.condition(
+            key,
+            notifier.event(
+                "drill.not_proven",
+                kind=kind,
+                destination=destination,
+                last_proven=last_passed or "never",
+                alert_after_days=config.drills.alert_after_days,
+            ),
+        )
+        return False
+    notifier.clear(key, None)
+    return True
 
 
 def health_checks(config: Config) -> None:

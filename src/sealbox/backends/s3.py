@@ -269,6 +269,22 @@ class S3Backend:
         except Exception as exc:
             raise self._fail(f"write {name}", exc) from exc
 
+    @property
+    def legal_holds(self) -> bool:
+        """Object Lock is in use here: objects can carry an S3 legal hold."""
+        return bool(self.lock_days)
+
+    def set_legal_hold(self, name: str, on: bool) -> None:
+        """An S3 legal hold on the object's current version: while it is ON, nobody can delete
+        or overwrite that version, whatever its retention date (a delete only adds a marker)."""
+        status = "ON" if on else "OFF"
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(name), LegalHold={"Status": status}
+            )
+        except Exception as exc:
+            raise self._fail(f"set the legal hold of {name}", exc) from exc
+
     def delete(self, name: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(name))

@@ -9,6 +9,9 @@ A backup named ``secrets-<appliance>-<UTC time>.age`` is three objects:
 - ``NAME.manifest.json`` - what can be known without a key: appliance, time, size, SHA-256 of
   ``NAME``, the key ids and recipients it was made for, counts per type, the signer's public key;
   signed itself (namespace ``sealbox-manifest``) in its ``signature`` field.
+
+A fourth, ``NAME.changes.json`` (item ids and change times, :mod:`sealbox.breakglass.changes`),
+says what changed since a system snapshot without a key; opening a backup does not need it.
 """
 
 from __future__ import annotations

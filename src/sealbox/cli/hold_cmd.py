@@ -18,7 +18,7 @@ def group() -> None:
 
 
 def _doc(item: DestinationHold) -> dict[str, object]:
-    return {"destination": item.destination, **asdict(item.hold)}
+    return {"destination": item.destination, **asdict(item.hold), "legal_hold_objects": item.locked}
 
 
 def _line(item: DestinationHold) -> str:
@@ -51,6 +51,8 @@ def add(
         print_json(_doc(item))
     else:
         console.print(f"Held: {_line(item)}", markup=False)
+        if item.locked:
+            console.print(f"{item.locked} objects under an S3 legal hold", markup=False)
 
 
 @group.command("remove")

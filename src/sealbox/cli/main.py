@@ -32,6 +32,7 @@ COMMANDS = {
     "notify": "sealbox.cli.notify_cmd:group",
     "daemon": "sealbox.cli.daemon_cmd:command",
     "check": "sealbox.cli.check_cmd:command",
+    "drill": "sealbox.cli.drill_cmd:group",
     "agent": "sealbox.cli.agent_cmd:group",
     "demo": "sealbox.cli.demo_cmd:command",
 }

@@ -13,6 +13,7 @@ from sealbox.alerts import report
 from sealbox.cli.common import config_option, console, json_option, load, print_json
 from sealbox.destinations.probe import probe_all
 from sealbox.errors import ConfigError, DestinationError
+from sealbox.usecases import drill
 
 
 @click.command("probe")
@@ -34,6 +35,8 @@ def command(
         report.probe_outcome(config, r.destination, r.url, r.ok, r.error, r.last_ok)
     if destination is None:
         report.health_checks(config)
+        if config.drills is not None:  # [drills] on the appliance: alert when not proven
+            drill.alert_unproven(config)
     if as_json:
         print_json([r.to_dict() for r in results])
     else:

@@ -1,4 +1,5 @@
-"""``sealbox restore system SNAPSHOT --target DIR ...``"""
+"""``sealbox restore system SNAPSHOT --target DIR ...``, ``restore recordings ...`` and
+``restore report SNAPSHOT`` (what went stale since a snapshot)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from sealbox.alerts.report import restore_run
 from sealbox.cli.common import (
@@ -20,10 +22,15 @@ from sealbox.cli.common import (
 from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import bytes_progress
 from sealbox.cli.repo_cmd import privilege_options, restored_line
+from sealbox.config.models import Config
+from sealbox.crypto.trust import Trust
 from sealbox.destinations.repos import destination_of
-from sealbox.errors import OutputError
+from sealbox.errors import OutputError, SealboxError
+from sealbox.keys.material import Unlocked
+from sealbox.repo.repository import Snapshot
 from sealbox.repo.restore import RestoreOptions
-from sealbox.usecases import recordings_restore, system_restore
+from sealbox.usecases import recordings_restore, restore_report, system_restore
+from sealbox.usecases.restore_report import StaleReport
 
 
 @click.group("restore")
@@ -81,6 +88,7 @@ def system(
 
     config = load(ctx, config_path)
     unlocked = key.require()
+    trust = key.trust(unlocked, config.appliance.state_dir)
     with restore_run(
         config,
         "system",
@@ -100,7 +108,7 @@ def system(
             only=list(only) or None,
             replace=replace,
             destination=destination,
-            trust=key.trust(unlocked, config.appliance.state_dir),
+            trust=trust,
         )
         for note in restore.repo.notes:
             warn(note)
@@ -149,10 +157,12 @@ def system(
             )
         for message in result.warnings:
             warn(message)
+        stale = _stale_summary(config, restore.files.snapshot, unlocked, trust)
         if as_json:
             print_json(
                 {
                     **info,
+                    "stale": stale.to_dict() if isinstance(stale, StaleReport) else None,
                     "restored_files": result.files,
                     "restored_bytes": result.bytes,
                     "failed": result.failed,
@@ -172,7 +182,97 @@ def system(
                 + (f"; loaded {loaded} database(s)" if loaded else ""),
                 markup=False,
             )
+            _print_stale(stale, restore.files.snapshot.id)
         fail_if_not_intact(result.failed, "item(s)", as_json)
+
+
+def _stale_summary(
+    config: Config, snap: Snapshot, unlocked: Unlocked, trust: Trust
+) -> StaleReport | str | None:
+    """What went stale since the snapshot (never fails the restore: a reason instead)."""
+    if config.secrets is None:
+        return None
+    try:
+        return restore_report.report_for(config, snap, unlocked, trust)
+    except SealboxError as exc:
+        return str(exc)
+
+
+def _print_stale(stale: StaleReport | str | None, snapshot: str) -> None:
+    if stale is None:
+        return
+    if isinstance(stale, str):
+        warn(f"cannot say which credentials changed since the snapshot: {stale}")
+        return
+    for message in stale.warnings:
+        warn(message)
+    if not stale.items:
+        console.print("No credential changed since the snapshot.", markup=False)
+        return
+    console.print(
+        f"{len(stale.items)} credential(s) changed since the snapshot: on this restored appliance"
+        f" they are stale (`sealbox restore report {snapshot[:12]}` lists them):",
+        markup=False,
+    )
+    for item in stale.items[:10]:
+        console.print(f"  {item.updated}  {item.id}  {item.name or ''}", markup=False)
+    if len(stale.items) > 10:
+        console.print(f"  ... and {len(stale.items) - 10} more", markup=False)
+
+
+@group.command("report")
+@click.argument("snapshot")
+@click.option("--destination", help="Destination name (default: [system] destination).")
+@key_options
+@config_option
+@json_option
+@click.pass_context
+def report(
+    ctx: click.Context,
+    snapshot: str,
+    destination: str | None,
+    key: KeyArgs,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """The credentials changed since system SNAPSHOT (an id prefix, or "latest"), from the newest
+    secrets backup: its signed change list (no key needed), or, with the custodians' key, the
+    backup itself (names, hosts and users too; never a secret)."""
+    config = load(ctx, config_path)
+    unlocked = key.unlock(required=False)
+    trust = key.trust(unlocked, config.appliance.state_dir)
+    found = restore_report.report(config, snapshot, unlocked, trust, destination=destination)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    for message in found.warnings:
+        warn(message)
+    console.print(
+        f"Snapshot {found.snapshot[:12]} ({found.snapshot_time[:19]}); newest secrets backup"
+        f" {found.backup} (from its {found.source}): {len(found.items)} of {found.total}"
+        " credential(s) changed since",
+        markup=False,
+    )
+    if found.items:
+        table = Table(box=None, pad_edge=False)
+        for column in ("changed", "id", "type", "name", "host", "user"):
+            table.add_column(column)
+        for item in found.items:
+            table.add_row(
+                item.updated,
+                item.id,
+                item.type or "",
+                item.name or "",
+                item.host or "",
+                item.username or "",
+            )
+        console.print(table)
+    if found.undated:
+        console.print(
+            f"{len(found.undated)} item(s) carry no change time (their source does not say):"
+            " check them by hand",
+            markup=False,
+        )
 
 
 @group.command("recordings")

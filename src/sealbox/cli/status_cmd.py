@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,6 +59,12 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
             f" next {k['next_run']}  {_size(k['size']):>10}  -> {k['destination']}",
             markup=False,
         )
+        fresh = k.get("fresh")
+        if fresh is not None:
+            console.print(f"  {'':<11} {_fresh_line(fresh)}", markup=False)
+        proven = k.get("proven")
+        if k["kind"] != "secrets":
+            console.print(f"  {'':<11} {_proven_line(proven)}", markup=False)
         for lag in k.get("copies", []):
             behind = (
                 f"unreadable: {lag['error']}"
@@ -92,3 +100,34 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
         )
     for message in report["warnings"]:
         warn(message)
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    minutes = int((datetime.now(UTC) - when).total_seconds() // 60)
+    return f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"
+
+
+def _fresh_line(fresh: dict[str, Any]) -> str:
+    if not fresh.get("watching"):
+        return "watching sources: not yet (the daemon watches them)"
+    line = f"newest change backed up {_ago(fresh.get('newest_change_backed_up'))}"
+    if fresh.get("waiting_since"):
+        line += f"; a change waits since {_ago(fresh['waiting_since'])}"
+    if fresh.get("error"):
+        line += f"; watch failing: {fresh['error']}"
+    return line
+
+
+def _proven_line(proven: dict[str, Any] | None) -> str:
+    if not proven:
+        return "proven restorable: never drilled"
+    when = _ago(proven.get("last_passed")) if proven.get("last_passed") else "never"
+    newest = (
+        ""
+        if proven["result"] == "passed"
+        else f"; the newest drill FAILED ({_ago(proven['time'])})"
+    )
+    return f"proven restorable {when}{newest}"

@@ -30,6 +30,8 @@ from sealbox.backends.options import (
     SFTPOptions,
 )
 from sealbox.backends.registry import check_url, kind_of
+from sealbox.crypto import sshsig
+from sealbox.errors import SealboxError
 from sealbox.schedule import parse_cron, parse_duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -208,6 +210,11 @@ class SqlSource(_Model):
         description="Query returning one row per item.",
         examples=["SELECT id, type, name, host, username, secret FROM items"],
     )
+    watch_query: str | None = Field(
+        default=None,
+        description="A query returning one value that changes when any secret does (e.g. SELECT MAX(updated_at) FROM items, or a change counter): polled every [secrets] watch_seconds.",
+        examples=["SELECT MAX(updated_at) FROM items"],
+    )
     columns: SqlColumns = Field(
         default_factory=SqlColumns,
         description="Column mapping (defaults: id, type, name, host, username, secret).",
@@ -243,6 +250,11 @@ class KdbxSource(_Model):
     )
     keyfile: Path | None = Field(default=None, description="Its key file, if any.", examples=[None])
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=["kp:"])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
 
 class JsonSource(_Model):
@@ -255,6 +267,11 @@ class JsonSource(_Model):
         examples=["/var/lib/pam/export.json"],
     )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
 
 class CommandSource(_Model):
@@ -279,6 +296,11 @@ class CommandSource(_Model):
         default=300.0, gt=0, description="Seconds before the program is killed.", examples=[300]
     )
     id_prefix: str = Field(default="", description="Prefix for item ids.", examples=[""])
+    watch_file: Path | None = Field(
+        default=None,
+        description="A file whose change (mtime, size) means the secrets changed ([secrets] watch_seconds).",
+        examples=[None],
+    )
 
     @field_validator("env")
     @classmethod
@@ -336,9 +358,33 @@ class SecretsConfig(_AgeLimits):
         examples=["30d"],
     )
     sources: list[SecretSource] = Field(min_length=1, description="Where the secrets come from.")
+    watch_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="Poll each source's change marker this often (watch_query, watch_file, a JSON or KDBX file's own change) and back up soon after a change; the schedule stays a floor.",
+        examples=[30],
+    )
+    max_lag: str = Field(
+        default="5m",
+        description="With watch_seconds: a change is backed up within this long.",
+        examples=["5m"],
+    )
+    min_interval: str = Field(
+        default="1m",
+        description="With watch_seconds: never two change-triggered backups closer than this.",
+        examples=["1m"],
+    )
 
     _cron = field_validator("schedule")(_check_cron)
     _dur = field_validator("keep_within")(_check_duration)
+    _lags = field_validator("max_lag", "min_interval")(_check_duration)
+
+    @model_validator(mode="after")
+    def _lag_order(self) -> SecretsConfig:
+        if parse_duration(self.min_interval) > parse_duration(self.max_lag):
+            raise ValueError("min_interval cannot be longer than max_lag")
+        return self
 
     @model_validator(mode="after")
     def _names_unique(self) -> SecretsConfig:
@@ -754,6 +800,72 @@ class CopyConfig(_Model):
     _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
 
 
+DrillKind = Literal["system", "recordings"]
+DRILL_KINDS: tuple[DrillKind, ...] = ("system", "recordings")
+
+
+class DrillsConfig(_Model):
+    """Restore drills. On the appliance: how long backups may go unproven before an alert. On a
+    recovery host (never the appliance): the daemon's drill schedule and what it needs."""
+
+    alert_after_days: int = Field(
+        default=35,
+        ge=1,
+        description="Alert (drill.not_proven) when no drill of a kind passed for this long.",
+        examples=[35],
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Cron expression: the recovery host's daemon runs `sealbox drill` then.",
+        examples=[None],
+    )
+    destination: str | None = Field(
+        default=None,
+        description="The destination drills read (default: [system]'s and [recordings]'s; a"
+        " recovery host has neither).",
+        examples=[None],
+    )
+    kinds: list[DrillKind] = Field(
+        default_factory=lambda: list(DRILL_KINDS),
+        description="What the scheduled drills prove.",
+        examples=[["system", "recordings"]],
+    )
+    identity_file: Path | None = Field(
+        default=None,
+        description="The key scheduled drills open the repositories with: a repository-only"
+        " key (keys.repository_recipients), on the recovery host only.",
+        examples=[None],
+    )
+    scratch: list[str] = Field(
+        default_factory=list,
+        description="Scratch servers for the dumps (postgresql://user@host:port,"
+        " mysql://user@host:port); without one, a temporary server is started.",
+        examples=[[]],
+    )
+    sample: int = Field(
+        default=20, ge=1, description="Recordings a recordings drill restores.", examples=[20]
+    )
+    signers: list[str] = Field(
+        default_factory=list,
+        description="On the appliance: the drill hosts' receipt keys ('ssh-ed25519 AAAA...', as"
+        " `sealbox drill` prints them) whose receipts count; empty: any receipt sealed with the"
+        " repository's key.",
+        examples=[[]],
+    )
+
+    _cron = field_validator("schedule")(lambda v: v if v is None else _check_cron(v))
+
+    @field_validator("signers")
+    @classmethod
+    def _signer_lines(cls, value: list[str]) -> list[str]:
+        for line in value:
+            try:
+                sshsig.parse_public_key_line(line)
+            except SealboxError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class ClusterConfig(_Model):
     """Appliance clusters: the node that leads runs the scheduled jobs, the others stand by."""
 
@@ -864,6 +976,10 @@ class Config(_Model):
         description="Copies of backups to second destinations.",
         json_schema_extra={"sample_commented": True},
     )
+    drills: DrillsConfig | None = Field(
+        default=None,
+        description="Restore drills: the appliance's alert, a recovery host's schedule.",
+    )
     cluster: ClusterConfig | None = Field(
         default=None,
         description="Appliance clusters: only the leader runs the scheduled jobs.",
@@ -900,6 +1016,14 @@ class Config(_Model):
                     )
             if copy.from_ == copy.to:
                 problems.append((f"copies[{n}].to", "a copy goes to another destination"))
+        drills = self.drills
+        if drills is not None and drills.destination not in (None, *self.destinations):
+            known = ", ".join(sorted(self.destinations)) or "none defined"
+            problems.append(
+                ("drills.destination", f"no [destinations.{drills.destination}] (known: {known})")
+            )
+        if drills is not None and drills.schedule and drills.identity_file is None:
+            problems.append(("drills.identity_file", "a drill schedule needs the key drills use"))
         cluster = self.cluster
         # Database and command modes work without one (each node's history is its slot record).
         if cluster is not None and (cluster.leader == "lease" or cluster.lease_destination):

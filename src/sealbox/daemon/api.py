@@ -12,6 +12,7 @@ import calendar
 import hmac
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -109,8 +110,10 @@ def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     async def metrics(request: Request) -> Response:
         if not readable(request):
             return _refuse("a token is needed on a non-loopback listener", 401)
-        copies = _copy_lags(await daemon.status_doc()) if daemon.config.copies else []
-        text = await asyncio.to_thread(collect_metrics, daemon.config, daemon.snapshot(), copies)
+        config = daemon.config
+        wanted = config.copies or config.system is not None or config.recordings is not None
+        status = await daemon.status_doc() if wanted else None  # copy lag, drills: cached
+        text = await asyncio.to_thread(collect_metrics, config, daemon.snapshot(), status)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Starlette(
@@ -125,15 +128,17 @@ def make_app(daemon: Daemon, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     )
 
 
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def _copy_lags(status: StatusDoc) -> list[tuple[str, CopyLag]]:
     return [(k["kind"], lag) for k in status["kinds"] for lag in k.get("copies", [])]
 
 
-def collect_metrics(
-    config: Config, snap: dict[str, Any], copies: list[tuple[str, CopyLag]] | None = None
-) -> str:
-    """The metrics text from the state files and the daemon's ``snapshot()`` (taken on the
-    loop's thread: this runs in a worker thread)."""
+def collect_metrics(config: Config, snap: dict[str, Any], status: StatusDoc | None = None) -> str:
+    """The metrics text from the state files, the daemon's ``snapshot()`` (taken on the
+    loop's thread: this runs in a worker thread) and its cached status (copy lag, drills)."""
 
     state = config.appliance.state_dir
     history = History(state, readonly=True)
@@ -203,10 +208,26 @@ def collect_metrics(
     started.add(snap["started"])
     lag = Metric("sealbox_copy_lag_snapshots", "Backups or snapshots not yet at a copy.", "gauge")
     lag_bytes = Metric("sealbox_copy_lag_bytes", "Their size.", "gauge")
-    for kind, copy_lag in copies or []:
+    for kind, copy_lag in _copy_lags(status) if status else []:
         if "error" not in copy_lag:
             lag.add(copy_lag["lag_snapshots"], kind=kind, to=copy_lag["to"])
             lag_bytes.add(copy_lag["lag_bytes"], kind=kind, to=copy_lag["to"])
+    drilled = Metric(
+        "sealbox_drill_timestamp_seconds", "When the newest restore drill ended.", "gauge"
+    )
+    drill_ok = Metric("sealbox_drill_success", "1 if the newest restore drill passed.", "gauge")
+    proven = Metric(
+        "sealbox_last_proven_timestamp_seconds",
+        "When a restore drill last passed: the backups were last proven restorable.",
+        "gauge",
+    )
+    for entry in status["kinds"] if status else []:
+        receipt = entry.get("proven")
+        if receipt:
+            drilled.add(_unix(receipt["time"]), kind=entry["kind"])
+            drill_ok.add(1 if receipt["result"] == "passed" else 0, kind=entry["kind"])
+            if receipt["last_passed"]:
+                proven.add(_unix(receipt["last_passed"]), kind=entry["kind"])
     leader = Metric(
         "sealbox_cluster_leader",
         "1 if this node leads its cluster ([cluster]), 0 if it stands by.",
@@ -243,5 +264,8 @@ def collect_metrics(
             started,
             lag,
             lag_bytes,
+            drilled,
+            drill_ok,
+            proven,
         ]
     )

@@ -43,7 +43,16 @@ __all__ = [
 
 CHECK_IDENTITY_KEY = "daemon.check_identity_file"
 
-JOBS = ("secrets", "system", "recordings", "probe", "check", "copy")
+JOBS = (
+    "secrets",
+    "system",
+    "recordings",
+    "probe",
+    "check",
+    "copy",
+    "drill-system",
+    "drill-recordings",
+)
 # [[copies]] without a schedule run after each backup they copy, and once a day to retry.
 COPY_RETRY_SCHEDULE = "17 4 * * *"
 
@@ -117,6 +126,12 @@ def jobs_of(config: Config) -> dict[str, Job]:
     if config.copies:
         explicit = [c.schedule for c in config.copies if c.schedule]
         found["copy"] = Job("copy", explicit[0] if explicit else COPY_RETRY_SCHEDULE, False)
+    drills = config.drills
+    if drills is not None and drills.schedule:  # a recovery host
+        if drills.identity_file is None:
+            raise ConfigError("drills.schedule needs drills.identity_file (the key drills use)")
+        for kind in drills.kinds:
+            found[f"drill-{kind}"] = Job(f"drill-{kind}", drills.schedule, False)
     return found
 
 
@@ -142,6 +157,11 @@ def argv_for(config: Config, job: str) -> list[str]:
         return [*base, "check", "--json", *extra]
     if job == "copy":
         return [*base, "copy", "--json"]
+    if job in ("drill-system", "drill-recordings") and config.drills is not None:
+        identity = config.drills.identity_file
+        if identity is None:
+            raise ConfigError("drills.schedule needs drills.identity_file (the key drills use)")
+        return [*base, "drill", job.removeprefix("drill-"), "--json", "--identity", str(identity)]
     raise ValueError(f"unknown job {job!r}")
 
 
@@ -179,6 +199,9 @@ def outcome_of(job: str, returncode: int, stdout: bytes, stderr: bytes) -> JobOu
                 doc.get("stored"),
                 doc.get("snapshot"),
             )
+        elif job.startswith("drill-"):
+            out.snapshot = doc.get("snapshot")
+            out.files = len(doc.get("checks") or [])  # checks made
     elif isinstance(doc, list) and job == "probe":
         out.files = len(doc)  # destinations probed
     elif isinstance(doc, list) and job == "copy":

@@ -31,6 +31,7 @@ from sealbox.config.models import Config
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, copies_after, jobs_of, outcome_of
 from sealbox.daemon.leadership import Leadership
 from sealbox.daemon.schedule_plan import first_due, next_due
+from sealbox.daemon.watch import Watcher
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
 from sealbox.state.history import History
@@ -282,6 +283,25 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
+    def _watcher(self) -> Watcher:
+        """Fresh secrets ([secrets] watch_seconds): a change asks for an earlier secrets run."""
+
+        def due(when: float) -> None:
+            # Earlier than the schedule's slot; or moved (later, too) while changes go on: the
+            # watch debounces its own request, within max_lag.
+            current = self.due.get("secrets")
+            if "secrets" in self.jobs and (
+                current is None or current[1] == "change" or when < current[0].timestamp()
+            ):
+                self.due["secrets"] = (datetime.fromtimestamp(when, UTC), "change")
+                self._wake.set()
+
+        def started(result: str | None) -> float | None:
+            row = self.history.last("secrets", result)
+            return float(row["started"]) if row else None
+
+        return Watcher(lambda: self.config, due, lambda: started(None), lambda: started("success"))
+
     async def _cluster(self) -> None:
         """Look at the cluster every :meth:`Leadership.interval` seconds; on taking the lead,
         plan again (with the slots the earlier leaders recorded) and wake the scheduler."""
@@ -412,10 +432,12 @@ class Daemon:
         if on_ready is not None:
             on_ready()
         scheduler = loop.create_task(self._scheduler())
+        watcher = loop.create_task(self._watcher().run(self._stop))
         cluster = loop.create_task(self._cluster())
         await self._stop.wait()
         log.warning("stopping: %d job(s) running", len(self.running))
         scheduler.cancel()
+        watcher.cancel()
         cluster.cancel()
         await self._stop_jobs()
         if not self.running:  # every run has ended: none can publish under the lease any more

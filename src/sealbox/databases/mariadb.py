@@ -4,15 +4,24 @@ appliance keeps writing), loaded back with the ``mariadb`` client."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import replace as dc_replace
 
 from sealbox.config.models import DatabaseConfig
-from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
-from sealbox.errors import SourceError
+from sealbox.databases.base import (
+    count_rows,
+    parse_server_url,
+    run_feed,
+    run_query,
+    start_dump,
+    tool,
+)
+from sealbox.databases.declared import MARIADB_TABLE
+from sealbox.databases.restricted import whole_lines
+from sealbox.errors import IntegrityError, SourceError
 from sealbox.repo.backup import Stream
 
-__all__ = ["MariaDB"]
+__all__ = ["MariaDB", "renamed"]
 
 # "GRANT ... TO `u`@`h` IDENTIFIED VIA ... [WITH GRANT OPTION];": the clause would reset the
 # credentials of an account that exists on the target server.
@@ -144,9 +153,13 @@ class MariaDB:
         )
         return self.url.database in out.split()
 
-    def load(self, data: Iterable[bytes], replace: bool) -> None:
+    def load(self, data: Iterable[bytes], replace: bool, dumped_as: str | None = None) -> None:
         """Load a dump with the client sandboxed (see ``_SANDBOX``); a client without
-        ``--sandbox`` is refused before anything is dropped."""
+        ``--sandbox`` is refused before anything is dropped. ``dumped_as``: the database the
+        dump names (its ``CREATE DATABASE`` and ``USE``), loaded under this handler's name
+        instead (the drill's throwaway database)."""
+        if dumped_as is not None:
+            data = renamed(data, dumped_as, self.url.database)
         client = self._client()
         try:
             run_query([client, *_SANDBOX, "--version"], {}, self.label)
@@ -173,3 +186,56 @@ class MariaDB:
             self.label,
             refusals=_REFUSED,
         )
+
+    # The drill's side (:mod:`sealbox.usecases.drill`).
+
+    def _query(self, sql: str) -> str:
+        return run_query(
+            [self._client(), *self._conn(), "--batch", "--skip-column-names", "-e", sql],
+            self._env(),
+            self.label,
+        )
+
+    def tables(self) -> list[str]:
+        """The database's base tables, quoted as mariadb-dump quotes them."""
+        # The name passed parse_server_url's plain-name check: no quote can reach the SQL.
+        sql = (
+            "SELECT CONCAT('`', REPLACE(table_name, '`', '``'), '`')"
+            " FROM information_schema.tables WHERE table_schema = '{}'"
+            " AND table_type = 'BASE TABLE' ORDER BY 1"
+        )
+        out = self._query(sql.format(self.url.database))
+        return [line for line in out.splitlines() if line]
+
+    def row_counts(self, tables: list[str]) -> dict[str, int]:
+        db = f"`{self.url.database}`"
+        return count_rows(tables, MARIADB_TABLE, lambda t: f"{db}.{t}", self._query)
+
+    def drop(self) -> None:
+        self._query(f"DROP DATABASE IF EXISTS `{self.url.database}`")
+
+
+def renamed(data: Iterable[bytes], old: str, new: str) -> Iterator[bytes]:
+    """A mariadb-dump of database ``old`` (``--databases``) that creates and uses ``new``
+    instead. Its ``CREATE DATABASE`` and ``USE`` lines are rewritten; a dump that switches to
+    any other database is refused (IntegrityError) before that line reaches the server."""
+    create = re.compile(
+        rb"^(CREATE DATABASE (?:/\*!32312 IF NOT EXISTS\*/ )?)`" + re.escape(old.encode()) + rb"`"
+    )
+    use = b"USE `" + old.encode() + b"`;"
+    seen_use = False
+    for block in whole_lines(data):
+        out = []
+        for line in block.split(b"\n"):
+            if line.startswith(b"CREATE DATABASE "):
+                line, count = create.subn(rb"\1`" + new.encode() + b"`", line)
+                if not count:
+                    raise IntegrityError(f"the dump creates a database other than {old}")
+            elif line.startswith(b"USE "):
+                if line != use:
+                    raise IntegrityError(f"the dump switches to a database other than {old}")
+                line, seen_use = b"USE `" + new.encode() + b"`;", True
+            out.append(line)
+        yield b"\n".join(out)
+    if not seen_use:
+        raise IntegrityError(f"the dump never selects its database {old} (not a dump of it?)")

@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from dataclasses import replace as dc_replace
 
 from sealbox.config.models import DatabaseConfig
-from sealbox.databases.base import parse_server_url, run_feed, run_query, start_dump, tool
+from sealbox.databases.base import (
+    count_rows,
+    parse_server_url,
+    run_feed,
+    run_query,
+    start_dump,
+    tool,
+)
+from sealbox.databases.declared import PG_TABLE
 from sealbox.databases.restricted import new_key, require_restrict, restricted_script
 from sealbox.errors import SourceError
 from sealbox.repo.backup import Stream
@@ -185,4 +193,42 @@ class PostgreSQL:
             restricted_script(data, new_key()),
             self.label,
             refusals=_REFUSED,
+        )
+
+    # The drill's side (:mod:`sealbox.usecases.drill`): what a loaded database holds, and dropping
+    # the throwaway database afterwards.
+
+    def _query(self, sql: str) -> str:
+        psql = tool(("psql",), "postgresql-client")
+        return run_query(
+            [psql, *self._conn(), "--no-psqlrc", f"--dbname={self.url.database}", "-tAXc", sql],
+            self._env(),
+            self.label,
+        )
+
+    def tables(self) -> list[str]:
+        """The database's tables (ordinary and partitioned), quoted as pg_dump quotes them."""
+        out = self._query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_catalog.pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1"
+        )
+        return [line for line in out.splitlines() if line]
+
+    def row_counts(self, tables: list[str]) -> dict[str, int]:
+        """Rows per table, each table's own (``ONLY``: a parent's count leaves out its
+        partitions and children, as the dump's COPY does). ``tables`` must be names that
+        :data:`sealbox.databases.declared.PG_TABLE` matches whole."""
+        return count_rows(tables, PG_TABLE, lambda t: f"ONLY {t}", self._query)
+
+    def drop(self) -> None:
+        run_query(
+            [
+                tool(("dropdb",), "postgresql-client"),
+                *self._conn(),
+                "--if-exists",
+                "--force",
+                self.url.database,
+            ],
+            self._env(),
+            self.label,
         )

@@ -28,7 +28,13 @@ from itertools import chain
 
 from sealbox.errors import SourceError
 
-__all__ = ["new_key", "require_restrict", "restricted_script", "supports_restrict"]
+__all__ = [
+    "new_key",
+    "require_restrict",
+    "restricted_script",
+    "supports_restrict",
+    "whole_lines",
+]
 
 # The first minor release of each major version with \restrict; every major after 17 has it.
 _FIRST_WITH_RESTRICT = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
@@ -67,7 +73,7 @@ def require_restrict(version_line: str, psql: str) -> None:
 def restricted_script(data: Iterable[bytes], key: str) -> Iterator[bytes]:
     """``\\restrict key``, then the dump without pg_dump's own restrict/unrestrict lines."""
     yield b"\\restrict " + key.encode() + b"\n"
-    blocks = _whole_lines(data)
+    blocks = whole_lines(data)
     for block in blocks:
         match = _HEAD.search(block)
         if match is None:
@@ -84,7 +90,7 @@ def restricted_script(data: Iterable[bytes], key: str) -> Iterator[bytes]:
         return
 
 
-def _whole_lines(data: Iterable[bytes]) -> Iterator[bytes]:
+def whole_lines(data: Iterable[bytes]) -> Iterator[bytes]:
     """The bytes of ``data`` in blocks that each end at a line end (the last may not)."""
     carry = bytearray()  # a line longer than a chunk (a big bytea value) grows here, once
     for chunk in data:

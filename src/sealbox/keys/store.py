@@ -128,23 +128,29 @@ class Keystore:
     # -- the appliance signing key -------------------------------------------------------------
     def signing_key(self, create: bool = True) -> Ed25519PrivateKey:
         """The appliance's signing key, created on first use when ``create``."""
-        path = self.dir / "signing_key"
+        return self._key("signing_key", "appliance signing key", create)
+
+    def drill_key(self) -> Ed25519PrivateKey:
+        """A recovery host's key for its drill receipts (created on its first drill). Apart
+        from the appliance signing key on purpose: the keystore's signer is trusted by readers
+        on this machine, and a drill host must never vouch for snapshots."""
+        return self._key("drill_signing_key", "drill signing key", True)
+
+    def _key(self, name: str, what: str, create: bool) -> Ed25519PrivateKey:
+        path = self.dir / name
         try:
             key = serialization.load_ssh_private_key(path.read_bytes(), password=None)
         except FileNotFoundError:
             if not create:
-                raise KeyNotSetError(f"no appliance signing key in {self.dir}") from None
-            return self._new_signing_key(path)
+                raise KeyNotSetError(f"no {what} in {self.dir}") from None
+            self._ensure_dir()
+            key = Ed25519PrivateKey.generate()
+            _write_signing_key(path, key)
+            return key
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"appliance signing key {path} is unreadable: {exc}") from exc
+            raise ConfigError(f"{what} {path} is unreadable: {exc}") from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigError(f"appliance signing key {path} is not an Ed25519 key")
-        return key
-
-    def _new_signing_key(self, path: Path) -> Ed25519PrivateKey:
-        self._ensure_dir()
-        key = Ed25519PrivateKey.generate()
-        _write_signing_key(path, key)
+            raise ConfigError(f"{what} {path} is not an Ed25519 key")
         return key
 
     def signer_public(self) -> Ed25519PublicKey:

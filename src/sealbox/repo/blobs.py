@@ -17,6 +17,10 @@ from sealbox.repo.repository import Index, Repository, pack_path
 
 __all__ = ["MAX_BLOB", "BlobReader"]
 
+STREAM_STEP = 1 << 20
+# Frames stating more than this are decompressed a step at a time (chunks are at most 8 MiB; a
+# large tree blob is rare): what a frame claims is not allocated before it is produced.
+STREAM_ABOVE = 16 << 20
 MAX_BLOB = fmt.MAX_SIZE["pack"]  # no chunk or tree blob comes near: bounds every allocation
 
 
@@ -94,7 +98,12 @@ class BlobReader:
                     raise CorruptFileError(
                         f"{where}: blob {entry.blob_id.hex()[:16]} claims an impossible length"
                     )
-                payload = self._decompressor().decompress(payload, max_output_size=entry.raw_length)
+                if claimed < 0 or claimed > STREAM_ABOVE:  # -1: the frame does not say
+                    payload = self._stream(payload, entry.raw_length)
+                else:  # what Sealbox writes: exactly the stated size is allocated
+                    payload = self._decompressor().decompress(
+                        payload, max_output_size=entry.raw_length
+                    )
             except zstandard.ZstdError as exc:
                 raise CorruptFileError(
                     f"{where}: blob {entry.blob_id.hex()[:16]} does not decompress"
@@ -107,6 +116,18 @@ class BlobReader:
                 f"{where}: blob {entry.blob_id.hex()[:16]} does not match its id"
             )
         return payload
+
+    def _stream(self, payload: bytes, limit: int) -> bytes:
+        """A frame that does not state its size, decompressed a MiB at a time up to ``limit``
+        (+1, to see that it is longer): memory follows what it really holds, not what the
+        index claims (``max_output_size`` would allocate the claimed length at once)."""
+        out = bytearray()
+        with self._decompressor().stream_reader(payload) as reader:
+            while len(out) <= limit and (
+                part := reader.read(min(STREAM_STEP, limit + 1 - len(out)))
+            ):
+                out += part
+        return bytes(out)
 
     def read(self, blob_id: bytes) -> bytes:
         """The blob's plaintext, from the first copy whose data key we can open (after a key

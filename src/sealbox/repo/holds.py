@@ -24,7 +24,8 @@ from sealbox.backends.base import read_bounded
 from sealbox.crypto import sshsig
 from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
-from sealbox.repo.repository import Repository
+from sealbox.repo.index import Index
+from sealbox.repo.repository import Repository, Snapshot, pack_path
 
 __all__ = [
     "MAX_HOLD",
@@ -34,6 +35,7 @@ __all__ = [
     "active_holds",
     "add_hold",
     "held_snapshots",
+    "objects_needed",
     "release_hold",
 ]
 
@@ -150,6 +152,18 @@ def active_holds(repo: Repository) -> list[Hold]:
         if r.action == "hold" and name not in released
     ]
     return sorted(holds, key=lambda h: (h.time, h.id))
+
+
+def objects_needed(repo: Repository, index: Index, snapshots: list[Snapshot]) -> set[str]:
+    """Every object the snapshots need to be restored: their headers, reference lists, data
+    keys and packs, with the repository's config, keys and index files."""
+    names = {"config"}
+    names |= {info.name for prefix in ("keys/", "index/") for info in repo.backend.list(prefix)}
+    for snap in snapshots:
+        names |= {f"snapshots/{snap.id}", f"refs/{snap.refs}"}
+        names |= {f"datakeys/{key}" for key in snap.data_keys}
+        names |= {pack_path(index.lookup(blob)[0]) for blob in repo.load_refs(snap.refs)}
+    return names
 
 
 def held_snapshots(repo: Repository, session_snapshots: dict[str, set[str]]) -> dict[str, str]:

@@ -196,9 +196,10 @@ class _Writer:
         verify: bool,
         options: RestoreOptions,
         on_bytes: Callable[[int], None] | None,
+        digests: dict[str, bytes] | None = None,
     ) -> None:
         self.reader, self.dirs, self.result, self.verify = reader, dirs, result, verify
-        self.options, self.on_bytes = options, on_bytes
+        self.options, self.on_bytes, self.digests = options, on_bytes, digests
         self.ids = (os.geteuid(), os.getegid())
         self.lock = threading.Lock()
         self.meta_failures = 0
@@ -258,6 +259,9 @@ class _Writer:
                         "what was written does not read back the same (disk error?)"
                     )
             self.metadata(fd, entry)
+            if self.digests is not None:
+                with self.lock:
+                    self.digests[entry.path] = digest.digest()
         except BaseException:
             # Never leave a partial or unverified file under its real name.
             with contextlib.suppress(OSError):
@@ -432,9 +436,12 @@ def run_restore(
     verify: bool = True,
     on_bytes: Callable[[int], None] | None = None,
     options: RestoreOptions | None = None,
+    digests: dict[str, bytes] | None = None,
 ) -> RestoreResult:
     """Write the plan under ``target``. Raises OutputError (no space, an unwritable target) and
-    PolicyError (``owners`` without root); failures of single items are in ``result.failed``."""
+    PolicyError (``owners`` without root); failures of single items are in ``result.failed``.
+    ``digests`` receives each written file's BLAKE3 (of the snapshot's authenticated content)
+    by path, for a drill to compare with what the disk holds afterwards."""
     started = time.perf_counter()
     options = options or RestoreOptions()
     if options.owners and os.geteuid() != 0:
@@ -450,7 +457,7 @@ def run_restore(
     except OSError as exc:
         raise OutputError(f"cannot open {target}: {exc.strerror}") from exc
     dirs = DirCache(root_fd, DIR_FDS)
-    writer = _Writer(reader, dirs, result, verify, options, on_bytes)
+    writer = _Writer(reader, dirs, result, verify, options, on_bytes, digests)
     try:
         _restore(repo, plan, writer, result)
     finally:

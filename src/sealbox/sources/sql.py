@@ -239,3 +239,19 @@ def _item(
         source=source.name,
         history=orjson.Fragment(bytes(versions + b"]")) if versions else [],
     )
+
+
+def change_marker(source: SqlSource) -> str | None:
+    """The value of the source's ``watch_query`` (its first column of its first row), as text;
+    None when the source has no watch query."""
+    if source.watch_query is None:
+        return None
+    with _connect(source) as (dbapi, errors):
+        try:
+            cursor, _ = _execute(dbapi, source.watch_query)
+            row = cursor.fetchone()
+        except errors as exc:
+            raise SourceError(
+                f"{_where(source)}: watch_query failed: {_driver_reason(exc)}"
+            ) from exc
+    return "" if row is None or row[0] is None else str(row[0])

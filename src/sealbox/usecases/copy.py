@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from sealbox.backends.base import Backend, read_bounded
-from sealbox.breakglass import opener_html, package
+from sealbox.breakglass import changes, opener_html, package
 from sealbox.breakglass.opener import MAX_BACKUP, MAX_MANIFEST, MAX_SIGNATURE
 from sealbox.config.models import Config, CopyConfig
 from sealbox.destinations.repos import destination_backend, open_product_repo
@@ -37,6 +37,7 @@ from sealbox.errors import (
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
 from sealbox.state.files import read_json, write_json
+from sealbox.usecases.holds import sync_legal_holds
 from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
 
 __all__ = ["CopyLag", "CopyResult", "RateLimit", "existing_names", "lags", "run"]
@@ -78,6 +79,7 @@ class CopyResult:
     present: int = 0  # already at the target
     skipped: list[str] = field(default_factory=list)  # refused, with the reason
     seconds: float = 0.0
+    legal_hold_objects: int = 0  # S3 legal holds set at an Object Lock target (held snapshots)
 
 
 class RateLimit:
@@ -263,6 +265,12 @@ def _copy_repository(
         target.put("config", config_bytes, exclusive=True)  # last: a repository exists once it does
         result.objects += 1
         result.bytes += len(config_bytes)
+    if getattr(target, "legal_holds", False) and any(
+        n.startswith("holds/") for n in _sizes(target, "holds/")
+    ):
+        # The holds came along; at an Object Lock target they hold the objects there too.
+        held, _ = open_product_repo(config, copy.to, [], create=False)
+        result.legal_hold_objects = sync_legal_holds(held)
 
 
 def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: RateLimit) -> None:
@@ -272,19 +280,27 @@ def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: R
     have = set(_names(target, f"secrets-{config.appliance.name}-"))
     _refuse_empty_source(len(names), have, "secrets backups")
     trust = Keystore(config.appliance.state_dir).trust().require()
+    at_source = set(_names(source, f"secrets-{config.appliance.name}-"))
     for name in reversed(names):  # oldest first: an interrupted copy has a prefix of history
-        if name in have and all(name + s in have for s in SIDE_SUFFIXES):
+        sides = [s for s in SIDE_SUFFIXES if name + s in at_source]
+        if name in have and all(name + s in have for s in sides):
             result.present += 1
             continue
+        change_list = None
         try:
             ciphertext = read_bounded(source, name, MAX_BACKUP, name)
             signature = read_bounded(source, name + ".sig", MAX_SIGNATURE, name + ".sig")
             manifest = read_bounded(source, name + ".manifest.json", MAX_MANIFEST, name)
             package.verify(ciphertext, signature.decode(), manifest, trust)
+            if name + changes.SUFFIX in at_source:
+                change_list = read_bounded(source, name + changes.SUFFIX, changes.MAX_CHANGES)
+                changes.parse(change_list, trust, name + changes.SUFFIX)
         except (SealboxError, UnicodeDecodeError) as exc:
             result.skipped.append(f"{name}: {exc}: not copied")
             continue
         # The side files first: a backup exists at the target once its .age does.
+        if change_list is not None:
+            _put(target, name + changes.SUFFIX, change_list, result, limit)
         _put(target, name + ".manifest.json", manifest, result, limit)
         _put(target, name + ".sig", signature, result, limit)
         _put(target, name, ciphertext, result, limit)

@@ -1,4 +1,5 @@
-"""``sealbox forget``: each kind's retention policy, then prune, per destination.
+"""``sealbox forget``: each kind's retention policy, then prune, per destination (the kind's
+own, then each [[copies]] target of it).
 
 Secrets backups keep their newest file whatever the policy says; system and recordings snapshots
 follow ``repo.forget.decide`` (the count rules, then the age limits, which win); recordings removed by the policy get a signed retention
@@ -51,7 +52,7 @@ class ForgetReport:
             entry: dict[str, object] = {"kept": outcome.kept, "forgotten": outcome.forgotten}
             if outcome.skipped:
                 entry["skipped"] = outcome.skipped
-            if kind == "secrets" and not self.dry_run and outcome.skipped is None:
+            if kind.startswith("secrets") and not self.dry_run and outcome.skipped is None:
                 entry = {"forgotten": outcome.forgotten}
             if outcome.why:
                 entry["why"] = outcome.why
@@ -62,44 +63,73 @@ class ForgetReport:
 
 
 def run(config: Config, dry_run: bool = False, now: datetime | None = None) -> ForgetReport:
+    """Every kind's retention at its destination, then at each [[copies]] target of that kind
+    (reported as ``KIND@TARGET``): a second copy keeps what the first keeps, no longer (a
+    ``delete_after`` for privacy holds there too), and its legal holds (copied along) count."""
     now = now or datetime.now(UTC)
     report = ForgetReport(dry_run)
     if config.secrets is not None:
-        report.kinds["secrets"] = _secrets(config, dry_run, now)
+        source = config.secrets.destination
+        report.kinds["secrets"] = _secrets(config, source, dry_run, now)
+        for to in _copies_of(config, "secrets", source):
+            report.kinds[f"secrets@{to}"] = _secrets(config, to, dry_run, now)
     by_destination: dict[str, list[str]] = {}
     for kind in ("system", "recordings"):
         part = config.system if kind == "system" else config.recordings
         if part is not None:
             by_destination.setdefault(part.destination, []).append(kind)
+    copies: dict[str, list[str]] = {}
     for name, kinds in by_destination.items():
-        try:
-            repo, _ = open_product_repo(config, name, [], create=False)
-        except NotFoundError:
-            continue
-        if append_only(repo.backend):
-            for kind in kinds:
-                report.kinds[kind] = KindOutcome(skipped="append-only")
-            continue
-        snapshots = repo.snapshots()
-        held = held_snapshots(repo, session_snapshots(repo) if "recordings" in kinds else {})
         for kind in kinds:
-            part = config.system if kind == "system" else config.recordings
-            assert part is not None
-            decision = decide([s for s in snapshots if s.kind == kind], part.retention, now, held)
-            if not dry_run:
-                forget_snapshots(repo, decision.forget)
-                if kind == "recordings" and decision.forget:
-                    _note_retention(config, repo, {s.id for s in decision.forget})
-            report.kinds[kind] = KindOutcome(
-                [s.id for s in decision.forget], [s.id for s in decision.keep], why=decision.why
-            )
-        report.prunes[name] = prune(repo, dry_run=dry_run)
+            for to in _copies_of(config, kind, name):
+                copies.setdefault(to, []).append(kind)
+    for name, kinds in by_destination.items():
+        _repository(config, name, kinds, "", dry_run, now, report)
+    for name, kinds in copies.items():
+        _repository(config, name, kinds, f"@{name}", dry_run, now, report)
     return report
 
 
-def _secrets(config: Config, dry_run: bool, now: datetime) -> KindOutcome:
+def _copies_of(config: Config, kind: str, source: str) -> list[str]:
+    return [c.to for c in config.copies if c.from_ == source and kind in c.kinds]
+
+
+def _repository(
+    config: Config,
+    name: str,
+    kinds: list[str],
+    suffix: str,
+    dry_run: bool,
+    now: datetime,
+    report: ForgetReport,
+) -> None:
+    try:
+        repo, _ = open_product_repo(config, name, [], create=False)
+    except NotFoundError:
+        return
+    if append_only(repo.backend):
+        for kind in kinds:
+            report.kinds[kind + suffix] = KindOutcome(skipped="append-only")
+        return
+    snapshots = repo.snapshots()
+    held = held_snapshots(repo, session_snapshots(repo) if "recordings" in kinds else {})
+    for kind in kinds:
+        part = config.system if kind == "system" else config.recordings
+        assert part is not None
+        decision = decide([s for s in snapshots if s.kind == kind], part.retention, now, held)
+        if not dry_run:
+            forget_snapshots(repo, decision.forget)
+            if kind == "recordings" and decision.forget:
+                _note_retention(config, repo, {s.id for s in decision.forget})
+        report.kinds[kind + suffix] = KindOutcome(
+            [s.id for s in decision.forget], [s.id for s in decision.keep], why=decision.why
+        )
+    report.prunes[name] = prune(repo, dry_run=dry_run)
+
+
+def _secrets(config: Config, destination: str, dry_run: bool, now: datetime) -> KindOutcome:
     assert config.secrets is not None
-    backend = destination_backend(config, config.secrets.destination)
+    backend = destination_backend(config, destination)
     if append_only(backend):
         return KindOutcome(skipped="append-only")
     names = secrets_backup.list_backups(backend, config.appliance.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from sealbox import __version__
 from sealbox.backends import Backend
 from sealbox.backends.base import append_only, read_bounded
-from sealbox.breakglass import document, opener_html, package
+from sealbox.breakglass import changes, document, opener_html, package
 from sealbox.breakglass.opener import MAX_MANIFEST
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
 from sealbox.crypto import agekeys
@@ -26,6 +27,7 @@ from sealbox.destinations.recipients import recipients_for
 from sealbox.destinations.repos import destination_backend
 from sealbox.destinations.sizing import record_sample
 from sealbox.errors import ConfigError, CorruptFileError, NotFoundError
+from sealbox.items import Item
 from sealbox.keys.store import Keystore
 from sealbox.schedule import parse_duration
 from sealbox.sources import collect
@@ -39,7 +41,7 @@ __all__ = [
     "run",
 ]
 
-SIDE_SUFFIXES = (".sig", ".manifest.json")
+SIDE_SUFFIXES = (".sig", ".manifest.json", changes.SUFFIX)
 
 
 @dataclass
@@ -150,7 +152,9 @@ def _free_name(backend: Backend, appliance: str, stamp: str) -> str:
         for info in backend.list(f"secrets-{appliance}-{stamp}")
         if (
             parsed := package.parse_backup_name(
-                info.name.removesuffix(".sig").removesuffix(".manifest.json")
+                info.name.removesuffix(".sig")
+                .removesuffix(".manifest.json")
+                .removesuffix(changes.SUFFIX)
             )
         )
         and parsed[1] == stamp
@@ -189,8 +193,15 @@ def run(
         mark = time.perf_counter()
         now = now or datetime.now(UTC)
         created = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        changed: list[tuple[str, str | None]] = []  # ids and change times: the change list
+
+        def noted(items: Iterator[Item]) -> Iterator[Item]:
+            for item in items:
+                changed.append((item.id, item.updated))
+                yield item
+
         plaintext, counts = document.encode(
-            collect(list(section.sources)),
+            noted(collect(list(section.sources))),
             appliance=config.appliance.name,
             created=created,
             keys=keys,
@@ -221,9 +232,18 @@ def run(
         fence(config)  # a node that lost its cluster lease publishes nothing
         written: list[str] = []
         try:
+            change_list = changes.seal(
+                file=name,
+                appliance=config.appliance.name,
+                created=created,
+                items=changed,
+                signer=signer,
+                endorsements=keystore.endorsements(),
+            )
             for part, data in (
                 (".sig", sealed.signature.encode()),
                 (".manifest.json", sealed.manifest),
+                (changes.SUFFIX, change_list),
             ):
                 backend.put(name + part, data, exclusive=True)
                 written.append(name + part)

@@ -1,6 +1,6 @@
 """The dashboard's Snapshots page: each kind's snapshots (or secrets backups) with what a
 reviewer asks of them: time, size, files, whether their signature verified, which copies hold
-them, and whether a legal hold keeps them."""
+them, whether a restore drill proved them, and whether a legal hold keeps them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from sealbox.config.models import Config
 from sealbox.destinations.repos import destination_backend, open_product_repo
 from sealbox.errors import NotFoundError, SealboxError
+from sealbox.repo.drills import receipts
 from sealbox.repo.holds import held_snapshots
 from sealbox.usecases.copy import existing_names
+from sealbox.usecases.drill import pinned_drill_signers
 from sealbox.usecases.forget import session_snapshots
 from sealbox.usecases.secrets_backup import list_backups
 
@@ -26,6 +28,7 @@ class SnapshotRow:
     verified: bool
     copied: list[str] = field(default_factory=list)  # destinations of the copies holding it
     held: str | None = None  # why a legal hold keeps it
+    drilled: str | None = None  # the newest drill of it: "passed 2026-12-01T..." / "failed ..."
 
 
 def rows(config: Config, kind: str) -> tuple[list[SnapshotRow], str | None]:
@@ -56,6 +59,10 @@ def rows(config: Config, kind: str) -> tuple[list[SnapshotRow], str | None]:
         repo, _ = open_product_repo(config, section.destination, [], create=False)
         snaps = [s for s in repo.snapshots() if s.kind == kind]
         held = held_snapshots(repo, session_snapshots(repo) if kind == "recordings" else {})
+        drilled = {
+            r.snapshot: f"{r.result} {r.time[:16]}"
+            for r in receipts(repo, kind, pinned_drill_signers(config))
+        }  # oldest first: the newest drill of a snapshot wins
         at_copies = {
             to: {
                 n.removeprefix("snapshots/")
@@ -72,6 +79,7 @@ def rows(config: Config, kind: str) -> tuple[list[SnapshotRow], str | None]:
                 s.verified,
                 [to for to in copies if s.id in at_copies[to]],
                 held.get(s.id),
+                drilled.get(s.id),
             )
             for s in reversed(snaps)
         ], None

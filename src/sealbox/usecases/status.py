@@ -17,11 +17,13 @@ from sealbox.destinations.sizing import measure
 from sealbox.errors import NotFoundError, SealboxError
 from sealbox.keys.store import Keystore
 from sealbox.schedule import interval, next_run
+from sealbox.sources.watch import WATCH_STATE
 from sealbox.state.files import read_json
 from sealbox.state.history import History
 from sealbox.usecases.cluster import ClusterStatus, status_without_daemon
 from sealbox.usecases.copy import CopyLag
 from sealbox.usecases.copy import lags as copy_lags
+from sealbox.usecases.drill import pinned_drill_signers, proven
 from sealbox.usecases.recordings_backup import catalog_for
 from sealbox.usecases.secrets_backup import list_backups
 
@@ -45,6 +47,8 @@ class KindStatus(TypedDict):
     recordings_stored: NotRequired[int]
     manifest_head: NotRequired[str]
     copies: NotRequired[list[CopyLag]]  # [[copies]] of this kind: how far each is behind
+    proven: NotRequired[dict[str, Any] | None]  # the newest drill receipt (system, recordings)
+    fresh: NotRequired[dict[str, Any] | None]  # secrets with watch_seconds: the daemon's watch
 
 
 class DestinationHealth(TypedDict):
@@ -142,6 +146,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
                     size,
                     now,
                     retained=len(newest),
+                    fresh=_fresh(config),
                     copies=copy_lags(config, "secrets", _sizes(backend, newest), name)
                     if config.copies
                     else [],
@@ -162,7 +167,11 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             repo, _ = open_product_repo(config, name, [], create=False)
             snaps = [s for s in repo.snapshots() if s.kind == section]
             last_snap = snaps[-1] if snaps else None
-            extra: dict[str, Any] = {"snapshots": len(snaps)}
+            found = proven(repo, section, pinned_drill_signers(config))
+            extra: dict[str, Any] = {
+                "snapshots": len(snaps),
+                "proven": found.to_dict() if found else None,
+            }
             if config.copies:
                 extra["copies"] = copy_lags(config, section, {s.id: s.size for s in snaps}, name)
             if section == "recordings":
@@ -182,7 +191,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             )
             health.setdefault(name, "ok")
         except NotFoundError:
-            kinds.append(_kind(section, part.schedule, name, None, None, now))
+            kinds.append(_kind(section, part.schedule, name, None, None, now, proven=None))
         except SealboxError as exc:
             health[name] = str(exc)
             kinds.append(_kind(section, part.schedule, name, None, None, now, error=str(exc)))
@@ -253,6 +262,14 @@ def _last_runs(state_dir: Any) -> dict[str, dict[str, Any]]:
         return found
     finally:
         history.close()
+
+
+def _fresh(config: Config) -> dict[str, Any] | None:
+    """The daemon's watch of the secrets sources (watch.json), when the config asks for one."""
+    if config.secrets is None or not config.secrets.watch_seconds:
+        return None
+    doc = read_json(config.appliance.state_dir / WATCH_STATE)
+    return doc or {"watching": False}
 
 
 def _daemon(state_dir: Any) -> dict[str, Any] | None:
