@@ -137,3 +137,38 @@ def test_a_reload_keeps_the_lease_unless_the_node_or_its_destination_changes(tmp
     )
     other = a.reconfigured(renamed)
     assert other is not a and not other.leads() and other.token is None
+
+
+def test_the_secrets_watch_counts_a_start_by_an_earlier_leader(tmp_path):
+    """Fresh secrets on a cluster: the watch's "last start" is the newer of this node's history
+    and the cluster's slot record, so a change the old leader backed up is not run again."""
+    from sealbox.daemon.service import Daemon
+
+    config = tmp_path / "sealbox.toml"
+    config.write_text(
+        f"""
+[appliance]
+name = "pam-01"
+state_dir = "{tmp_path / "state"}"
+[destinations.offsite]
+url = "file://{tmp_path / "remote"}"
+allow_on_appliance = true
+[cluster]
+node = "b"
+[secrets]
+destination = "offsite"
+[[secrets.sources]]
+type = "json"
+path = "{tmp_path / "vault.json"}"
+"""
+    )
+    daemon = Daemon(config)
+    try:
+        watcher = daemon._watcher()
+        assert watcher.last_start() is None
+        daemon.leadership.beat = lease.Beat(2, "b", slots={"secrets": 1234.5})
+        assert watcher.last_start() == 1234.5
+        daemon.history.start("secrets", "schedule", 2000.0)
+        assert watcher.last_start() == 2000.0
+    finally:
+        daemon.history.close()

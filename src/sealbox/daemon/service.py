@@ -298,7 +298,13 @@ class Daemon:
 
         def started(result: str | None) -> float | None:
             row = self.history.last("secrets", result)
-            return float(row["started"]) if row else None
+            local = float(row["started"]) if row else None
+            if result is not None:
+                return local
+            # On a cluster, a start by an earlier leader counts too: a change it backed up does
+            # not run again when this node takes the lead.
+            shared = self.leadership.shared_slots().get("secrets")
+            return max(local or 0.0, shared or 0.0) or None
 
         return Watcher(lambda: self.config, due, lambda: started(None), lambda: started("success"))
 
