@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,3 +269,46 @@ def agent_env(agent_server, monkeypatch):
     monkeypatch.setenv("SEALBOX_AGENT_TOKEN", agent_server.token(namespace))
     monkeypatch.setenv("SEALBOX_AGENT_CA", str(agent_server.cert))
     return f"{agent_server.base}/{namespace}"
+
+
+@pytest.fixture
+def mariadb_pair(tmp_path):
+    """A real primary and a real replica replicating from it (two ``mariadbd`` processes)."""
+    if shutil.which("mariadb-install-db") is None:
+        pytest.skip("needs mariadb-server (mariadb-install-db, mariadbd)")
+    from tests.servers import MariaDBServer
+
+    primary, replica = MariaDBServer(tmp_path, 11), MariaDBServer(tmp_path, 12)
+    try:
+        primary.start()
+        replica.start()
+        primary.sql("CREATE DATABASE pam; CREATE TABLE pam.t (id INT PRIMARY KEY)")
+        position = primary.sql("SHOW MASTER STATUS").split()
+        replica.sql(
+            f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={primary.port},"
+            f" MASTER_USER='root', MASTER_LOG_FILE='{position[0]}', MASTER_LOG_POS={position[1]};"
+            " START REPLICA"
+        )
+        primary.sql("CREATE DATABASE pam2")  # replicated: proves the link works
+        deadline = time.monotonic() + 30
+        while "pam2" not in replica.sql("SHOW DATABASES"):
+            assert time.monotonic() < deadline, replica.sql("SHOW REPLICA STATUS")
+            time.sleep(0.2)
+        replica.sql("CREATE DATABASE pam")  # what the cluster's url names on the replica too
+        yield primary, replica
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+@pytest.fixture
+def postgres_pair(tmp_path):
+    """A real PostgreSQL primary and its streaming standby (two postgres servers)."""
+    from tests.servers import PostgreSQLPair
+
+    pair = PostgreSQLPair(tmp_path)
+    try:
+        pair.start()
+        yield pair
+    finally:
+        pair.stop()

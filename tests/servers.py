@@ -6,11 +6,14 @@ server that cannot start fails the tests instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,3 +326,133 @@ class AgentServer:
 
     def stop(self) -> None:
         stop_group(self.proc, timeout=10)
+
+
+class MariaDBServer:
+    """A private ``mariadbd`` (its own datadir and port, binary log on), for replication."""
+
+    def __init__(self, root: Path, server_id: int) -> None:
+        self.datadir, self.port, self.server_id = root / f"db{server_id}", free_port(), server_id
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=True,
+        )
+        self.proc = subprocess.Popen(
+            [
+                shutil.which("mariadbd") or "/usr/sbin/mariadbd",
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                f"--socket={self.datadir}/sock",
+                f"--pid-file={self.datadir}/pid",
+                f"--server-id={self.server_id}",
+                f"--log-bin={self.datadir}/bin",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--user=root",
+                "--innodb-buffer-pool-size=16M",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.sql("SELECT 1")
+                return
+            except subprocess.CalledProcessError:
+                time.sleep(0.2)
+        raise AssertionError(f"mariadbd on port {self.port} did not start")
+
+    def sql(self, statement: str) -> str:
+        done = subprocess.run(
+            [
+                "mariadb",
+                "--protocol=TCP",
+                "-h127.0.0.1",
+                f"-P{self.port}",
+                "-uroot",
+                "-N",
+                "-B",
+                "-e",
+                statement,
+            ],
+            capture_output=True,
+            check=True,
+        )
+        return done.stdout.decode().strip()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class PostgreSQLPair:
+    """A private PostgreSQL primary and a streaming standby made from it with
+    ``pg_basebackup -R`` (initdb, pg_ctl; as the ``postgres`` user when run as root)."""
+
+    def __init__(self, root: Path) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            _unavailable("needs the PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup)")
+        self.bin = found[-1].parent
+        # Not under pytest's tmp_path: its parents are private to root, and the servers run as
+        # the postgres user, who must reach their data directories.
+        self.root = Path(tempfile.mkdtemp(prefix="sealbox-pg-", dir=root.anchor + "tmp"))
+        self.ports = {"primary": free_port(), "standby": free_port()}
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *argv], capture_output=True, check=True, cwd="/")
+
+    def _ctl(self, name: str, *args: str) -> None:
+        options = (
+            f"-p {self.ports[name]} -k {self.root} -c listen_addresses=127.0.0.1"
+            " -c shared_buffers=16MB"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.root / name), "-o", options,
+            "-l", str(self.root / f"{name}.log"), "-w", *args,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self.root.chmod(0o700)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.root / "primary"), "-A", "trust", "-U",
+            "postgres",
+        )  # fmt: skip
+        self._ctl("primary", "start")
+        self._run(
+            str(self.bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.ports["primary"]),
+            "-U", "postgres", "-D", str(self.root / "standby"), "-R", "-X", "stream",
+        )  # fmt: skip
+        self._ctl("standby", "start")
+
+    def promote(self) -> None:
+        self._ctl("standby", "promote")
+
+    def stop(self) -> None:
+        for name in ("standby", "primary"):
+            if (self.root / name / "postmaster.pid").exists():
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._ctl(name, "stop", "-m", "fast")
+        shutil.rmtree(self.root, ignore_errors=True)

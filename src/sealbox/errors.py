@@ -20,7 +20,10 @@ line and exits with the class's ``exit_code``; a traceback is shown only with ``
     │   └── LockedError (7)
     ├── NotFoundError (8)
     ├── PolicyError (9)
-    └── OutputError (10)
+    ├── OutputError (10)
+    ├── AlertDeliveryError (11)
+    ├── RunRefusedError (12)
+    └── FencedError (13)
 
 ``docs/reference/exit-codes.md`` is generated from these classes (:func:`exit_code_markdown`) and a
 test keeps the two in step.
@@ -32,6 +35,7 @@ __all__ = [
     "ConfigError",
     "CorruptFileError",
     "DestinationError",
+    "FencedError",
     "IntegrityError",
     "KeyMaterialError",
     "KeyNotSetError",
@@ -147,6 +151,14 @@ class AlertDeliveryError(SealboxError):
 class RunRefusedError(SealboxError):
     exit_code = 12
     summary = "The daemon refused to start a run: no such job, running already, or stopping."
+
+
+class FencedError(SealboxError):
+    exit_code = 13
+    summary = (
+        "This cluster node lost its lease to another node while the job ran: it published"
+        " nothing (the new leader runs the slot)."
+    )
 
 
 # Exit codes that do not come from a SealboxError class.

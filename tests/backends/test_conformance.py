@@ -103,3 +103,35 @@ def test_delete_then_list(backend):
     backend.put("x/1", b"1")
     backend.delete("x/1")
     assert list(backend.list("x/")) == []
+
+
+def test_cluster_lease_takeovers_have_one_winner_and_renewals_replace(backend):
+    """The cluster lease (destinations/lease.py) on every backend: of racing standbys exactly one
+    takes the next counter; the holder's renewal is replaced in place, its slot record kept."""
+    from sealbox.destinations import lease
+    from sealbox.errors import ObjectExistsError
+
+    backend.put("other", b"x")  # a local destination's root must exist before anything lists it
+    assert lease.current(backend) is None
+    lease.take(backend, 1, "a")
+    beat = lease.Beat(1, "a", slots={"system": 1.5})
+    lease.write_beat(backend, beat)
+    lease.write_beat(backend, beat)
+    again = lease.read_beat(backend, 1)
+    assert again is not None and (again.seq, again.slots) == (2, {"system": 1.5})
+    winners: list[str] = []
+
+    def attempt(n: int) -> None:
+        try:
+            lease.take(backend, 2, f"node{n}")
+            winners.append(f"node{n}")
+        except ObjectExistsError:
+            pass
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held = lease.current(backend)
+    assert len(winners) == 1 and held is not None and (held.counter, held.node) == (2, winners[0])

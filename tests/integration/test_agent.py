@@ -84,6 +84,32 @@ def test_append_only_never_replaces_or_deletes(append_only_agent):
         assert pruner.delete("/v1/ns/appliance/objects/data/aa/pack").status_code == 204
 
 
+def test_append_only_lets_a_lease_be_renewed_but_never_a_takeover_replaced(
+    append_only_agent, monkeypatch
+):
+    """The cluster lease on an append-only agent: the holder's renewal (cluster/beat-N) is
+    replaced in place; the takeovers (cluster/lease-N), whose counters fence, stay immutable."""
+    from sealbox.backends import open_backend
+    from sealbox.destinations import lease
+    from sealbox.errors import DestinationError
+
+    monkeypatch.setenv("SEALBOX_AGENT_TOKEN", append_only_agent.token("cluster-ns"))
+    monkeypatch.setenv("SEALBOX_AGENT_CA", str(append_only_agent.cert))
+    backend = open_backend(f"{append_only_agent.base}/cluster-ns")
+    lease.take(backend, 1, "a")
+    beat = lease.Beat(1, "a")
+    for _ in range(3):
+        lease.write_beat(backend, beat)
+    found = lease.read_beat(backend, 1)
+    assert found is not None and found.seq == 3
+    with pytest.raises(DestinationError):
+        backend.put("cluster/lease-000000000001", lease.Lease(1, "b", "").encode())
+    with pytest.raises(DestinationError):
+        backend.delete("cluster/lease-000000000001")
+    held = lease.current(backend)
+    assert held is not None and held.node == "a"
+
+
 def test_oversized_body_and_stalled_client(agent_server):
     token = agent_server.token("limits")
     with _client(agent_server, token) as client:

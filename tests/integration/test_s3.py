@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from sealbox.backends import open_backend
 from sealbox.crypto import agekeys
 from sealbox.errors import DestinationError, SealboxError
@@ -200,6 +202,16 @@ def test_object_lock_days_from_the_config_reaches_the_bucket(s3_server, monkeypa
     assert 2.9 < days <= 3.0
     backend.delete("locks/" + "0" * 32)  # locks stay deletable
     assert not client.list_objects_v2(Bucket=bucket, Prefix="d/locks/").get("Contents")
+    # A cluster lease: the takeover is locked like data, its renewals (replaced every few
+    # seconds) are not, so they pile up no undeletable versions.
+    from sealbox.destinations import lease
+
+    lease.take(backend, 1, "pam-01a")
+    lease.write_beat(backend, lease.Beat(1, "pam-01a"))
+    taken = client.get_object_retention(Bucket=bucket, Key="d/cluster/lease-000000000001")
+    assert taken["Retention"]["Mode"] == "COMPLIANCE"
+    with pytest.raises(client.exceptions.ClientError):
+        client.get_object_retention(Bucket=bucket, Key="d/cluster/beat-000000000001")
 
 
 def test_probe_every_destination(appliance, sealbox, s3_env, tmp_path):

@@ -107,3 +107,39 @@ def test_daemon_settings_are_checked(daemon, problem):
 def test_daemon_on_a_network_address_with_https_is_fine():
     text = MINIMAL + '[daemon]\nlisten = "[::]:9740"\ntls_cert = "/c.pem"\ntls_key = "/k.pem"\n'
     assert validate(tomllib.loads(text))[1] == []
+
+
+def test_cluster_lease_defaults_to_the_backups_destination():
+    config, problems = validate(tomllib.loads(MINIMAL + '[cluster]\nnode = "pam-01a"\n'))
+    assert problems == [] and config is not None and config.cluster is not None
+    assert (config.cluster.leader, config.cluster.lease_seconds) == ("lease", 60)
+    assert config.lease_destination == "offsite"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "key", "problem"),
+    [
+        ('node = "a/b"', "cluster.node", "use letters"),
+        ('node = "a"\nleader = "vote"', "cluster.leader", "'lease', 'database' or 'command'"),
+        ('node = "a"\nlease_seconds = 5', "cluster.lease_seconds", "greater than or equal to 15"),
+        ('node = "a"\nleader = "command"', "cluster", 'needs command = ["/path/to/is-primary"'),
+        ('node = "a"\ncommand = ["x"]', "cluster", 'only read with leader = "command"'),
+        ('node = "a"\nleader = "database"', "cluster", "needs [cluster.database]"),
+        (
+            'node = "a"\nleader = "database"\ndatabase = { type = "sqlite", url = "sqlite:////x" }',
+            "cluster",
+            "sqlite has no primary or replica",
+        ),
+        ('node = "a"\nlease_destination = "nowhere"', "cluster.lease_destination", "no [dest"),
+        (
+            'node = "a"\nleader = "command"\ncommand = ["x"]\nlease_destination = "elsewhere"',
+            "cluster.lease_destination",
+            "no [destinations.elsewhere]",
+        ),
+    ],
+)
+def test_cluster_settings_are_checked_with_one_line_each(cluster, key, problem):
+    _, problems = validate(tomllib.loads(MINIMAL + f"[cluster]\n{cluster}\n"))
+    assert len(problems) == 1, problems
+    where, message = problems[0]
+    assert where == key and problem in message and "\n" not in message, problems

@@ -37,13 +37,16 @@ log = logging.getLogger("sealbox.agent")
 CHUNK = 1 << 20
 # What append-only mode still lets be replaced and deleted, by the *shape* of the last two
 # name components: a repository lock (``locks/`` + 32 hex digits, as `repo/locks.py` names them)
-# and a probe canary (``probes/canary-...``, as `probe.py` names them). Neither holds backup data,
-# and nothing else Sealbox stores has such a name, so a destination whose own path ends in
-# ``locks`` or ``probes`` gains no mutable objects (its config, backups and packs keep their
-# protection).
+# a probe canary (``probes/canary-...``, as `probe.py` names them) and a cluster lease's renewal
+# (``cluster/beat-`` + 12 digits, as `destinations/lease.py` names them; the takeovers,
+# ``cluster/lease-N``, stay immutable, so append-only keeps the fencing counters' history). None
+# holds backup data, and nothing else Sealbox stores has such a name, so a destination whose own
+# path ends in ``locks``, ``probes`` or ``cluster`` gains no mutable objects (its config, backups
+# and packs keep their protection).
 _MUTABLE = {
     "locks": re.compile(r"^[0-9a-f]{32}$"),
     "probes": re.compile(r"^canary-[A-Za-z0-9._-]+$"),
+    "cluster": re.compile(r"^beat-[0-9]{12}$"),
 }
 
 

@@ -225,6 +225,24 @@ CATALOGUE: dict[str, EventType] = {
             " was declared, treat it as a security incident.",
         ),
         EventType(
+            800,
+            "cluster.leader_changed",
+            "notice",
+            "cluster leader is now {node} (was {previous})",
+            ("node", "previous", "counter", "mode"),
+            "Expected after a failover or a restart of the leader; if it repeats, look at the"
+            " nodes' links to the lease destination (a lease not renewed in time changes hands).",
+        ),
+        EventType(
+            801,
+            "cluster.no_leader",
+            "error",
+            "cluster node {node} cannot tell who leads: {reason}",
+            ("node", "reason"),
+            "The lease destination (or the database, or the role command) does not answer this"
+            " node: it runs no scheduled backup until it can tell. Check the other nodes too.",
+        ),
+        EventType(
             900,
             "notify.test",
             "notice",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,6 +183,21 @@ def job_killed(config: Config, kind: str, destination: str, reason: str) -> None
     """A backup process that died without a word (killed by a signal): its failure alert."""
     with _never_fails(f"the killed {kind} backup"):
         _backup_failed(Notifier(config), kind, destination, SealboxError(reason))
+
+
+def cluster_notice(config: Config, notices: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """The daemon's cluster notices: ``cluster.leader_changed`` (sent once, by the node that
+    takes the lead), ``cluster.no_leader`` (a condition: this node cannot tell who leads) and
+    ``clear`` (it can again)."""
+    with _never_fails("the cluster notice"):
+        notifier = Notifier(config)
+        for name, fields in notices:
+            if name == "clear":
+                notifier.clear("cluster:no_leader", None)
+            elif name == "cluster.no_leader":
+                notifier.condition("cluster:no_leader", notifier.event(name, **fields))
+            else:
+                notifier.send(notifier.event(name, **fields))
 
 
 def integrity_failed(config: Config, destination: str, reason: str, tampering: bool) -> None:

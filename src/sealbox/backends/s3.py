@@ -56,7 +56,10 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeTooSkewed",
     }
 )
-UNLOCKED = "locks/"  # repository locks must be deletable
+# Never locked: repository locks must be deletable, and a cluster lease's renewal is replaced
+# every few seconds (locking each version would pile up undeletable versions; the takeovers,
+# cluster/lease-N, stay locked like everything else).
+UNLOCKED = ("locks/", "cluster/beat-")
 
 
 SCHEMES = ("s3",)

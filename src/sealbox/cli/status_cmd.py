@@ -45,6 +45,14 @@ def command(ctx: click.Context, config_path: Path | None, as_json: bool) -> None
         else "  daemon     not running",
         markup=False,
     )
+    cluster = report.get("cluster")
+    if cluster:
+        since = f" since {cluster['since']}" if cluster["since"] else ""
+        console.print(
+            f"  cluster    node {cluster['node']} is the {cluster['role']};"
+            f" leader {cluster['leader'] or 'unknown'}{since} ({cluster['mode']})",
+            markup=False,
+        )
     for k in report["kinds"]:
         console.print(
             f"  {k['kind']:<11} {k['state']:<10} last {k['last_success'] or '-':<21}"

@@ -916,6 +916,93 @@ class DrillsConfig(_Model):
         return value
 
 
+class ClusterConfig(_Model):
+    """Appliance clusters: the node that leads runs the scheduled jobs, the others stand by."""
+
+    node: str = Field(
+        description="This node's name, unique in the cluster (it appears in the lease and alerts).",
+        examples=["pam-01a"],
+    )
+    leader: Literal["lease", "database", "command"] = Field(
+        default="lease",
+        description=(
+            "How the leader is chosen: `lease` (an object at `lease_destination`, created"
+            " exclusively and renewed), `database` (the node whose appliance database is writable),"
+            " `command` (a command whose exit status 0 means leader)."
+        ),
+        examples=["lease"],
+    )
+    lease_destination: str | None = Field(
+        default=None,
+        description=(
+            "Where the lease lives (a [destinations.NAME]); default: the system backup's, else"
+            " the secrets backup's, else the recordings'. Every node must name the same one. In"
+            " database and command modes it holds the shared record of which slots ran."
+        ),
+        examples=[None],
+    )
+    lease_seconds: int = Field(
+        default=60,
+        ge=15,
+        le=3600,
+        description=(
+            "A lease not renewed for this long may be taken over (renewed every third of it);"
+            " a failover takes at most this plus 20 seconds."
+        ),
+        examples=[60],
+    )
+    command: list[str] | None = Field(
+        default=None,
+        description='With leader = "command": argv run every check; exit status 0 = leader.',
+        examples=[None],
+    )
+    database: DatabaseConfig | None = Field(
+        default=None,
+        description=(
+            'With leader = "database": the appliance database (mariadb or postgresql) whose'
+            " writability says leader (MariaDB: not read_only and not a replica; PostgreSQL:"
+            " not pg_is_in_recovery())."
+        ),
+        examples=[None],
+        json_schema_extra={"sample_commented": True},
+    )
+    check_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=600,
+        description='With leader = "database" or "command": how often the role is checked.',
+        examples=[10],
+    )
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "use letters, digits, '.', '_' or '-' (at most 63), starting alphanumeric"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _mode(self) -> ClusterConfig:
+        if self.leader == "command" and not self.command:
+            raise ValueError('leader = "command" needs command = ["/path/to/is-primary", ...]')
+        if self.leader != "command" and self.command:
+            raise ValueError(f'command is only read with leader = "command" (not "{self.leader}")')
+        if self.leader == "database":
+            if self.database is None:
+                raise ValueError('leader = "database" needs [cluster.database] (type, url)')
+            if self.database.type == "sqlite":
+                raise ValueError(
+                    "[cluster.database]: sqlite has no primary or replica: use mariadb or postgresql"
+                )
+        elif self.database is not None:
+            raise ValueError(
+                f'[cluster.database] is only read with leader = "database" (not "{self.leader}")'
+            )
+        return self
+
+
 class Config(_Model):
     """The whole configuration file."""
 
@@ -942,6 +1029,11 @@ class Config(_Model):
     drills: DrillsConfig | None = Field(
         default=None,
         description="Restore drills: the appliance's alert, a recovery host's schedule.",
+    )
+    cluster: ClusterConfig | None = Field(
+        default=None,
+        description="Appliance clusters: only the leader runs the scheduled jobs.",
+        json_schema_extra={"sample_commented": True},
     )
 
     @field_validator("destinations")
@@ -982,4 +1074,34 @@ class Config(_Model):
             )
         if drills is not None and drills.schedule and drills.identity_file is None:
             problems.append(("drills.identity_file", "a drill schedule needs the key drills use"))
+        cluster = self.cluster
+        # Database and command modes work without one (each node's history is its slot record).
+        if cluster is not None and (cluster.leader == "lease" or cluster.lease_destination):
+            lease = self.lease_destination
+            if lease is None:
+                problems.append(
+                    (
+                        "cluster.lease_destination",
+                        "no destination for the lease: set lease_destination or a backup's"
+                        " destination",
+                    )
+                )
+            elif lease not in self.destinations:
+                known = ", ".join(sorted(self.destinations)) or "none defined"
+                problems.append(
+                    ("cluster.lease_destination", f"no [destinations.{lease}] (known: {known})")
+                )
         return problems
+
+    @property
+    def lease_destination(self) -> str | None:
+        """The destination that holds the cluster lease: ``[cluster] lease_destination``, else
+        the system backup's, the secrets backup's or the recordings' destination."""
+        if self.cluster is None:
+            return None
+        if self.cluster.lease_destination:
+            return self.cluster.lease_destination
+        for part in (self.system, self.secrets, self.recordings):
+            if part is not None:
+                return part.destination
+        return None

@@ -123,7 +123,7 @@ def _tables(model: type[BaseModel], path: str, out: list[str], commented: bool =
             for i, member in enumerate(models):
                 _emit(member, f"[[{sub}]]", sub, info, out, off or i > 0)
         else:
-            _emit(models[0], f"[{sub}]", sub, info, out, commented)
+            _emit(models[0], f"[{sub}]", sub, info, out, off)
 
 
 def _emit(

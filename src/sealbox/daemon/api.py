@@ -228,8 +228,23 @@ def collect_metrics(config: Config, snap: dict[str, Any], status: StatusDoc | No
             drill_ok.add(1 if receipt["result"] == "passed" else 0, kind=entry["kind"])
             if receipt["last_passed"]:
                 proven.add(_unix(receipt["last_passed"]), kind=entry["kind"])
+    leader = Metric(
+        "sealbox_cluster_leader",
+        "1 if this node leads its cluster ([cluster]), 0 if it stands by.",
+        "gauge",
+    )
+    token = Metric(
+        "sealbox_cluster_lease_counter", "The lease's fencing counter it leads with.", "gauge"
+    )
+    cluster = snap.get("cluster")
+    if cluster:
+        labels = {"node": cluster["node"], "mode": cluster["mode"]}
+        leader.add(1 if cluster["role"] == "leader" else 0, **labels)
+        token.add(cluster["token"], **labels)
     return render(
         [
+            leader,
+            token,
             last_success,
             last_run,
             last_ok,

@@ -25,15 +25,17 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from sealbox.alerts.report import job_killed
+from sealbox.alerts.report import cluster_notice, job_killed
 from sealbox.config.load import config_from_text, read_text
 from sealbox.config.models import Config
 from sealbox.daemon.jobs import Job, JobOutcome, argv_for, copies_after, jobs_of, outcome_of
+from sealbox.daemon.leadership import Leadership
 from sealbox.daemon.schedule_plan import first_due, next_due
 from sealbox.daemon.watch import Watcher
 from sealbox.errors import ConfigError, RunRefusedError
 from sealbox.state.files import read_json, write_json
 from sealbox.state.history import History
+from sealbox.usecases.cluster import TOKEN_ENV
 from sealbox.usecases.status import StatusDoc, collect
 from sealbox.util.httpserve import Limits, server_config, tls_context
 
@@ -51,6 +53,7 @@ class Running:
     started: float
     proc: asyncio.subprocess.Process | None = None
     task: asyncio.Task[None] | None = None
+    token: str | None = None  # the cluster's fencing token the run started under
 
 
 @dataclass
@@ -74,14 +77,16 @@ class Daemon:
         self._status_lock = asyncio.Lock()
         self._status: StatusDoc | None = None
         self._status_at = 0.0
+        self.leadership = Leadership(self.config)
 
     # -- schedule ------------------------------------------------------------------------------
     def _plan(self) -> None:
         now = datetime.now(UTC)
         self.jobs = jobs_of(self.config)
         fresh: dict[str, tuple[datetime, str]] = {}
+        shared = self.leadership.shared_slots()  # what the cluster's earlier leaders started
         for name, job in self.jobs.items():
-            last = self.history.last_started(name)
+            last = max(self.history.last_started(name) or 0.0, shared.get(name, 0.0))
             started = datetime.fromtimestamp(last, UTC) if last else None
             fresh[name] = first_due(job, started, now)
         self.due = fresh
@@ -121,6 +126,7 @@ class Daemon:
                 }
             )
         self.config_text, self.config = text, config
+        self.leadership = self.leadership.reconfigured(config)
         self.reloads += 1
         self.last_reload_error = None
         self._plan()
@@ -140,14 +146,21 @@ class Daemon:
             )
         if job in self.running:
             raise RunRefusedError(f"{job} is running already (run {self.running[job].run_id})")
+        if not self.leadership.leads():
+            leader = self.leadership.leader or "no node known"
+            raise RunRefusedError(
+                f"this node ({self.leadership.node}) stands by in its cluster (leader: {leader}):"
+                " run it on the leader"
+            )
         return self._start(job, "manual")
 
-    def _start(self, job: str, trigger: str) -> int:
+    def _start(self, job: str, trigger: str, when: float | None = None) -> int:
+        when = when or time.time()  # a scheduled run: the start the cluster's lease recorded
         try:
-            run_id = self.history.start(job, trigger)
+            run_id = self.history.start(job, trigger, when)
         except sqlite3.Error as exc:
             raise RunRefusedError(f"cannot record the run in the history: {exc}") from exc
-        entry = Running(run_id, job, trigger, time.time())
+        entry = Running(run_id, job, trigger, when, token=self._token())
         self.running[job] = entry
         entry.task = asyncio.get_running_loop().create_task(self._run(entry))
         self._write_state()
@@ -158,7 +171,7 @@ class Daemon:
         try:
             entry.proc = await asyncio.create_subprocess_exec(
                 *argv_for(self.config, entry.job),
-                env={**os.environ, "SEALBOX_PROGRESS_FILE": str(self.progress_file(entry.run_id))},
+                env=self._child_env(entry),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -211,6 +224,7 @@ class Daemon:
                 and "copy" in self.jobs
                 and "copy" not in self.running
                 and not self._stop.is_set()
+                and self.leadership.leads()
                 and copies_after(self.config, entry.job)
             ):
                 try:
@@ -219,6 +233,21 @@ class Daemon:
                     log.warning("copy after %s not started: %s", entry.job, exc)
             self._write_state()  # daemon.json changes when a run starts or ends, or on reload
             self._wake.set()
+
+    def _token(self) -> str | None:
+        """The fencing token a run gets: the lease counter, ``-`` in database and command modes
+        (the run asks again before it publishes), None without ``[cluster]``."""
+        if self.config.cluster is None:
+            return None
+        token = self.leadership.token
+        return str(token) if token is not None else "-"
+
+    def _child_env(self, entry: Running) -> dict[str, str]:
+        env = {**os.environ, "SEALBOX_PROGRESS_FILE": str(self.progress_file(entry.run_id))}
+        env.pop(TOKEN_ENV, None)
+        if entry.token is not None:
+            env[TOKEN_ENV] = entry.token
+        return env
 
     def _alert_killed(self, job: str, reason: str) -> None:
         if job not in ("secrets", "system", "recordings"):
@@ -231,14 +260,24 @@ class Daemon:
         while not self._stop.is_set():
             now = datetime.now(UTC)
             for name, (when, trigger) in list(self.due.items()):
-                if when <= now and name not in self.running and name in self.jobs:
-                    self.due.pop(name)
-                    try:
-                        self._start(name, trigger)
-                    except RunRefusedError as exc:  # e.g. the history's disk is full
-                        log.warning("%s not started: %s; trying again in a minute", name, exc)
-                        self.due[name] = (now + timedelta(minutes=1), trigger)
-            waits = [(w - now).total_seconds() for w, _ in self.due.values()]
+                if when > now or name in self.running or name not in self.jobs:
+                    continue
+                if not self.leadership.leads():
+                    continue  # a standby keeps its plan; it is made again if it takes the lead
+                # The start is recorded with the lease before the run starts: a new leader
+                # never runs this slot again, even if this node dies right now.
+                started = time.time()
+                if not await asyncio.to_thread(self.leadership.record_start, name, started):
+                    self.due[name] = (now + timedelta(seconds=5), trigger)
+                    continue
+                self.due.pop(name)
+                try:
+                    self._start(name, trigger, started)
+                except RunRefusedError as exc:  # e.g. the history's disk is full
+                    log.warning("%s not started: %s; trying again in a minute", name, exc)
+                    self.due[name] = (now + timedelta(minutes=1), trigger)
+            due = self.due.values() if self.leadership.leads() else []
+            waits = [(w - datetime.now(UTC)).total_seconds() for w, _ in due]
             timeout = max(0.2, min([30.0, *waits]))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -259,9 +298,38 @@ class Daemon:
 
         def started(result: str | None) -> float | None:
             row = self.history.last("secrets", result)
-            return float(row["started"]) if row else None
+            local = float(row["started"]) if row else None
+            if result is not None:
+                return local
+            # On a cluster, a start by an earlier leader counts too: a change it backed up does
+            # not run again when this node takes the lead.
+            shared = self.leadership.shared_slots().get("secrets")
+            return max(local or 0.0, shared or 0.0) or None
 
         return Watcher(lambda: self.config, due, lambda: started(None), lambda: started("success"))
+
+    async def _cluster(self) -> None:
+        """Look at the cluster every :meth:`Leadership.interval` seconds; on taking the lead,
+        plan again (with the slots the earlier leaders recorded) and wake the scheduler."""
+        while not self._stop.is_set():
+            led, seen = self.leadership.leads(), self.leadership.status()
+            try:
+                await asyncio.to_thread(self.leadership.tick)
+            except Exception as exc:  # never let the cluster look take the daemon down
+                log.warning("cluster: %r", exc)
+            leads = self.leadership.leads()
+            if leads and not led:
+                self._plan()
+            if self.leadership.status() != seen:  # a new role, leader or lease
+                self._status = None
+                self._write_state()
+                self._wake.set()
+            notices = self.leadership.take_notices()
+            if notices:
+                pairs = [(n.event, n.fields) for n in notices]
+                await asyncio.to_thread(cluster_notice, self.config, pairs)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.leadership.interval())
 
     async def _stop_jobs(self) -> None:
         timeout = self.config.daemon.stop_timeout_seconds
@@ -313,6 +381,7 @@ class Daemon:
             "config": str(self.config_path),
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
+            "cluster": self.leadership.status() if self.config.cluster else None,
             "jobs": {
                 name: {
                     "schedule": job.schedule,
@@ -370,15 +439,20 @@ class Daemon:
             on_ready()
         scheduler = loop.create_task(self._scheduler())
         watcher = loop.create_task(self._watcher().run(self._stop))
+        cluster = loop.create_task(self._cluster())
         await self._stop.wait()
         log.warning("stopping: %d job(s) running", len(self.running))
         scheduler.cancel()
         watcher.cancel()
+        cluster.cancel()
         await self._stop_jobs()
+        if not self.running:  # every run has ended: none can publish under the lease any more
+            await asyncio.to_thread(self.leadership.release)
         server.should_exit = True
         await web
         (self.config.appliance.state_dir / "daemon.json").unlink(missing_ok=True)
         self.history.close()
+        self.leadership.close()
 
 
 def _bind(host: str, port: int, listen: str) -> socket.socket:

@@ -118,6 +118,26 @@ class MariaDB:
     def _client(self) -> str:
         return tool(("mariadb", "mysql"), "mariadb-client")
 
+    def writable(self) -> bool:
+        """Whether this server is the primary (a cluster's leader): ``read_only`` off and no
+        replication configured (``SHOW REPLICA STATUS`` empty). SourceError if it cannot tell."""
+        out = run_query(
+            [
+                self._client(),
+                *self._conn(),
+                "--batch",
+                "--skip-column-names",
+                "-e",
+                "SELECT @@global.read_only; SHOW REPLICA STATUS",
+            ],
+            self._env(),
+            self.label,
+        )
+        lines = [line for line in out.splitlines() if line.strip()]
+        if not lines or lines[0].strip() not in ("0", "1"):
+            raise SourceError(f"{self.label}: unexpected answer to SELECT @@read_only")
+        return lines[0].strip() == "0" and len(lines) == 1
+
     def exists(self) -> bool:
         out = run_query(
             [

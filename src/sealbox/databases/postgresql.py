@@ -122,6 +122,25 @@ class PostgreSQL:
             + "-- Sealbox: the database (pg_dump)\n"
         ).encode()
 
+    def writable(self) -> bool:
+        """Whether this server is the primary (a cluster's leader): ``pg_is_in_recovery()`` is
+        false on a primary and true on a standby. SourceError if it cannot tell."""
+        out = run_query(
+            [
+                tool(("psql",), "postgresql-client"),
+                *self._conn(),
+                f"--dbname={self.url.database}",
+                "-tAc",
+                "SELECT pg_is_in_recovery()",
+            ],
+            self._env(),
+            self.label,
+        )
+        answer = out.strip()
+        if answer not in ("t", "f"):
+            raise SourceError(f"{self.label}: unexpected answer to pg_is_in_recovery()")
+        return answer == "f"
+
     def exists(self) -> bool:
         out = run_query(
             [

@@ -17,6 +17,7 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,6 +129,7 @@ def _publish(
     only_files: list[Path] | None,
     recovered: list[str],
     snapshot: Snapshot,
+    before_publish: Callable[[], None] | None = None,
 ) -> tuple[BackupResult, Snapshot]:
     """The run after the lock is taken: walk, then packs, index, reference list, snapshot."""
     result, tree_id, size, files, dirs, walker = _walk(
@@ -145,6 +147,8 @@ def _publish(
     snapshot.data_keys = sorted(k.hex() for k in engine.keys_needed(walker.refs))
     if result.warnings:
         snapshot.extra["warnings"] = len(result.warnings)
+    if before_publish is not None:
+        before_publish()  # e.g. a cluster's fence: raising here publishes no snapshot
     repo.save_snapshot(snapshot)
     return result, snapshot
 
@@ -164,9 +168,12 @@ def run_backup(
     level: int = 1,
     reusable_keys: set[bytes] | None = None,
     only_files: list[Path] | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> BackupResult:
     """Back up ``paths`` (or, with ``only_files``, just those files) into a new snapshot. With
-    ``only_files``, ``result.digests`` maps each file to the BLAKE3 of its content."""
+    ``only_files``, ``result.digests`` maps each file to the BLAKE3 of its content.
+    ``before_publish`` is called once everything but the snapshot is stored; if it raises, no
+    snapshot is written (the stored data stays unreferenced until prune)."""
     started = time.perf_counter()
     progress = progress or Progress()
     excludes = excludes or []
@@ -200,6 +207,7 @@ def run_backup(
                     tags=list(tags or []),
                     extra=dict(extra or {}),
                 ),
+                before_publish,
             )  # fmt: skip
         except BaseException:
             cache.abandon()  # the last run's cache stays

@@ -27,6 +27,7 @@ from sealbox.recordings.scan import scan
 from sealbox.repo import format as fmt
 from sealbox.repo.backup import BackupResult, Progress, run_backup
 from sealbox.repo.repository import Repository
+from sealbox.usecases.cluster import fence
 
 __all__ = ["RecordingsResult", "catalog_for", "run"]
 
@@ -107,6 +108,7 @@ def run(
             level=1,
             reusable_keys=reusable_keys(repo),
             extra={"recipients": sorted(repo.data_recipients)},
+            before_publish=lambda: fence(config),
         )
         result.backup = backup
         remember_keys(repo, backup.snapshot)
@@ -150,6 +152,7 @@ def run(
         )
         batch.sign(Keystore(config.appliance.state_dir).signing_key())
         repo.backend.flush()
+        fence(config)  # the chain's head moves only under the lease the run started with
         repo.backend.put(
             f"{BATCH_PREFIX}{batch.first_seq:012d}",
             manifest.encode_batch(batch, repo.keys.index_key),

@@ -31,6 +31,7 @@ from sealbox.items import Item
 from sealbox.keys.store import Keystore
 from sealbox.schedule import parse_duration
 from sealbox.sources import collect
+from sealbox.usecases.cluster import fence
 
 __all__ = [
     "SecretsBackupResult",
@@ -228,6 +229,7 @@ def run(
             sealbox_version=__version__,
             endorsements=keystore.endorsements(),
         )
+        fence(config)  # a node that lost its cluster lease publishes nothing
         written: list[str] = []
         try:
             change_list = changes.seal(

@@ -20,6 +20,7 @@ from sealbox.schedule import interval, next_run
 from sealbox.sources.watch import WATCH_STATE
 from sealbox.state.files import read_json
 from sealbox.state.history import History
+from sealbox.usecases.cluster import ClusterStatus, status_without_daemon
 from sealbox.usecases.copy import CopyLag
 from sealbox.usecases.copy import lags as copy_lags
 from sealbox.usecases.drill import pinned_drill_signers, proven
@@ -77,6 +78,7 @@ class StatusDoc(TypedDict):
     sizing: list[dict[str, Any]]  # SizingReport.to_dict()
     alerts: AlertsStatus
     daemon: dict[str, Any] | None  # daemon.json, as the daemon wrote it
+    cluster: ClusterStatus | None  # [cluster]: this node's role and who leads
     rotations: list[dict[str, Any]]
     warnings: list[str]
 
@@ -237,6 +239,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             f"{len(rotations)} credential(s) revealed by a break-glass wait for rotation"
             " (`sealbox breakglass receipt list`)"
         )
+    daemon = _daemon(state)
     return StatusDoc(
         appliance=config.appliance.name,
         time=_iso(now),
@@ -246,7 +249,8 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
         destinations=[DestinationHealth(name=n, health=h) for n, h in sorted(health.items())],
         sizing=sizing,
         alerts=alerts,
-        daemon=_daemon(state),
+        daemon=daemon,
+        cluster=_cluster(config, daemon),
         rotations=rotations,
         warnings=warnings,
     )
@@ -325,6 +329,16 @@ def _daemon(state_dir: Any) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return doc
+
+
+def _cluster(config: Config, daemon: dict[str, Any] | None) -> ClusterStatus | None:
+    """The running daemon's view of the cluster; without a daemon, this node stands by."""
+    if config.cluster is None:
+        return None
+    if daemon is not None and isinstance(daemon.get("cluster"), dict):
+        found: ClusterStatus = daemon["cluster"]
+        return found
+    return status_without_daemon(config)
 
 
 def _alerts(config: Config) -> AlertsStatus:

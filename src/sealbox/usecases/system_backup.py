@@ -27,6 +27,7 @@ from sealbox.destinations.repos import (
 from sealbox.destinations.sizing import measure, record_sample
 from sealbox.errors import ConfigError
 from sealbox.repo.backup import BackupResult, Progress, Stream, bytes_stream, run_backup
+from sealbox.usecases.cluster import fence
 from sealbox.util.childenv import minimal_env
 
 __all__ = [
@@ -132,6 +133,7 @@ def run(
         streams=streams,
         level=section.compression_level,
         reusable_keys=reusable_keys(repo),
+        before_publish=lambda: fence(config),
     )
     remember_keys(repo, result.snapshot)
     record_sample(config.appliance.state_dir, dest, repo.backend, added=result.bytes_added)
