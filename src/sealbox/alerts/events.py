@@ -330,6 +330,7 @@ _ECS_FAMILY: dict[str, tuple[str, str]] = {
     "recordings": ("intrusion_detection", "info"),
     "breakglass": ("iam", "access"),
     "notify": ("configuration", "info"),
+    "cluster": ("host", "change"),
 }
 
 # OCSF: class_uid and activity_id (Application category 6). Datastore Activity (6005) for what
