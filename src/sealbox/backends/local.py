@@ -13,7 +13,17 @@ regular files (checked on the open descriptor, opened ``O_NONBLOCK`` so a FIFO c
 ``list`` reports every entry that is not a directory (by ``lstat``, never following it) and
 descends real directories only; reading a planted entry it reported fails with "not a regular
 file". The root itself is the operator's choice and may be a symlink. Every ``OSError`` is
-turned into a :class:`~sealbox.errors.DestinationError` (cleanup included).
+turned into a :class:`~sealbox.errors.DestinationError` (cleanup included), by errno
+(:func:`os_error`).
+
+A share can vanish or lie under a running backend. A lost one (ENOTCONN from a dead FUSE daemon,
+EIO from an sshfs or CIFS client whose server went away, ESTALE, timeouts) is a
+:class:`~sealbox.errors.TransientDestinationError` ("the share was lost"), retried by
+``retry.Retrying`` and then reported; a full (ENOSPC, EDQUOT) or read-only (EROFS) one is
+permanent. A share unmounted during a run leaves its mount point at the same path: the root's
+device and inode are pinned when first opened, so the backend refuses to read or write whatever
+is there instead (the appliance's own disk). Temporary files of puts that never finished are
+removed by a later writing run (:meth:`LocalBackend.sweep_temporaries` states the rule).
 """
 
 from __future__ import annotations
@@ -21,24 +31,96 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import ConfigError, DestinationError, NotFoundError, ObjectExistsError
+from sealbox.errors import (
+    ConfigError,
+    DestinationError,
+    NotFoundError,
+    ObjectExistsError,
+    TransientDestinationError,
+)
 
-__all__ = ["SCHEMES", "LocalBackend", "check_local_url", "open_destination"]
+__all__ = [
+    "SCHEMES",
+    "TMP_STALE_AFTER",
+    "LocalBackend",
+    "check_local_url",
+    "open_destination",
+    "os_error",
+]
 
 _TMP_PREFIX = ".tmp-"
+_OUR_TMP = re.compile(r"^\.tmp-[0-9a-f]{16}$")  # exactly what put names them
+# A put's temporary file is written without pause from its creation to its rename, so its mtime
+# stays within seconds of the present while its put lives. One not modified for an hour belongs
+# to no live put (see sweep_temporaries for what a wrong guess could cost).
+TMP_STALE_AFTER = 3600.0
 _IMMUTABLE = "data/"  # pack objects: named by their content, never rewritten
 _MAX_FDS = 32
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# What a network mount (CIFS, NFS, sshfs/FUSE) answers when its server or the path to it went
+# away: transient (retry.Retrying retries them with backoff, then the run fails as a lost share).
+# EIO is here too: it is what a FUSE or CIFS client returns for a dropped session, and on a local
+# disk a retry costs only time. ENOTCONN is a FUSE mount whose daemon died (sshfs killed),
+# ESTALE an NFS/CIFS handle the server forgot (it restarted, or the export changed).
+_LOST = frozenset(
+    getattr(errno, name)
+    for name in [
+        "ENOTCONN",
+        "ESTALE",
+        "EIO",
+        "ETIMEDOUT",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ENETRESET",
+        "ECONNRESET",
+        "ECONNABORTED",
+        "ECONNREFUSED",
+        "ENOLINK",
+        "ECOMM",
+        "EREMOTEIO",
+        "ENODEV",
+        "ENXIO",
+        "ENOMEDIUM",
+        "EPIPE",
+        "EREMCHG",
+    ]
+    if hasattr(errno, name)
+)
+# Permanent: a retry a few seconds later would fail the same way (someone must make room, or
+# remount the share read-write). EROFS is also what a server's failing disk turns a mount into.
+_FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
+
+
+def os_error(display: str, action: str, exc: OSError) -> DestinationError:
+    """The typed error for an ``OSError`` met doing ``action`` at the share ``display``, by
+    errno: a lost share (``_LOST``) is transient, a full or read-only one is not. The message
+    names the destination and the object, never a path of the appliance or a traceback."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _LOST:
+        return TransientDestinationError(
+            f"{display}: the share was lost: cannot {action}: {reason}"
+            " (is it still mounted, and its server up?)"
+        )
+    if exc.errno in _FULL:
+        return DestinationError(f"{display}: the share is full: cannot {action}: {reason}")
+    if exc.errno == errno.EROFS:
+        return DestinationError(f"{display}: the share is read-only: cannot {action}: {reason}")
+    return DestinationError(f"{display}: cannot {action}: {reason}")
 
 
 def _close(fd: int) -> None:
@@ -71,6 +153,8 @@ class LocalBackend:
         self._fd_lock = threading.Lock()
         self._dirty: set[str] = set()  # directories (relative) holding renames not yet fsynced
         self._dirty_lock = threading.Lock()
+        self._pinned: tuple[int, int] | None = None  # (st_dev, st_ino) of the root, once opened
+        self._pin_fd: int | None = None
 
     @classmethod
     def from_url(cls, url: str) -> LocalBackend:
@@ -82,15 +166,45 @@ class LocalBackend:
         return f"file://{self.root}"
 
     def _fail(self, action: str, exc: OSError) -> DestinationError:
-        reason = exc.strerror or type(exc).__name__
-        return DestinationError(f"{self.display}: cannot {action}: {reason}")
+        return os_error(self.display, action, exc)
 
     def _root_fd(self, create: bool = False) -> int:
         """The root directory (followed if it is a symlink: the operator chose it); raises
-        FileNotFoundError when it does not exist (and ``create`` is off)."""
-        if create:
+        FileNotFoundError when it does not exist (and ``create`` is off).
+
+        The first root this backend opens is pinned (device and inode): a share unmounted under
+        a running backend leaves its empty mount point, or another filesystem, at the same path,
+        and writing on there would put backups on the appliance's own disk. A root that is gone
+        or is another directory afterwards is a lost share (a DestinationError), never created
+        again and never a "no such object"."""
+        if create and self._pinned is None:
             self.root.mkdir(parents=True, exist_ok=True)
-        return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if self._pinned is not None:
+                raise self._lost("is gone") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if self._pinned is None:
+                # Held open until close(): while it is, the filesystem cannot be released, so
+                # its device number cannot go to another mount (tmpfs, FUSE and NFS mounts take
+                # theirs from a pool that reuses them).
+                self._pin_fd = os.dup(fd)
+                self._pinned = (st.st_dev, st.st_ino)
+            elif (st.st_dev, st.st_ino) != self._pinned:
+                raise self._lost("is another directory now")
+        except BaseException:
+            _close(fd)
+            raise
+        return fd
+
+    def _lost(self, what: str) -> DestinationError:
+        return DestinationError(
+            f"{self.display}: the share was lost: the directory {what} (unmounted or replaced"
+            " during the run; nothing is written to what is there instead)"
+        )
 
     def _walk(self, parts: list[str], create: bool = False) -> int:
         """A descriptor of the directory ``parts`` under the root, each component opened with
@@ -321,28 +435,92 @@ class LocalBackend:
     def filesystem(self) -> str | None:
         """The type of the filesystem holding the directory (cifs, nfs4, ext4 ...), from
         /proc/self/mountinfo: the longest mount point above it wins."""
+        mount = self._mount()
+        return mount[0] if mount else None
+
+    def _mount(self) -> tuple[str, set[str]] | None:
+        """The type and the options (per-mount and the filesystem's) of the mount holding the
+        directory; None when it cannot be told (a lost share: ENOTCONN, ESTALE)."""
         try:
             lines = Path("/proc/self/mountinfo").read_text().splitlines()
+            target = os.path.realpath(self._existing())
         except OSError:
             return None
-        target = os.path.realpath(self._existing())
-        best, kind = "", None
+        best, found = "", None
         for line in lines:
             fields = line.split(" - ")
             if len(fields) != 2:
                 continue
-            mount = fields[0].split()[4].replace("\\040", " ")
+            left, right = fields[0].split(), fields[1].split()
+            mount = left[4].replace("\\040", " ")
             if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(
                 mount
             ) >= len(best):
-                best, kind = mount, fields[1].split()[0]
-        return kind
+                superopts = right[2].split(",") if len(right) > 2 else []
+                options = {*left[5].split(","), *superopts}
+                best, found = mount, (right[0], options)
+        return found
 
     def _existing(self) -> Path:
         path = self.root
         while not path.exists() and path.parent != path:
             path = path.parent
         return path
+
+    def sweep_temporaries(self, recursive: bool = True, older_than: float = TMP_STALE_AFTER) -> int:
+        """Remove the temporary files that interrupted puts left (a run killed, or its share
+        lost, between the create and the rename); returns how many. The rule: only regular
+        files named exactly as ``put`` names them (``.tmp-`` and 16 hex digits), by ``lstat``,
+        whose mtime is more than ``older_than`` seconds before now. Nothing else is touched: no
+        object (objects never start with a dot), no symlink, nothing of another program's.
+
+        If the share's clock runs more than ``older_than`` behind ours, a live put of another
+        writer could lose its temporary file: that put then fails (its rename finds nothing) and
+        its run reports a destination error; no published object is ever at risk. With
+        ``recursive`` off only the root directory is swept (the secrets backups live there,
+        and the repository below is its writer's to sweep). A directory missing is nothing to
+        do; any other failure is a DestinationError."""
+        deadline = time.time() - older_than
+        removed = 0
+        try:
+            root = self._root_fd()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise self._fail("clean up temporary files", exc) from exc
+        try:
+            removed = self._sweep(root, deadline, recursive)
+        except OSError as exc:
+            raise self._fail("clean up temporary files", exc) from exc
+        finally:
+            _close(root)
+        return removed
+
+    def _sweep(self, fd: int, deadline: float, recursive: bool) -> int:
+        removed = 0
+        with os.scandir(fd) as scan:
+            entries = list(scan)
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if _OUR_TMP.match(entry.name) and stat.S_ISREG(st.st_mode) and st.st_mtime < deadline:
+                try:
+                    os.unlink(entry.name, dir_fd=fd)
+                    removed += 1
+                except FileNotFoundError:
+                    pass  # another run swept it first
+            elif recursive and stat.S_ISDIR(st.st_mode) and not entry.name.startswith("."):
+                try:
+                    child = os.open(entry.name, _DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                try:
+                    removed += self._sweep(child, deadline, recursive)
+                finally:
+                    _close(child)
+        return removed
 
     def capacity(self) -> Capacity:
         try:
@@ -352,8 +530,13 @@ class LocalBackend:
         return Capacity(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
 
     def close(self) -> None:
-        self.flush()
-        with self._fd_lock:
-            for fd in self._fds.values():
-                _close(fd)
-            self._fds.clear()
+        try:
+            self.flush()
+        finally:
+            with self._fd_lock:
+                for fd in self._fds.values():
+                    _close(fd)
+                self._fds.clear()
+                if self._pin_fd is not None:
+                    _close(self._pin_fd)
+                    self._pin_fd = None

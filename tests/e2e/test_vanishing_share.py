@@ -1,0 +1,203 @@
+"""The destination is a real network mount (sshfs over an sshd of the test's own) and its server is
+killed in the middle of a system backup, as an operator's NAS would go away: the run fails with the
+destination's exit code and one line that says the share was lost, alerts once, leaves what it was
+writing for the next run to clean, and the first run after the server returns completes; `check`
+finds the repository clean, and `--read-data` restores every byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sealbox.backends.local import TMP_STALE_AFTER
+from sealbox.demo import appliance as demo_appliance
+from sealbox.errors import DestinationError
+from tests.conftest import make_appliance
+from tests.mounts import SSHFSShare
+from tests.receivers import SyslogReceiver, parse_rfc5424
+
+
+@pytest.fixture
+def share(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.mkdir()
+    share = SSHFSShare(mounts)
+    share.start_server()
+    share.mount_share(reconnect=True)
+    yield share
+    share.close()
+
+
+@pytest.fixture
+def syslog():
+    server = SyslogReceiver("tcp").start()
+    yield server
+    server.stop()
+
+
+def _configure(tmp_path: Path, sealbox, share: SSHFSShare, syslog: SyslogReceiver):
+    """The demo appliance backing up to the sshfs mount, alerting to ``syslog``; the share is
+    off the appliance (a filesystem of its own), so ``allow_on_appliance`` is off as in
+    production: a mount point left empty is the appliance's disk, and refused."""
+    system = make_appliance(tmp_path / "pam", sealbox)
+    demo_appliance.create_system(system.root)
+    # Enough incompressible data for several 8 MiB packs: the server dies while they are written.
+    big = system.root / "appliance" / "opt" / "recordings-archive.bin"
+    big.write_bytes(os.urandom(40 << 20))
+    text = system.config.read_text()
+    local = f'url = "file://{system.root / "remote"}"'
+    assert local in text
+    text = text.replace(local, f'url = "file://{share.mount}/nas"')
+    assert "allow_on_appliance = true" in text
+    text = text.replace("allow_on_appliance = true", "allow_on_appliance = false")
+    text += (
+        f'\n[alerts]\nsyslog = {{ host = "127.0.0.1", port = {syslog.port}, transport = "tcp" }}\n'
+    )
+    system.config.write_text(text)
+    return system
+
+
+def _sealbox(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sealbox", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def _events(syslog: SyslogReceiver) -> list[str]:
+    time.sleep(0.5)  # delivered before the run exits; the receiver's thread may trail a little
+    return [parse_rfc5424(line)["msgid"] for line in syslog.messages]
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return list(root.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("sshfs_mode", ["reconnect", "unmounts"])
+def test_a_share_whose_server_dies_mid_backup_fails_cleanly_and_the_next_run_completes(
+    tmp_path, sealbox, share, syslog, sshfs_mode
+):
+    """``reconnect``: sshfs stays mounted and answers EIO while the server is away, and
+    reconnects when it returns. ``unmounts``: plain sshfs, which exits and unmounts when its
+    connection dies, leaving the empty mount point (the appliance's own disk) at the path; the
+    operator (or an automounter) mounts it again."""
+    if sshfs_mode == "unmounts":
+        share.unmount()
+        share.mount_share(reconnect=False)
+    system = _configure(tmp_path, sealbox, share, syslog)
+    served = share.served / "nas" / "repo"
+
+    backup = subprocess.Popen(
+        [sys.executable, "-m", "sealbox", "backup", "system", "--config", str(system.config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Kill the server while a pack is being written (its temporary file is on the server).
+    deadline = time.monotonic() + 120
+    while not ((served / "data").is_dir() and any((served / "data").glob("*/.tmp-*"))):
+        assert backup.poll() is None, f"the backup ended before the kill: {backup.stderr}"
+        assert time.monotonic() < deadline, "no pack was started within 120 s"
+        time.sleep(0.01)
+    share.kill_server()
+    _, err = backup.communicate(timeout=240)
+
+    lines = err.strip().splitlines()
+    assert backup.returncode == DestinationError.exit_code, err
+    assert len(lines) == 1 and lines[0].startswith("sealbox: error: file://"), err
+    assert f"file://{share.mount}/nas/repo: the share was lost" in lines[0]
+    assert sshfs_mode == "reconnect" or list(share.mount.iterdir()) == []  # nothing on our disk
+    assert "internal error" not in err and "Traceback" not in err
+    events = _events(syslog)
+    assert events.count("destination.unreachable") == 1, events
+    assert events.count("backup.system.failed") == 1, events
+    assert _leftovers(served), "the killed put left no temporary file to clean"
+
+    # Still down: the next scheduled run fails the same way and does not alert again.
+    again = _sealbox("backup", "system", "--config", system.config)
+    assert again.returncode == DestinationError.exit_code, again.stderr
+    said = "the share was lost" if sshfs_mode == "reconnect" else "is the share mounted?"
+    assert said in again.stderr and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert _events(syslog).count("destination.unreachable") == 1
+    if sshfs_mode == "unmounts":
+        assert list(share.mount.iterdir()) == []  # no repository made on the mount point
+
+    # The server returns (sshfs reconnects by itself, or is mounted again). The leftovers of
+    # the killed run are an hour old by the time it is back.
+    share.start_server()
+    if sshfs_mode == "unmounts":
+        share.unmount()
+        share.mount_share(reconnect=False)
+    old = time.time() - TMP_STALE_AFTER - 60
+    for path in _leftovers(share.served):
+        os.utime(path, (old, old))
+    done = _sealbox("backup", "system", "--config", system.config, "--json")
+    assert done.returncode == 0, done.stderr
+    assert _leftovers(share.served) == []
+    events = _events(syslog)
+    assert events.count("destination.recovered") == 1, events
+    assert events.count("destination.unreachable") == 1, events
+    assert events[-2:] == ["backup.system.succeeded", "destination.recovered"], events
+
+    check = _sealbox(
+        "check", "--read-data", *system.share_args(1, 2, 3), "--config", system.config, "--json"
+    )
+    assert check.returncode == 0, check.stderr + check.stdout
+    assert all(report["ok"] for report in json.loads(check.stdout).values())
+    restored = tmp_path / "restored"
+    restore = _sealbox(
+        "restore",
+        "system",
+        "latest",
+        "--target",
+        restored,
+        "--include",
+        "*/recordings-archive.bin",
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+    )
+    assert restore.returncode == 0, restore.stderr
+    (copy,) = restored.rglob("recordings-archive.bin")
+    assert copy.read_bytes() == (system.root / "appliance/opt/recordings-archive.bin").read_bytes()
+
+
+def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox, share, syslog):
+    """The issue's own symptom: sshfs gone, the mount left behind, ENOTCONN everywhere. Backup,
+    check, snapshots, status, probe and restore each say the share was lost (exit 7)."""
+    system = _configure(tmp_path, sealbox, share, syslog)
+    first = _sealbox("backup", "system", "--config", system.config)
+    assert first.returncode == 0, first.stderr
+    share.kill_client()
+    config = ("--config", system.config)
+    keys = system.share_args(1, 2, 3)
+    for args in [
+        ("backup", "system", *config),
+        ("backup", "secrets", *config),
+        ("check", *config),
+        ("snapshots", "--kind", "system", *config),
+        ("restore", "system", "latest", "--target", tmp_path / "r", *keys, *config),
+    ]:
+        result = _sealbox(*args)
+        assert result.returncode == DestinationError.exit_code, (args, result.stderr)
+        assert "the share was lost" in result.stderr, (args, result.stderr)
+        assert "Transport endpoint is not connected" in result.stderr, (args, result.stderr)
+        assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    probe = _sealbox("probe", "--json", *config)
+    assert probe.returncode != 0 and "internal error" not in probe.stderr, probe.stderr
+    (result,) = json.loads(probe.stdout)
+    assert not result["ok"] and "the share was lost" in result["error"]
+    status = _sealbox("status", "--json", *config)
+    assert "internal error" not in status.stderr and "Traceback" not in status.stderr
+    events = _events(syslog)
+    assert events.count("destination.unreachable") == 1, events
