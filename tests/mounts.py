@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -157,3 +158,58 @@ def remount(path: Path, options: str) -> None:
 
 def umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+def mount_ext4(image: Path, path: Path, options: str, size_mib: int = 16) -> None:
+    """A loop-mounted ext4 of ``size_mib`` at ``path`` (root; required under CI)."""
+    if not image.exists():
+        with image.open("wb") as handle:
+            handle.truncate(size_mib << 20)
+        made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, check=False)
+        if made.returncode != 0:
+            _unavailable(f"mkfs.ext4 failed: {made.stderr.decode().strip()}")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-o", f"loop,{options}", str(image), str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        _unavailable(f"cannot loop-mount an ext4 image: {done.stderr.decode().strip()}")
+
+
+class LiarMount:
+    """tests/liarfs.py mounted at ``mount`` over ``backing``, in MODE (its docstring)."""
+
+    def __init__(self, directory: Path, mode: str) -> None:
+        if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+            _unavailable("a FUSE mount needs root and /dev/fuse")
+        try:
+            import mfusepy  # noqa: F401
+        except (ImportError, OSError) as exc:  # OSError: no libfuse3 (Debian fuse3)
+            _unavailable(f"mfusepy with libfuse 3 is needed: {exc}")
+        self.backing, self.mount = directory / "backing", directory / "liar"
+        self.backing.mkdir()
+        self.mount.mkdir()
+        root = Path(__file__).resolve().parent.parent
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.liarfs", mode, str(self.backing), str(self.mount)],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                _unavailable(f"liarfs could not mount: {err.strip()[-500:]}")
+            return mounted(self.mount) == "fuse"
+
+        _wait(up, 20, "the liarfs mount")
+
+    def close(self) -> None:
+        umount(self.mount)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, 9)
+        self.proc.wait()

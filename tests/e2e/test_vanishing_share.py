@@ -193,6 +193,8 @@ def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox,
         assert "Transport endpoint is not connected" in result.stderr, (args, result.stderr)
         assert "internal error" not in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    # The first failed backup raised the condition; the others, and the probe, only count.
+    assert _events(syslog).count("destination.unreachable") == 1
     probe = _sealbox("probe", "--json", *config)
     assert probe.returncode != 0 and "internal error" not in probe.stderr, probe.stderr
     (result,) = json.loads(probe.stdout)

@@ -28,6 +28,7 @@ removed by a later writing run (:meth:`LocalBackend.sweep_temporaries` states th
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -460,6 +461,43 @@ class LocalBackend:
                 options = {*left[5].split(","), *superopts}
                 best, found = mount, (right[0], options)
         return found
+
+    def durability_warnings(self) -> tuple[str, ...]:
+        """What the mount's own options say about fsync: options that make a successful fsync
+        promise less than it should. Only what the client can see; docs/design/threat-model.md
+        lists what it cannot (a server that acknowledges fsync without committing)."""
+        mount = self._mount()
+        if mount is None:
+            return ()
+        kind, options = mount
+        warnings: builtins.list[str] = []
+        if kind in ("cifs", "smb3") and "nostrictsync" in options:
+            warnings.append(
+                f"{self.display}: mounted with nostrictsync: fsync is not sent to the server,"
+                " so a backup the client calls durable may be lost if the server crashes"
+            )
+        if "nobarrier" in options or "barrier=0" in options:
+            warnings.append(
+                f"{self.display}: mounted with write barriers off ({kind} nobarrier): a power"
+                " loss can lose data that fsync reported as on disk"
+            )
+        return tuple(warnings)
+
+    def read_uncached(self, name: str) -> bytes:
+        """Object ``name`` read after asking the kernel to drop the pages it caches of it
+        (``POSIX_FADV_DONTNEED``): on an NFS, CIFS or FUSE mount the bytes then come from the
+        server, not from what this client wrote. The probe compares them with what it wrote."""
+        try:
+            fd = self._open(name)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                return self._read(fd, 0, os.fstat(fd).st_size)
+            finally:
+                _close(fd)
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.display}: no object {name!r}") from None
+        except OSError as exc:
+            raise self._fail(f"read {name}", exc) from exc
 
     def _existing(self) -> Path:
         path = self.root
