@@ -13,14 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from sealbox.backends.local import TMP_STALE_AFTER
 from sealbox.demo import appliance as demo_appliance
 from sealbox.errors import DestinationError
 from tests.conftest import make_appliance
+from tests.daemons import DaemonProcess, daemon_config
 from tests.mounts import SSHFSShare
 from tests.receivers import SyslogReceiver, parse_rfc5424
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -203,3 +206,75 @@ def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox,
     assert "internal error" not in status.stderr and "Traceback" not in status.stderr
     events = _events(syslog)
     assert events.count("destination.unreachable") == 1, events
+
+
+def test_a_daemon_job_on_a_lost_share_is_a_destination_failure_and_alerts_once(
+    tmp_path, share, syslog
+):
+    """The daemon's system job, run now while the sshfs daemon is dead: the run is recorded as
+    failed with the destination's one line (not a bug), the condition alerts once over two
+    failed runs, and the run after the share is mounted again succeeds and clears it."""
+    etc = tmp_path / "var" / "etc"
+    etc.mkdir(parents=True)
+    (etc / "app.conf").write_text("listen = 443\n" * 100)
+    body = f"""
+[system]
+destination = "offsite"
+schedule = "0 0 1 1 *"
+paths = ["{etc}"]
+"""
+    port = free_port()
+    config = daemon_config(tmp_path, port, body, syslog_port=syslog.port)
+    text = config.read_text().replace(
+        f'url = "file://{tmp_path / "remote"}"', f'url = "file://{share.mount}/nas"'
+    )
+    config.write_text(
+        text.replace('[probes]\nschedule = "* * * * *"', '[probes]\nschedule = "0 0 1 1 *"')
+    )
+    (share.mount / "nas").mkdir()  # the probe at start never makes it
+    daemon = DaemonProcess(config, port)
+    auth = {"Authorization": "Bearer t0ken-for-tests"}
+
+    def finished() -> list[dict]:
+        return [r for r in daemon.history(job="system") if r["result"] != "running"]
+
+    def idle() -> bool:  # no job under way (the catch-up system run and probe at start)
+        runs = daemon.history()
+        return len(runs) >= 2 and all(r["result"] != "running" for r in runs)
+
+    def run_system() -> dict:
+        """Run now (after any run under way, such as the daemon's catch-up at start) and wait
+        for that run's outcome."""
+        daemon.wait_for(idle, 120, "no system run under way")
+        last = max((r["id"] for r in finished()), default=0)
+        answer = httpx.post(f"{daemon.base}/api/run/system", headers=auth, timeout=10)
+        assert answer.status_code == 202, answer.text
+        runs = daemon.wait_for(
+            lambda: [r for r in finished() if r["id"] > last], 120, "the system run"
+        )
+        return runs[0]
+
+    try:
+        daemon.wait_for(idle, 120, "the catch-up runs at start")
+        assert all(r["result"] == "success" for r in daemon.history()), daemon.history()
+        share.kill_client()
+        for _ in (1, 2):
+            run = run_system()
+            assert run["result"] == "failed", run
+            assert "the share was lost" in run["error"], run
+            assert "Transport endpoint is not connected" in run["error"], run
+            assert "internal error" not in run["error"], run
+        syslog.wait(2)
+        time.sleep(1)
+        events = [parse_rfc5424(line)["msgid"] for line in syslog.messages]
+        assert events.count("destination.unreachable") == 1, events
+        assert events.count("backup.system.failed") == 1, events
+        share.unmount()
+        share.mount_share()
+        run = run_system()
+        assert run["result"] == "success", run
+        time.sleep(1)
+        events = [parse_rfc5424(line)["msgid"] for line in syslog.messages]
+        assert events.count("destination.recovered") == 1, events
+    finally:
+        daemon.stop()
