@@ -213,3 +213,107 @@ class LiarMount:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, 9)
         self.proc.wait()
+
+
+class SambaShare:
+    """A Samba share: smbd of the test's own on 127.0.0.1:445 (libsmbclient, which smbnetfs
+    uses, reaches no other port) serving ``served``, mounted at ``mount`` by smbnetfs (FUSE; this
+    machine's kernel has no CIFS client). The share is ``share`` below the mount point.
+    ``kill_server`` kills smbd and what it forked, by their ids; ``start_server`` starts it
+    again, and smbnetfs reconnects on its next request."""
+
+    def __init__(self, directory: Path) -> None:
+        for tool in ("/usr/sbin/smbd", "/usr/bin/smbnetfs"):
+            if not os.path.exists(tool):
+                _unavailable(f"{tool} is not installed (scripts/install-tools.sh installs it)")
+        if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+            _unavailable("smbnetfs needs root and /dev/fuse here")
+        import socket
+
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", 445)) == 0:
+                _unavailable("127.0.0.1:445 is taken (another smbd?)")
+        self.dir = directory
+        self.served, self.mount = directory / "served", directory / "smbmnt"
+        for sub in (
+            "served",
+            "smbmnt",
+            "priv",
+            "lock",
+            "state",
+            "cache",
+            "pid",
+            "log",
+            "home/.smb",
+        ):
+            (directory / sub).mkdir(parents=True)
+        d = directory
+        (d / "smb.conf").write_text(
+            "[global]\n  smb ports = 445\n  interfaces = 127.0.0.1\n  bind interfaces only = yes\n"
+            f"  private dir = {d / 'priv'}\n  lock directory = {d / 'lock'}\n"
+            f"  state directory = {d / 'state'}\n  cache directory = {d / 'cache'}\n"
+            f"  pid directory = {d / 'pid'}\n  log file = {d / 'log'}/%m.log\n"
+            "  map to guest = Bad User\n  server role = standalone server\n"
+            "  load printers = no\n  disable spoolss = yes\n  strict sync = yes\n"
+            f"[nas]\n  path = {self.served}\n  read only = no\n  guest ok = yes\n"
+            "  force user = root\n"
+        )
+        (d / "home/.smb/smb.conf").write_text("[global]\n  client min protocol = SMB2\n")
+        (d / "home/.smb/smbnetfs.conf").write_text(
+            'auth "guest" ""\nshow_hidden_hosts "true"\nhost 127.0.0.1 visible=true\n'
+        )
+        for name in ("smb.conf", "smbnetfs.conf"):
+            (d / "home/.smb" / name).chmod(0o600)
+        self.share = self.mount / "127.0.0.1" / "nas"
+        self.server: subprocess.Popen[bytes] | None = None
+        self.client: subprocess.Popen[bytes] | None = None
+
+    def start_server(self) -> None:
+        self.server = subprocess.Popen(
+            [
+                "/usr/sbin/smbd",
+                "--foreground",
+                "--no-process-group",
+                "-s",
+                str(self.dir / "smb.conf"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        import socket
+
+        def listening() -> bool:
+            assert self.server is not None and self.server.poll() is None, "smbd exited"
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", 445)) == 0
+
+        _wait(listening, 20, "smbd")
+
+    def kill_server(self) -> None:
+        assert self.server is not None
+        for pid in [*descendants(self.server.pid), self.server.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        self.server.wait()
+
+    def mount_share(self) -> None:
+        env = {**os.environ, "HOME": str(self.dir / "home")}
+        self.client = subprocess.Popen(
+            ["smbnetfs", "-f", str(self.mount)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _wait(lambda: mounted(self.mount) == "fuse.smbnetfs", 20, "the smbnetfs mount")
+        _wait(self.share.is_dir, 20, "the share through smbnetfs")
+
+    def close(self) -> None:
+        umount(self.mount)
+        for proc in (self.client, self.server):
+            if proc is not None and proc.poll() is None:
+                for pid in [*descendants(proc.pid), proc.pid]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, 9)
+                proc.wait()

@@ -16,7 +16,7 @@ import pytest
 from sealbox.backends.local import TMP_STALE_AFTER, LocalBackend, os_error
 from sealbox.backends.retry import Retrying
 from sealbox.errors import DestinationError, NotFoundError, TransientDestinationError
-from tests.mounts import SSHFSShare, mount_tmpfs, remount, umount
+from tests.mounts import SambaShare, SSHFSShare, mount_tmpfs, remount, umount
 
 
 def _retrying(root: Path) -> Retrying:
@@ -185,3 +185,36 @@ def test_temporary_files_of_interrupted_puts_are_swept_by_the_rule(tmp_path):
     )
     assert target.read_bytes() == b"not ours"
     assert LocalBackend(tmp_path / "never-made").sweep_temporaries() == 0
+
+
+def test_a_samba_share_whose_server_dies_is_lost_and_works_once_it_returns(tmp_path):
+    """smbd on loopback, mounted by smbnetfs (FUSE; the kernel here has no CIFS client)."""
+    samba = SambaShare(tmp_path)
+    samba.start_server()
+    try:
+        samba.mount_share()
+        backend = _retrying(samba.share / "repo")
+        backend.put("index/first", b"x" * 5000)
+        backend.flush()
+        assert (samba.served / "repo" / "index" / "first").read_bytes() == b"x" * 5000
+        # smbnetfs has no hard links: exclusive writes cannot work there, and it is said so.
+        with pytest.raises(DestinationError, match="does not support hard links") as e:
+            backend.put("locks/x", b"lock", exclusive=True)
+        assert not isinstance(e.value, TransientDestinationError)
+        samba.kill_server()
+        with pytest.raises(TransientDestinationError, match="the share was lost") as lost:
+            backend.put("index/second", b"y")
+        assert backend.retries > 0 and "Traceback" not in str(lost.value)
+        samba.start_server()
+        deadline = time.monotonic() + 60  # smbnetfs reconnects on a later request
+        while True:
+            try:
+                backend.put("index/second", b"y")
+                break
+            except TransientDestinationError:
+                assert time.monotonic() < deadline, "the share did not come back within 60 s"
+                time.sleep(1)
+        assert backend.get("index/second") == b"y"
+        assert (samba.served / "repo" / "index" / "second").read_bytes() == b"y"
+    finally:
+        samba.close()

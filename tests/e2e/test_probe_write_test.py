@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_appliance
-from tests.mounts import LiarMount, SSHFSShare, mount_ext4, mount_tmpfs, umount
+from tests.mounts import LiarMount, SambaShare, SSHFSShare, mount_ext4, mount_tmpfs, umount
 
 
 def _probe(sealbox, system, url: str) -> dict:
@@ -98,3 +98,18 @@ def test_a_share_that_lies_about_writes_fails_the_probe(tmp_path, sealbox, syste
         assert said in found["error"], found["error"]
     finally:
         liar.close()
+
+
+def test_a_samba_share_through_smbnetfs_is_refused_for_want_of_hard_links(
+    tmp_path, sealbox, system
+):
+    (tmp_path / "samba").mkdir()
+    samba = SambaShare(tmp_path / "samba")
+    samba.start_server()
+    try:
+        samba.mount_share()
+        found = _probe(sealbox, system, f"file://{samba.share}/sealbox")
+        assert not found["ok"] and "does not support hard links" in found["error"], found
+        assert "mount it with the kernel's CIFS or NFS client" in found["error"]
+    finally:
+        samba.close()

@@ -107,6 +107,19 @@ _LOST = frozenset(
 _FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
 
 
+# What link() answers on a filesystem without hard links (smbnetfs, FAT, a CIFS server without
+# them): the tmp file is ours, so EPERM here is not a permission problem.
+_NO_LINKS = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+    if hasattr(errno, name)
+)
+
+
+class _NoHardLinks(OSError):
+    """link() refused for want of hard links (told apart from the other failures of a put)."""
+
+
 def os_error(display: str, action: str, exc: OSError) -> DestinationError:
     """The typed error for an ``OSError`` met doing ``action`` at the share ``display``, by
     errno: a lost share (``_LOST``) is transient, a full or read-only one is not. The message
@@ -385,7 +398,12 @@ class LocalBackend:
             finally:
                 os.close(fd)  # an error here (NFS reports late write errors) fails the put
             if exclusive:  # link fails with EEXIST instead of replacing; never follows
-                os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                try:
+                    os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno in _NO_LINKS:
+                        raise _NoHardLinks(exc.errno, exc.strerror) from exc
+                    raise
                 os.unlink(tmp, dir_fd=parent)
             else:  # rename replaces a planted symlink itself, never what it points to
                 os.replace(tmp, last, src_dir_fd=parent, dst_dir_fd=parent)
@@ -397,6 +415,13 @@ class LocalBackend:
                     os.unlink(tmp, dir_fd=parent)
             if exc.errno == errno.EEXIST:
                 raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
+            if isinstance(exc, _NoHardLinks):
+                raise DestinationError(
+                    f"{self.display}: cannot write {name}: the share does not support hard links"
+                    f" ({exc.strerror}), which exclusive writes (locks, snapshots, secrets backups)"
+                    " need: mount it with the kernel's CIFS or NFS client, not a FUSE client"
+                    " such as smbnetfs"
+                ) from exc
             raise self._fail(f"write {name}", exc) from exc
         finally:
             if parent is not None:
