@@ -175,9 +175,18 @@ def test_a_share_whose_server_dies_mid_backup_fails_cleanly_and_the_next_run_com
 
 
 def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox, share, syslog):
-    """The issue's own symptom: sshfs gone, the mount left behind, ENOTCONN everywhere. Backup,
-    check, snapshots, status, probe and restore each say the share was lost (exit 7)."""
+    """The issue's own symptom: sshfs gone, the mount left behind, ENOTCONN everywhere. Every
+    backup, copy, check, snapshots and restore says the share was lost (exit 7, one line); the
+    probe reports it unreachable; status shows it and exits 0."""
     system = _configure(tmp_path, sealbox, share, syslog)
+    (system.root / "appliance" / "recordings").mkdir(exist_ok=True)
+    second = tmp_path / "second"
+    second.mkdir()
+    with system.config.open("a") as config_file:  # a copy from the share to a second place
+        config_file.write(
+            f'\n[destinations.second]\nurl = "file://{second}"\nallow_on_appliance = true\n'
+            '\n[[copies]]\nfrom = "remote"\nto = "second"\n'
+        )
     first = _sealbox("backup", "system", "--config", system.config)
     assert first.returncode == 0, first.stderr
     share.kill_client()
@@ -186,6 +195,8 @@ def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox,
     for args in [
         ("backup", "system", *config),
         ("backup", "secrets", *config),
+        ("backup", "recordings", *config),
+        ("copy", *config),
         ("check", *config),
         ("snapshots", "--kind", "system", *config),
         ("restore", "system", "latest", "--target", tmp_path / "r", *keys, *config),
@@ -200,10 +211,12 @@ def test_a_dead_fuse_daemon_is_a_lost_share_for_every_command(tmp_path, sealbox,
     assert _events(syslog).count("destination.unreachable") == 1
     probe = _sealbox("probe", "--json", *config)
     assert probe.returncode != 0 and "internal error" not in probe.stderr, probe.stderr
-    (result,) = json.loads(probe.stdout)
-    assert not result["ok"] and "the share was lost" in result["error"]
+    results = {r["destination"]: r for r in json.loads(probe.stdout)}
+    assert results["second"]["ok"], results
+    assert not results["remote"]["ok"] and "the share was lost" in results["remote"]["error"]
     status = _sealbox("status", "--json", *config)
     assert "internal error" not in status.stderr and "Traceback" not in status.stderr
+    assert status.returncode == 0 and "the share was lost" in status.stdout  # shown, not fatal
     events = _events(syslog)
     assert events.count("destination.unreachable") == 1, events
 
