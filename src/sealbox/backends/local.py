@@ -169,6 +169,7 @@ class LocalBackend:
         self._dirty_lock = threading.Lock()
         self._pinned: tuple[int, int] | None = None  # (st_dev, st_ino) of the root, once opened
         self._pin_fd: int | None = None
+        self._pin_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> LocalBackend:
@@ -201,13 +202,14 @@ class LocalBackend:
             raise
         try:
             st = os.fstat(fd)
-            if self._pinned is None:
-                # Held open until close(): while it is, the filesystem cannot be released, so
-                # its device number cannot go to another mount (tmpfs, FUSE and NFS mounts take
-                # theirs from a pool that reuses them).
-                self._pin_fd = os.dup(fd)
-                self._pinned = (st.st_dev, st.st_ino)
-            elif (st.st_dev, st.st_ino) != self._pinned:
+            with self._pin_lock:  # the engine's threads share this backend
+                if self._pinned is None:
+                    # Held open until close(): while it is, the filesystem cannot be released,
+                    # so its device number cannot go to another mount (tmpfs, FUSE and NFS
+                    # mounts take theirs from a pool that reuses them).
+                    self._pin_fd = os.dup(fd)
+                    self._pinned = (st.st_dev, st.st_ino)
+            if (st.st_dev, st.st_ino) != self._pinned:
                 raise self._lost("is another directory now")
         except BaseException:
             _close(fd)
