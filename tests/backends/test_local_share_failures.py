@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sealbox.backends.local import TMP_STALE_AFTER, LocalBackend, os_error
+from sealbox.backends.local import TMP_STALE_AFTER, LocalBackend
+from sealbox.backends.localfs import os_error
 from sealbox.backends.retry import Retrying
 from sealbox.errors import DestinationError, NotFoundError, TransientDestinationError
 from tests.mounts import SambaShare, SSHFSShare, mount_tmpfs, remount, umount

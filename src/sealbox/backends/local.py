@@ -14,7 +14,7 @@ regular files (checked on the open descriptor, opened ``O_NONBLOCK`` so a FIFO c
 descends real directories only; reading a planted entry it reported fails with "not a regular
 file". The root itself is the operator's choice and may be a symlink. Every ``OSError`` is
 turned into a :class:`~sealbox.errors.DestinationError` (cleanup included), by errno
-(:func:`os_error`).
+(``localfs.os_error``).
 
 A share can vanish or lie under a running backend. A lost one (ENOTCONN from a dead FUSE daemon,
 EIO from an sshfs or CIFS client whose server went away, ESTALE, timeouts) is a
@@ -28,7 +28,6 @@ removed by a later writing run (:meth:`LocalBackend.sweep_temporaries` states th
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import errno
 import os
@@ -42,13 +41,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
-from sealbox.errors import (
-    ConfigError,
-    DestinationError,
-    NotFoundError,
-    ObjectExistsError,
-    TransientDestinationError,
+from sealbox.backends.localfs import (
+    NO_HARD_LINKS,
+    NoHardLinksError,
+    durability_warnings,
+    mount_of,
+    os_error,
 )
+from sealbox.errors import ConfigError, DestinationError, NotFoundError, ObjectExistsError
 
 __all__ = [
     "SCHEMES",
@@ -56,7 +56,6 @@ __all__ = [
     "LocalBackend",
     "check_local_url",
     "open_destination",
-    "os_error",
 ]
 
 _TMP_PREFIX = ".tmp-"
@@ -70,71 +69,6 @@ _MAX_FDS = 32
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-# What a network mount (CIFS, NFS, sshfs/FUSE) answers when its server or the path to it went
-# away: transient (retry.Retrying retries them with backoff, then the run fails as a lost share).
-# EIO is here too: it is what a FUSE or CIFS client returns for a dropped session, and on a local
-# disk a retry costs only time. ENOTCONN is a FUSE mount whose daemon died (sshfs killed),
-# ESTALE an NFS/CIFS handle the server forgot (it restarted, or the export changed).
-_LOST = frozenset(
-    getattr(errno, name)
-    for name in [
-        "ENOTCONN",
-        "ESTALE",
-        "EIO",
-        "ETIMEDOUT",
-        "EHOSTDOWN",
-        "EHOSTUNREACH",
-        "ENETDOWN",
-        "ENETUNREACH",
-        "ENETRESET",
-        "ECONNRESET",
-        "ECONNABORTED",
-        "ECONNREFUSED",
-        "ENOLINK",
-        "ECOMM",
-        "EREMOTEIO",
-        "ENODEV",
-        "ENXIO",
-        "ENOMEDIUM",
-        "EPIPE",
-        "EREMCHG",
-    ]
-    if hasattr(errno, name)
-)
-# Permanent: a retry a few seconds later would fail the same way (someone must make room, or
-# remount the share read-write). EROFS is also what a server's failing disk turns a mount into.
-_FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
-
-
-# What link() answers on a filesystem without hard links (smbnetfs, FAT, a CIFS server without
-# them): the tmp file is ours, so EPERM here is not a permission problem.
-_NO_LINKS = frozenset(
-    getattr(errno, name)
-    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
-    if hasattr(errno, name)
-)
-
-
-class _NoHardLinks(OSError):
-    """link() refused for want of hard links (told apart from the other failures of a put)."""
-
-
-def os_error(display: str, action: str, exc: OSError) -> DestinationError:
-    """The typed error for an ``OSError`` met doing ``action`` at the share ``display``, by
-    errno: a lost share (``_LOST``) is transient, a full or read-only one is not. The message
-    names the destination and the object, never a path of the appliance or a traceback."""
-    reason = exc.strerror or type(exc).__name__
-    if exc.errno in _LOST:
-        return TransientDestinationError(
-            f"{display}: the share was lost: cannot {action}: {reason}"
-            " (is it still mounted, and its server up?)"
-        )
-    if exc.errno in _FULL:
-        return DestinationError(f"{display}: the share is full: cannot {action}: {reason}")
-    if exc.errno == errno.EROFS:
-        return DestinationError(f"{display}: the share is read-only: cannot {action}: {reason}")
-    return DestinationError(f"{display}: cannot {action}: {reason}")
 
 
 def _close(fd: int) -> None:
@@ -403,8 +337,8 @@ class LocalBackend:
                 try:
                     os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
                 except OSError as exc:
-                    if exc.errno in _NO_LINKS:
-                        raise _NoHardLinks(exc.errno, exc.strerror) from exc
+                    if exc.errno in NO_HARD_LINKS:
+                        raise NoHardLinksError(exc.errno, exc.strerror) from exc
                     raise
                 os.unlink(tmp, dir_fd=parent)
             else:  # rename replaces a planted symlink itself, never what it points to
@@ -417,7 +351,7 @@ class LocalBackend:
                     os.unlink(tmp, dir_fd=parent)
             if exc.errno == errno.EEXIST:
                 raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
-            if isinstance(exc, _NoHardLinks):
+            if isinstance(exc, NoHardLinksError):
                 raise DestinationError(
                     f"{self.display}: cannot write {name}: the share does not support hard links"
                     f" ({exc.strerror}), which exclusive writes (locks, snapshots, secrets backups)"
@@ -463,52 +397,20 @@ class LocalBackend:
     def filesystem(self) -> str | None:
         """The type of the filesystem holding the directory (cifs, nfs4, ext4 ...), from
         /proc/self/mountinfo: the longest mount point above it wins."""
-        mount = self._mount()
+        try:
+            target = os.path.realpath(self._existing())
+        except OSError:  # a lost share (ENOTCONN, ESTALE): the type is unknown, not a failure
+            return None
+        mount = mount_of(target)
         return mount[0] if mount else None
 
-    def _mount(self) -> tuple[str, set[str]] | None:
-        """The type and the options (per-mount and the filesystem's) of the mount holding the
-        directory; None when it cannot be told (a lost share: ENOTCONN, ESTALE)."""
+    def durability_warnings(self) -> tuple[str, ...]:
+        """What the mount's own options say about fsync (``localfs.durability_warnings``)."""
         try:
-            lines = Path("/proc/self/mountinfo").read_text().splitlines()
             target = os.path.realpath(self._existing())
         except OSError:
-            return None
-        best, found = "", None
-        for line in lines:
-            fields = line.split(" - ")
-            if len(fields) != 2:
-                continue
-            left, right = fields[0].split(), fields[1].split()
-            mount = left[4].replace("\\040", " ")
-            if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(
-                mount
-            ) >= len(best):
-                superopts = right[2].split(",") if len(right) > 2 else []
-                options = {*left[5].split(","), *superopts}
-                best, found = mount, (right[0], options)
-        return found
-
-    def durability_warnings(self) -> tuple[str, ...]:
-        """What the mount's own options say about fsync: options that make a successful fsync
-        promise less than it should. Only what the client can see; docs/design/threat-model.md
-        lists what it cannot (a server that acknowledges fsync without committing)."""
-        mount = self._mount()
-        if mount is None:
             return ()
-        kind, options = mount
-        warnings: builtins.list[str] = []
-        if kind in ("cifs", "smb3") and "nostrictsync" in options:
-            warnings.append(
-                f"{self.display}: mounted with nostrictsync: fsync is not sent to the server,"
-                " so a backup the client calls durable may be lost if the server crashes"
-            )
-        if "nobarrier" in options or "barrier=0" in options:
-            warnings.append(
-                f"{self.display}: mounted with write barriers off ({kind} nobarrier): a power"
-                " loss can lose data that fsync reported as on disk"
-            )
-        return tuple(warnings)
+        return durability_warnings(self.display, mount_of(target))
 
     def read_uncached(self, name: str) -> bytes:
         """Object ``name`` read after asking the kernel to drop the pages it caches of it
