@@ -291,3 +291,52 @@ paths = ["{etc}"]
         assert events.count("destination.recovered") == 1, events
     finally:
         daemon.stop()
+
+
+def test_a_recordings_run_whose_share_dies_midway_is_completed_by_the_next_run(
+    tmp_path, sealbox, share, syslog
+):
+    """The recordings run (catalog, signed chain) loses its sshfs share while packs are being
+    written; the run after the server returns stores every recording once and the chain
+    verifies, every recording decrypting to its digest."""
+    system = _configure(tmp_path, sealbox, share, syslog)
+    day = system.root / "appliance" / "recordings" / "2026" / "11" / "30"
+    day.mkdir(parents=True)
+    old = time.time() - 86400
+    for n in range(100):  # 30 MiB of finished recordings: several packs
+        path = day / f"alice_srv-{n:03d}_sess-{n:04d}.rec"
+        path.write_bytes(os.urandom(300_000))
+        os.utime(path, (old, old))
+    served = share.served / "nas" / "repo"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sealbox", "backup", "recordings", "--config", str(system.config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not ((served / "data").is_dir() and any((served / "data").glob("*/.tmp-*"))):
+        assert run.poll() is None, f"the run ended before the kill: {run.stderr}"
+        assert time.monotonic() < deadline, "no pack was started within 120 s"
+        time.sleep(0.01)
+    share.kill_server()
+    _, err = run.communicate(timeout=240)
+    assert run.returncode == DestinationError.exit_code, err
+    assert len(err.strip().splitlines()) == 1 and "the share was lost" in err, err
+    assert _events(syslog).count("destination.unreachable") == 1
+
+    share.start_server()
+    done = _sealbox("backup", "recordings", "--config", system.config, "--json")
+    assert done.returncode == 0, done.stderr
+    verify = _sealbox(
+        "recordings",
+        "verify",
+        "--read-data",
+        *system.share_args(1, 2, 3),
+        "--config",
+        system.config,
+        "--json",
+    )
+    assert verify.returncode == 0, verify.stderr + verify.stdout
+    report = json.loads(verify.stdout)
+    assert report["ok"] and report["errors"] == [] and report["recordings"] == 100, report
