@@ -340,3 +340,35 @@ def test_a_recordings_run_whose_share_dies_midway_is_completed_by_the_next_run(
     assert verify.returncode == 0, verify.stderr + verify.stdout
     report = json.loads(verify.stdout)
     assert report["ok"] and report["errors"] == [] and report["recordings"] == 100, report
+
+
+def test_secrets_backups_and_copies_sweep_what_interrupted_runs_left(tmp_path, sealbox):
+    """The other writing runs keep the same rule: an hour-old temporary file of ours goes, a
+    recent one (a put under way) and anything else stay."""
+    system = make_appliance(tmp_path, sealbox)
+    demo_appliance.create_system(system.root)
+    second = tmp_path / "second"
+    second.mkdir()
+    with system.config.open("a") as config_file:
+        config_file.write(
+            f'\n[destinations.second]\nurl = "file://{second}"\nallow_on_appliance = true\n'
+            '\n[[copies]]\nfrom = "remote"\nto = "second"\nkinds = ["secrets", "system"]\n'
+        )
+    assert sealbox("backup", "system", "--config", system.config).code == 0
+    (second / "repo" / "data" / "ab").mkdir(parents=True)
+    old, now = time.time() - TMP_STALE_AFTER - 60, time.time()
+    planted = {
+        system.remote / ".tmp-00000000000000aa": old,  # swept by the secrets backup
+        system.remote / ".tmp-00000000000000bb": now,  # a put under way: kept
+        system.remote / "repo" / ".tmp-00000000000000cc": old,  # the repository's: not by it
+        second / ".tmp-00000000000000dd": old,  # swept by the copy of the secrets backups
+        second / "repo" / "data" / "ab" / ".tmp-00000000000000ee": old,  # by the repo copy
+    }
+    for path, mtime in planted.items():
+        path.write_bytes(b"partial")
+        os.utime(path, (mtime, mtime))
+    assert sealbox("backup", "secrets", "--config", system.config).code == 0
+    assert sorted(p.name[-2:] for p in planted if p.exists()) == ["bb", "cc", "dd", "ee"]
+    copied = sealbox("copy", "--config", system.config)
+    assert copied.code == 0, copied.err
+    assert sorted(p.name[-2:] for p in planted if p.exists()) == ["bb", "cc"]
