@@ -3,7 +3,9 @@
 # (signature verification with the standard tool), sshd (the SFTP tests' server) and Chromium
 # (the dashboard and browser-opener tests' browser, driven by Playwright; never `playwright install`)
 # keepassxc-cli (the opener's KDBX export is opened with KeePassXC's own tool) and Node with npm
-# (the opener's reproducible build).
+# (the opener's reproducible build), and the network mounts of the vanishing-share tests: sshfs
+# with fuse3 (FUSE over the test sshd), Samba's smbd with cifs-utils (the kernel CIFS client) and
+# smbnetfs (a FUSE SMB client, where the kernel cannot mount CIFS).
 # Debian packages; root only. SeaweedFS (the S3 tests' server) comes from PyPI with the dev extras.
 set -euo pipefail
 need=()
@@ -13,6 +15,10 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v keepassxc-cli >/dev/null 2>&1 || need+=(keepassxc)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)  # builds the browser opener (make opener)
+command -v sshfs >/dev/null 2>&1 || need+=(sshfs fuse3)
+[ -x /usr/sbin/smbd ] || need+=(samba)
+[ -x /sbin/mount.cifs ] || [ -x /usr/sbin/mount.cifs ] || need+=(cifs-utils)
+command -v smbnetfs >/dev/null 2>&1 || need+=(smbnetfs)
 if [ "${1:-}" = "--bench" ]; then
     command -v restic >/dev/null 2>&1 || need+=(restic)
     command -v borg >/dev/null 2>&1 || need+=(borgbackup)

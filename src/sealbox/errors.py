@@ -106,13 +106,17 @@ class SourceError(SealboxError):
 
 class DestinationError(SealboxError):
     exit_code = 7
-    summary = "A backup destination is unreachable, unwritable or misbehaving."
+    summary = (
+        "A backup destination is unreachable, unwritable or misbehaving: a mounted share that"
+        " is full (ENOSPC, EDQUOT), read-only (EROFS), or was unmounted during the run."
+    )
 
 
 class TransientDestinationError(DestinationError):
     summary = (
         "A destination failure that may pass (a dropped connection, a timeout, a server's 5xx"
-        " or 429): retried with backoff before it is reported."
+        " or 429; a mounted share lost: ENOTCONN, EIO, ESTALE, ETIMEDOUT): retried with backoff"
+        " before it is reported."
     )
 
 

@@ -142,7 +142,15 @@ def test_a_vanished_share_is_a_destination_error_even_in_cleanup(tmp_path):
     with pytest.raises(DestinationError):
         list(backend.list())
     share.unlink()
-    with pytest.raises(NotFoundError):  # a fresh destination: nothing there yet
+    # The directory this backend worked in is gone: a lost share, not "no such object" (which
+    # would make a check report every pack missing) and not a directory to make again.
+    with pytest.raises(DestinationError, match="the share was lost: the directory is gone"):
         backend.get("config")
+    with pytest.raises(DestinationError, match="the share was lost"):
+        backend.put("data/ab/third", b"z")
+    assert not share.exists()
+    fresh = open_backend(f"file://{share}/repo")
+    with pytest.raises(NotFoundError):  # a fresh destination: nothing there yet
+        fresh.get("config")
     with pytest.raises(DestinationError, match="is the share mounted"):
-        list(backend.list())
+        list(fresh.list())

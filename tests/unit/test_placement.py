@@ -3,12 +3,19 @@ import os
 import pytest
 
 from sealbox.destinations.placement import check_destination, device_of
-from sealbox.errors import PolicyError
+from sealbox.errors import DestinationError, PolicyError
 
 
 def test_same_filesystem_is_refused(tmp_path):
+    (tmp_path / "remote").mkdir()
     with pytest.raises(PolicyError, match="same filesystem"):
         check_destination("d", f"file://{tmp_path}/remote", False, [tmp_path / "state"])
+
+
+def test_a_missing_directory_on_the_appliance_is_a_share_not_mounted(tmp_path):
+    with pytest.raises(DestinationError, match=r"no such directory.*is the share mounted"):
+        check_destination("d", f"file://{tmp_path}/mnt/nas", False, [tmp_path / "state"])
+    assert not (tmp_path / "mnt").exists()
 
 
 def test_override_warns(tmp_path):
@@ -25,6 +32,7 @@ def test_other_filesystem_passes(tmp_path):
         assert device_of(other) != device_of(tmp_path)
         assert check_destination("d", f"file://{other}/sealbox", False, [tmp_path]) == []
         # ... and the same directory tree, one filesystem down, is refused.
+        (tmp_path / "remote").mkdir()
         with pytest.raises(PolicyError):
             check_destination("d", f"file://{tmp_path}/remote", False, [tmp_path])
 

@@ -100,8 +100,9 @@ CATALOGUE: dict[str, EventType] = {
             "error",
             "destination {destination} unreachable: {reason}",
             ("destination", "url", "reason", "since", "last_success", "consecutive_failures"),
-            "Network path, credentials, the storage server's service and disk. Backups to this"
-            " destination fail until it returns.",
+            "Network path, credentials, the storage server's service and disk (a mounted"
+            " share: is it mounted, full, read-only?). Raised by a failed probe or a backup that"
+            " failed at the destination, once; backups to it fail until it returns.",
         ),
         EventType(
             101,

@@ -15,11 +15,18 @@ from typing import Any
 
 from sealbox.alerts.notifier import Notifier
 from sealbox.config.models import Config
-from sealbox.errors import KeyNotSetError, SealboxError
+from sealbox.errors import (
+    DestinationError,
+    KeyNotSetError,
+    LockedError,
+    ObjectExistsError,
+    SealboxError,
+)
 from sealbox.keys.store import Keystore
 from sealbox.repo.drills import DrillReceipt
 from sealbox.schedule import interval
 from sealbox.state.files import read_json
+from sealbox.util.redact import mask_url
 
 __all__ = [
     "RunReport",
@@ -111,6 +118,37 @@ def _backup_failed(notifier: Notifier, kind: str, destination: str, exc: BaseExc
     )
     if isinstance(exc, KeyNotSetError):
         notifier.condition("key", notifier.event("key.not_set", reason=str(exc)))
+    if _destination_down(exc):
+        _unreachable(notifier, destination, str(exc), entry["last_success"])
+
+
+def _destination_down(exc: BaseException) -> bool:
+    """Whether a run failed because its destination did (a lost share, a full or read-only one,
+    a server gone): not for another run's lock, which is the destination answering."""
+    return isinstance(exc, DestinationError) and not isinstance(
+        exc, (LockedError, ObjectExistsError)
+    )
+
+
+def _url(config: Config, destination: str) -> str:
+    """The destination's URL as events show it: no query string, no password."""
+    dest = config.destinations.get(destination)
+    return mask_url(dest.url.split("?")[0]) if dest is not None else ""
+
+
+def _unreachable(notifier: Notifier, destination: str, reason: str, last_ok: str | None) -> None:
+    """The ``destination:NAME`` condition, which probes and runs share: the first failure
+    alerts, the next ones only remind (every ``reminder_hours``), a success clears it."""
+    notifier.condition(
+        f"destination:{destination}",
+        notifier.event(
+            "destination.unreachable",
+            destination=destination,
+            url=_url(notifier.config, destination),
+            reason=reason,
+            last_success=last_ok or "never",
+        ),
+    )
 
 
 def _backup_succeeded(
@@ -129,6 +167,14 @@ def _backup_succeeded(
         notifier.send(notifier.event(f"backup.{kind}.succeeded", **fields))
     notifier.clear(f"overdue:{kind}", None)
     notifier.clear("key", None)
+    notifier.clear(
+        f"destination:{destination}",
+        notifier.event(
+            "destination.recovered",
+            destination=destination,
+            url=_url(notifier.config, destination),
+        ),
+    )
     if sizing_warning:
         notifier.condition(
             f"sizing:{destination}",

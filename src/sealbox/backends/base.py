@@ -28,7 +28,15 @@ from typing import Protocol, runtime_checkable
 
 from sealbox.errors import CorruptFileError, DestinationError
 
-__all__ = ["Backend", "Capacity", "ObjectInfo", "append_only", "read_bounded", "validate_name"]
+__all__ = [
+    "Backend",
+    "Capacity",
+    "ObjectInfo",
+    "append_only",
+    "read_bounded",
+    "sweep_temporaries",
+    "validate_name",
+]
 
 # Letters, digits and a few punctuation marks per component. This keeps names portable across
 # filesystems, SFTP servers and object stores, and rules out every path trick by construction:
@@ -107,3 +115,11 @@ def append_only(backend: Backend) -> bool:
     ``--append-only``): maintenance that deletes (index compaction, retention, prune) is then the
     storage side's job, and the appliance skips it instead of failing its backups."""
     return bool(getattr(backend, "append_only", False))
+
+
+def sweep_temporaries(backend: Backend, recursive: bool = True) -> int:
+    """Remove the temporary files of interrupted writes, where the backend has them to remove
+    (``file://``: ``LocalBackend.sweep_temporaries`` states the rule); how many it removed. A
+    writing run calls it once, before it writes."""
+    sweep = getattr(backend, "sweep_temporaries", None)
+    return int(sweep(recursive=recursive)) if callable(sweep) else 0

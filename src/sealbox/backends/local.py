@@ -13,7 +13,17 @@ regular files (checked on the open descriptor, opened ``O_NONBLOCK`` so a FIFO c
 ``list`` reports every entry that is not a directory (by ``lstat``, never following it) and
 descends real directories only; reading a planted entry it reported fails with "not a regular
 file". The root itself is the operator's choice and may be a symlink. Every ``OSError`` is
-turned into a :class:`~sealbox.errors.DestinationError` (cleanup included).
+turned into a :class:`~sealbox.errors.DestinationError` (cleanup included), by errno
+(``localfs.os_error``).
+
+A share can vanish or lie under a running backend. A lost one (ENOTCONN from a dead FUSE daemon,
+EIO from an sshfs or CIFS client whose server went away, ESTALE, timeouts) is a
+:class:`~sealbox.errors.TransientDestinationError` ("the share was lost"), retried by
+``retry.Retrying`` and then reported; a full (ENOSPC, EDQUOT) or read-only (EROFS) one is
+permanent. A share unmounted during a run leaves its mount point at the same path: the root's
+device and inode are pinned when first opened, so the backend refuses to read or write whatever
+is there instead (the appliance's own disk). Temporary files of puts that never finished are
+removed by a later writing run (:meth:`LocalBackend.sweep_temporaries` states the rule).
 """
 
 from __future__ import annotations
@@ -21,19 +31,39 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from sealbox.backends.base import Capacity, ObjectInfo, validate_name
+from sealbox.backends.localfs import (
+    NO_HARD_LINKS,
+    NoHardLinksError,
+    durability_warnings,
+    mount_of,
+    os_error,
+)
 from sealbox.errors import ConfigError, DestinationError, NotFoundError, ObjectExistsError
 
-__all__ = ["SCHEMES", "LocalBackend", "check_local_url", "open_destination"]
+__all__ = [
+    "SCHEMES",
+    "TMP_STALE_AFTER",
+    "LocalBackend",
+    "check_local_url",
+    "open_destination",
+]
 
 _TMP_PREFIX = ".tmp-"
+_OUR_TMP = re.compile(r"^\.tmp-[0-9a-f]{16}$")  # exactly what put names them
+# A put's temporary file is written without pause from its creation to its rename, so its mtime
+# stays within seconds of the present while its put lives. One not modified for an hour belongs
+# to no live put (see sweep_temporaries for what a wrong guess could cost).
+TMP_STALE_AFTER = 3600.0
 _IMMUTABLE = "data/"  # pack objects: named by their content, never rewritten
 _MAX_FDS = 32
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -71,6 +101,9 @@ class LocalBackend:
         self._fd_lock = threading.Lock()
         self._dirty: set[str] = set()  # directories (relative) holding renames not yet fsynced
         self._dirty_lock = threading.Lock()
+        self._pinned: tuple[int, int] | None = None  # (st_dev, st_ino) of the root, once opened
+        self._pin_fd: int | None = None
+        self._pin_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> LocalBackend:
@@ -82,15 +115,46 @@ class LocalBackend:
         return f"file://{self.root}"
 
     def _fail(self, action: str, exc: OSError) -> DestinationError:
-        reason = exc.strerror or type(exc).__name__
-        return DestinationError(f"{self.display}: cannot {action}: {reason}")
+        return os_error(self.display, action, exc)
 
     def _root_fd(self, create: bool = False) -> int:
         """The root directory (followed if it is a symlink: the operator chose it); raises
-        FileNotFoundError when it does not exist (and ``create`` is off)."""
-        if create:
+        FileNotFoundError when it does not exist (and ``create`` is off).
+
+        The first root this backend opens is pinned (device and inode): a share unmounted under
+        a running backend leaves its empty mount point, or another filesystem, at the same path,
+        and writing on there would put backups on the appliance's own disk. A root that is gone
+        or is another directory afterwards is a lost share (a DestinationError), never created
+        again and never a "no such object"."""
+        if create and self._pinned is None:
             self.root.mkdir(parents=True, exist_ok=True)
-        return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if self._pinned is not None:
+                raise self._lost("is gone") from None
+            raise
+        try:
+            st = os.fstat(fd)
+            with self._pin_lock:  # the engine's threads share this backend
+                if self._pinned is None:
+                    # Held open until close(): while it is, the filesystem cannot be released,
+                    # so its device number cannot go to another mount (tmpfs, FUSE and NFS
+                    # mounts take theirs from a pool that reuses them).
+                    self._pin_fd = os.dup(fd)
+                    self._pinned = (st.st_dev, st.st_ino)
+            if (st.st_dev, st.st_ino) != self._pinned:
+                raise self._lost("is another directory now")
+        except BaseException:
+            _close(fd)
+            raise
+        return fd
+
+    def _lost(self, what: str) -> DestinationError:
+        return DestinationError(
+            f"{self.display}: the share was lost: the directory {what} (unmounted or replaced"
+            " during the run; nothing is written to what is there instead)"
+        )
 
     def _walk(self, parts: list[str], create: bool = False) -> int:
         """A descriptor of the directory ``parts`` under the root, each component opened with
@@ -270,7 +334,12 @@ class LocalBackend:
             finally:
                 os.close(fd)  # an error here (NFS reports late write errors) fails the put
             if exclusive:  # link fails with EEXIST instead of replacing; never follows
-                os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                try:
+                    os.link(tmp, last, src_dir_fd=parent, dst_dir_fd=parent, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno in NO_HARD_LINKS:
+                        raise NoHardLinksError(exc.errno, exc.strerror) from exc
+                    raise
                 os.unlink(tmp, dir_fd=parent)
             else:  # rename replaces a planted symlink itself, never what it points to
                 os.replace(tmp, last, src_dir_fd=parent, dst_dir_fd=parent)
@@ -282,6 +351,13 @@ class LocalBackend:
                     os.unlink(tmp, dir_fd=parent)
             if exc.errno == errno.EEXIST:
                 raise ObjectExistsError(f"{self.display}: object {name!r} exists already") from exc
+            if isinstance(exc, NoHardLinksError):
+                raise DestinationError(
+                    f"{self.display}: cannot write {name}: the share does not support hard links"
+                    f" ({exc.strerror}), which exclusive writes (locks, snapshots, secrets backups)"
+                    " need: mount it with the kernel's CIFS or NFS client, not a FUSE client"
+                    " such as smbnetfs"
+                ) from exc
             raise self._fail(f"write {name}", exc) from exc
         finally:
             if parent is not None:
@@ -322,27 +398,96 @@ class LocalBackend:
         """The type of the filesystem holding the directory (cifs, nfs4, ext4 ...), from
         /proc/self/mountinfo: the longest mount point above it wins."""
         try:
-            lines = Path("/proc/self/mountinfo").read_text().splitlines()
-        except OSError:
+            target = os.path.realpath(self._existing())
+        except OSError:  # a lost share (ENOTCONN, ESTALE): the type is unknown, not a failure
             return None
-        target = os.path.realpath(self._existing())
-        best, kind = "", None
-        for line in lines:
-            fields = line.split(" - ")
-            if len(fields) != 2:
-                continue
-            mount = fields[0].split()[4].replace("\\040", " ")
-            if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(
-                mount
-            ) >= len(best):
-                best, kind = mount, fields[1].split()[0]
-        return kind
+        mount = mount_of(target)
+        return mount[0] if mount else None
+
+    def durability_warnings(self) -> tuple[str, ...]:
+        """What the mount's own options say about fsync (``localfs.durability_warnings``)."""
+        try:
+            target = os.path.realpath(self._existing())
+        except OSError:
+            return ()
+        return durability_warnings(self.display, mount_of(target))
+
+    def read_uncached(self, name: str) -> bytes:
+        """Object ``name`` read after asking the kernel to drop the pages it caches of it
+        (``POSIX_FADV_DONTNEED``): on an NFS, CIFS or FUSE mount the bytes then come from the
+        server, not from what this client wrote. The probe compares them with what it wrote."""
+        try:
+            fd = self._open(name)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                return self._read(fd, 0, os.fstat(fd).st_size)
+            finally:
+                _close(fd)
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.display}: no object {name!r}") from None
+        except OSError as exc:
+            raise self._fail(f"read {name}", exc) from exc
 
     def _existing(self) -> Path:
         path = self.root
         while not path.exists() and path.parent != path:
             path = path.parent
         return path
+
+    def sweep_temporaries(self, recursive: bool = True, older_than: float = TMP_STALE_AFTER) -> int:
+        """Remove the temporary files that interrupted puts left (a run killed, or its share
+        lost, between the create and the rename); returns how many. The rule: only regular
+        files named exactly as ``put`` names them (``.tmp-`` and 16 hex digits), by ``lstat``,
+        whose mtime is more than ``older_than`` seconds before now. Nothing else is touched: no
+        object (objects never start with a dot), no symlink, nothing of another program's.
+
+        If the share's clock runs more than ``older_than`` behind ours, a live put of another
+        writer could lose its temporary file: that put then fails (its rename finds nothing) and
+        its run reports a destination error; no published object is ever at risk. With
+        ``recursive`` off only the root directory is swept (the secrets backups live there,
+        and the repository below is its writer's to sweep). A directory missing is nothing to
+        do; any other failure is a DestinationError."""
+        deadline = time.time() - older_than
+        removed = 0
+        try:
+            root = self._root_fd()
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise self._fail("clean up temporary files", exc) from exc
+        try:
+            removed = self._sweep(root, deadline, recursive)
+        except OSError as exc:
+            raise self._fail("clean up temporary files", exc) from exc
+        finally:
+            _close(root)
+        return removed
+
+    def _sweep(self, fd: int, deadline: float, recursive: bool) -> int:
+        removed = 0
+        with os.scandir(fd) as scan:
+            entries = list(scan)
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if _OUR_TMP.match(entry.name) and stat.S_ISREG(st.st_mode) and st.st_mtime < deadline:
+                try:
+                    os.unlink(entry.name, dir_fd=fd)
+                    removed += 1
+                except FileNotFoundError:
+                    pass  # another run swept it first
+            elif recursive and stat.S_ISDIR(st.st_mode) and not entry.name.startswith("."):
+                try:
+                    child = os.open(entry.name, _DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                try:
+                    removed += self._sweep(child, deadline, recursive)
+                finally:
+                    _close(child)
+        return removed
 
     def capacity(self) -> Capacity:
         try:
@@ -352,8 +497,13 @@ class LocalBackend:
         return Capacity(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
 
     def close(self) -> None:
-        self.flush()
-        with self._fd_lock:
-            for fd in self._fds.values():
-                _close(fd)
-            self._fds.clear()
+        try:
+            self.flush()
+        finally:
+            with self._fd_lock:
+                for fd in self._fds.values():
+                    _close(fd)
+                self._fds.clear()
+                if self._pin_fd is not None:
+                    _close(self._pin_fd)
+                    self._pin_fd = None

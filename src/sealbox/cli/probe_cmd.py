@@ -49,6 +49,8 @@ def command(
                     f" delete {r.delete_ms:.0f} ms{free}",
                     markup=False,
                 )
+                for warning in r.warnings:
+                    console.print(f"{r.destination}: warning: {warning}", markup=False)
             else:
                 console.print(f"{r.destination}: UNREACHABLE: {r.error}", markup=False)
     failed = [r.destination for r in results if not r.ok]

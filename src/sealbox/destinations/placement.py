@@ -6,6 +6,9 @@ loopback included, is on the appliance.
 For a ``file://`` destination we compare the device (``st_dev``) of the destination directory (or
 its nearest existing parent) with the devices of the appliance's own data: ``state_dir``,
 ``var_dir`` and the given source paths. Same device means the backup would die with the appliance.
+A destination directory that does not exist where that is so is most often a share that is not
+mounted: a DestinationError ("is the share mounted?"), not a PolicyError, so the run is reported
+as its destination failing (and alerts as ``destination.unreachable``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sealbox.errors import PolicyError
+from sealbox.errors import DestinationError, PolicyError
 
 __all__ = ["check_destination", "device_of", "is_local_address"]
 
@@ -77,6 +80,16 @@ def _local_root(url: str) -> Path | None:
     return Path(unquote(parts.path)) if parts.scheme == "file" else None
 
 
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # there, but not answering: the backend names the failure
+    return True
+
+
 def check_destination(name: str, url: str, allow: bool, appliance_paths: list[Path]) -> list[str]:
     """Return warnings, or raise PolicyError when the destination is on the appliance."""
     host = _network_host(url)
@@ -98,6 +111,14 @@ def check_destination(name: str, url: str, allow: bool, appliance_paths: list[Pa
     if not clashes:
         return []
     what = f"destination {name!r} ({root}) is on the same filesystem as {clashes[0]}"
+    if not allow and not _exists(root):
+        # Most often a share that is not mounted (or went away): its mount point, an empty
+        # directory of the appliance's own disk, is where the destination would be made.
+        raise DestinationError(
+            f"destination {name!r} ({root}): no such directory, and where it would be made is"
+            f" the appliance's own filesystem (that of {clashes[0]}): is the share mounted?"
+            " Nothing was written."
+        )
     if not allow:
         raise PolicyError(
             f"{what}: a backup on the appliance dies with it; use a remote destination"

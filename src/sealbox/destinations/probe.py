@@ -1,18 +1,26 @@
-"""Destination probes: write, read back and delete a small canary object, with timings."""
+"""Destination probes: write, read back and delete a small canary object, with timings.
+
+At a mounted (``file://``) destination the probe's write test also looks for a share that lies
+about writes, as far as a client can see it: an exclusive create that does not refuse a taken name
+(locks and exclusive puts would then not be exclusive), a replace that does not leave exactly the
+new bytes, bytes read back past the client's cache that differ from those written and synced, and
+mount options that turn fsync into less than a promise. What a client cannot see (a server that
+acknowledges fsync without committing) is listed in docs/design/threat-model.md.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sealbox.backends.base import read_bounded
+from sealbox.backends.base import Backend, read_bounded
 from sealbox.config.models import Config
 from sealbox.destinations.repos import destination_backend
-from sealbox.errors import SealboxError
+from sealbox.errors import DestinationError, ObjectExistsError, SealboxError
 from sealbox.state.files import read_json, write_json
 from sealbox.util.redact import mask_url
 
@@ -33,6 +41,7 @@ class ProbeResult:
     total: int | None = None
     filesystem: str | None = None
     last_ok: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +69,8 @@ def probe(config: Config, name: str) -> ProbeResult:
                 f"{backend.display}: the canary read back differs from what was written"
             )
         result.read_ms = (time.perf_counter() - started) * 1000
+        if callable(getattr(backend, "read_uncached", None)):
+            result.warnings = _write_test(backend, canary, payload)
         started = time.perf_counter()
         backend.delete(canary)
         result.delete_ms = (time.perf_counter() - started) * 1000
@@ -72,6 +83,38 @@ def probe(config: Config, name: str) -> ProbeResult:
     finally:
         backend.close()
     return result
+
+
+def _write_test(backend: Backend, canary: str, payload: bytes) -> list[str]:
+    """What a mounted share gives away of lying about writes: a DestinationError for what makes
+    it unsafe to back up to, and the warnings its mount options deserve."""
+    where = backend.display
+    try:
+        backend.put(canary, os.urandom(len(payload)), exclusive=True)
+    except ObjectExistsError:
+        pass
+    else:
+        raise DestinationError(
+            f"{where}: an exclusive write onto a taken name was accepted: the share does not keep"
+            " exclusive create (O_EXCL, link) semantics, so two runs could both take one lock"
+        )
+    # A different length: a replace that is not atomic or not whole shows as a prefix, a mix
+    # or the old bytes.
+    replacement = os.urandom(len(payload) * 2)
+    backend.put(canary, replacement)
+    backend.flush()
+    if read_bounded(backend, canary, len(replacement)) != replacement:
+        raise DestinationError(
+            f"{where}: a replaced canary reads back other bytes than the new ones: the share"
+            " does not rename atomically (or lost the write)"
+        )
+    reread = getattr(backend, "read_uncached")  # noqa: B009 (checked by the caller)
+    if reread(canary) != replacement:
+        raise DestinationError(
+            f"{where}: the canary read past this client's cache differs from what was written"
+            " and synced: the share acknowledges writes it does not store"
+        )
+    return list(getattr(backend, "durability_warnings", tuple)())
 
 
 def _probe_with_timeout(config: Config, name: str, timeout: float) -> ProbeResult:

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sealbox.backends import Backend, open_backend
+from sealbox.backends.base import sweep_temporaries
 from sealbox.backends.options import S3Options
 from sealbox.config.models import Config
 from sealbox.crypto.trust import Trust
@@ -94,6 +95,7 @@ def open_product_repo(
         Repository.init(backend, recipients, state)
     repo = Repository.open_writer(backend, state)
     if create:
+        sweep_temporaries(backend)  # what an interrupted run left (a writing run: once, first)
         recipients = [k["recipient"] for k in repository_recipients_for(config, Keystore(state))]
         repo.seal_keys_to(recipients, state)
         repo.data_recipients = recipients

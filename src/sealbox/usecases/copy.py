@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
-from sealbox.backends.base import Backend, read_bounded
+from sealbox.backends.base import Backend, read_bounded, sweep_temporaries
 from sealbox.breakglass import changes, opener_html, package
 from sealbox.breakglass.opener import MAX_BACKUP, MAX_MANIFEST, MAX_SIGNATURE
 from sealbox.config.models import Config, CopyConfig
@@ -218,6 +218,7 @@ def _copy_repository(
     source_backend = destination_backend(config, copy.from_, repo=True)
     target = destination_backend(config, copy.to, repo=True)
     have = _existing(target, destination_backend(config, copy.to))
+    sweep_temporaries(target)  # what an interrupted copy left
     lock = threading.Lock()
     try:
         # Verifies the config's signature against this appliance's signers (raises otherwise).
@@ -279,6 +280,7 @@ def _copy_secrets(config: Config, copy: CopyConfig, result: CopyResult, limit: R
     names = list_backups(source, config.appliance.name)
     have = set(_names(target, f"secrets-{config.appliance.name}-"))
     _refuse_empty_source(len(names), have, "secrets backups")
+    sweep_temporaries(target, recursive=False)
     trust = Keystore(config.appliance.state_dir).trust().require()
     at_source = set(_names(source, f"secrets-{config.appliance.name}-"))
     for name in reversed(names):  # oldest first: an interrupted copy has a prefix of history

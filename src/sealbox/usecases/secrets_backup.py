@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sealbox import __version__
 from sealbox.backends import Backend
-from sealbox.backends.base import append_only, read_bounded
+from sealbox.backends.base import append_only, read_bounded, sweep_temporaries
 from sealbox.breakglass import changes, document, opener_html, package
 from sealbox.breakglass.opener import MAX_MANIFEST
 from sealbox.config.models import Config, JsonSource, KdbxSource, SqlSource
@@ -186,9 +186,9 @@ def run(
     )
     backend = destination_backend(config, dest_name)
     try:
-        list_backups(
-            backend, config.appliance.name
-        )  # fails fast when unreachable, before any secret
+        # Fails fast when unreachable, before any secret; then what an interrupted run left.
+        list_backups(backend, config.appliance.name)
+        sweep_temporaries(backend, recursive=False)
 
         mark = time.perf_counter()
         now = now or datetime.now(UTC)
