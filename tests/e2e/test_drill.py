@@ -181,14 +181,18 @@ def test_a_dump_that_does_not_load_fails_the_drill_and_alerts(system, sealbox, d
         receipt = json.loads(failed.out)
         assert receipt["result"] == "failed" and receipt["snapshot"] == broken["snapshot"]
         pg = next(c for c in receipt["checks"] if c["name"].startswith("database postgresql"))
-        assert pg["result"] == "failed" and "a_checked" in pg["detail"]
+        assert pg["result"] == "failed" and "did not load (psql:<stdin>:" in pg["detail"]
+        # The server's own words stay on the drill host: a dump could fill them with what the
+        # drill host can read, and the receipt goes back to the appliance.
+        assert "a_checked" not in pg["detail"]
+        assert any("a_checked" in w for w in receipt["warnings"])
         others = [c for c in receipt["checks"] if c is not pg]
         assert all(c["result"] == "passed" for c in others)
 
         events = [parse_rfc5424(m) for m in siem.wait(2)]  # the backup's, the drill's
         drills = [e for e in events if e["msgid"].startswith("drill.")]
         assert [e["msgid"] for e in drills] == ["drill.failed"]
-        assert "a_checked" in drills[0]["msg"]
+        assert "database postgresql" in drills[0]["msg"] and "a_checked" not in drills[0]["msg"]
 
         proven = _proven(sealbox, system)
         assert proven["result"] == "failed" and proven["last_passed"] == passed["time"]
@@ -391,3 +395,39 @@ def test_a_restored_file_that_does_not_read_back_fails_the_files_check(
     assert files["result"] == "failed"
     assert f"{hurt[0]}: differs from the snapshot" in files["detail"]
     assert f"{hurt[1]}: missing after the restore" in files["detail"]
+
+
+def test_receipts_a_repository_key_holder_seals_cannot_crash_or_freeze_status(system, sealbox):
+    """Whoever holds the index key can seal a receipt: a malformed one is ignored, one dated in
+    the future is ignored and named, and neither hides the real drill."""
+    from dataclasses import replace
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sealbox.config.load import load_config
+    from sealbox.destinations.repos import open_product_repo
+    from sealbox.repo import drills
+    from sealbox.repo import format as fmt
+
+    _backup(sealbox, system)
+    assert _drill(sealbox, system).code == 0
+    real = _proven(sealbox, system)
+    repo, _ = open_product_repo(load_config(system.config), "remote", [], create=False)
+    (genuine,) = drills.receipts(repo, "system")
+    for doc in (
+        {**genuine.to_dict(), "signature": 1},
+        {**genuine.to_dict(), "seconds": "x"},
+        {**genuine.to_dict(), "time": "not a time"},
+        {**genuine.to_dict(), "checks": [{"name": 5}]},
+    ):
+        data = fmt.seal_json(repo.keys.index_key, b"drill", doc)
+        repo.backend.put(f"drills/{fmt.content_name(data)}", data)
+    future = replace(genuine, time="2999-01-01T00:00:00.000Z", result="passed")
+    drills.store(repo, future, Ed25519PrivateKey.generate())
+    result = sealbox("status", "--config", system.config, "--json")
+    assert result.code == 0, result.err
+    kind = next(k for k in json.loads(result.out)["kinds"] if k["kind"] == "system")
+    proven = kind["proven"]
+    assert proven["time"] == real["time"]
+    assert len(proven["problems"]) == 1 and "in the future" in proven["problems"][0]
+    assert proven["proven_through"] and proven["newer_snapshots"] == 0

@@ -104,3 +104,22 @@ def test_the_system_restore_ends_with_what_went_stale(rotated, sealbox, tmp_path
     )
     assert shown.code == 0, shown.err
     assert "4 credential(s) changed since the snapshot" in shown.out
+
+
+def test_an_older_change_list_under_a_newer_name_is_refused(rotated, sealbox):
+    """The storage side copies the first backup's genuine files under a name dated later than
+    the real newest: the report would miss every rotation since. The signed time must be the
+    name's."""
+    import shutil
+
+    first = sorted(rotated.remote.glob("secrets-*.age"))[0]
+    forged = first.name.replace(first.name.split("-")[3][:8], "20991231")
+    for suffix in ("", ".sig", ".manifest.json", ".changes.json"):
+        shutil.copy(rotated.remote / (first.name + suffix), rotated.remote / (forged + suffix))
+    for args, why in (
+        ((), "belongs to"),  # the list names its backup
+        (tuple(rotated.share_args(1, 2, 3)), "which its name does not say"),  # the signed time
+    ):
+        done = sealbox("restore", "report", "latest", *args, "--config", rotated.config)
+        assert done.code == 5, done.out + done.err
+        assert why in done.err

@@ -15,7 +15,7 @@ from sealbox.config.models import DatabaseConfig
 from sealbox.databases import database_for
 from sealbox.databases.declared import Declared
 from sealbox.databases.scratch import parse_scratch, temporary_server
-from sealbox.errors import ConfigError
+from sealbox.errors import ConfigError, SourceError
 from sealbox.usecases.drill import compare_loaded
 from tests.integration.test_database_dumps import _mysql, _psql
 
@@ -73,22 +73,33 @@ def test_mariadb_loaded_tables_are_compared_with_the_declaration(my_db):
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
-def test_a_temporary_server_runs_unprivileged_and_leaves_nothing(kind):
+def test_a_temporary_server_has_no_listener_runs_unprivileged_and_leaves_nothing(kind):
+    """Only through its Unix socket, in a 0700 directory of the server's own account: no other
+    local user reaches it or stands in for it (a TCP port anyone could connect to, as
+    superuser, was the first version's flaw)."""
+    if os.geteuid() != 0:
+        with pytest.raises(SourceError, match="run the drill as root"), temporary_server(kind):
+            pass
+        return
     with temporary_server(kind) as scratch:
-        port = scratch.base.rsplit(":", 1)[1]
+        socket = scratch.query.split("=", 1)[1]
         if kind == "postgresql":
-            argv = ["psql", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-XtAc"]
-            query = "SELECT current_setting('data_directory')"
+            argv = ["psql", "-h", socket, "-p", "5432", "-U", "postgres", "-XtAc"]
+            queries = ["SHOW listen_addresses", "SELECT current_setting('data_directory')"]
         else:
-            argv = ["mariadb", "--protocol=TCP", "-h127.0.0.1", "-P", port, "-uroot", "-NBe"]
-            query = "SELECT @@datadir"
-        done = subprocess.run([*argv, query], capture_output=True, text=True, check=True)
-        data = Path(done.stdout.strip())
-        assert data.parent.name.startswith(f"sealbox-scratch-{kind}-")
-        assert data.parent.stat().st_mode & 0o777 == 0o700
-        if os.geteuid() == 0:  # the server process is not root
-            assert data.stat().st_uid != 0
-    assert not data.parent.exists()
+            argv = ["mariadb", "--protocol=SOCKET", f"--socket={socket}", "-uroot", "-NBe"]
+            queries = ["SELECT @@skip_networking", "SELECT @@datadir"]
+        answers = [
+            subprocess.run([*argv, q], capture_output=True, text=True, check=True).stdout.strip()
+            for q in queries
+        ]
+        assert answers[0] in ("", "1")  # no address listened on / networking skipped
+        data = Path(answers[1].rstrip("/"))
+        home = data.parent
+        assert home.name.startswith(f"sealbox-scratch-{kind}-")
+        assert home.stat().st_mode & 0o777 == 0o700 and home.stat().st_uid != 0
+        assert data.stat().st_uid != 0  # the server's account owns its data, not root
+    assert not home.exists()
 
 
 @pytest.mark.parametrize(

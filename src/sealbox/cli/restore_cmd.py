@@ -194,7 +194,7 @@ def _stale_summary(
         return None
     try:
         return restore_report.report_for(config, snap, unlocked, trust)
-    except SealboxError as exc:
+    except (SealboxError, ValueError) as exc:  # the files are restored: say why, never crash
         return str(exc)
 
 

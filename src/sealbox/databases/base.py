@@ -18,7 +18,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sealbox.config.models import DatabaseConfig
 from sealbox.errors import ConfigError, IntegrityError, SourceError
@@ -68,13 +68,22 @@ class Database(Protocol):
 
 class ServerUrl:
     def __init__(
-        self, kind: str, host: str, port: int, user: str, database: str, password: str | None
+        self,
+        kind: str,
+        host: str,
+        port: int,
+        user: str,
+        database: str,
+        password: str | None,
+        socket: str | None = None,
     ) -> None:
         self.kind, self.host, self.port, self.user, self.database = kind, host, port, user, database
         self.password = password
+        self.socket = socket  # a Unix socket (MariaDB) or its directory (PostgreSQL), or None
 
     def shown(self) -> str:
-        return f"{self.kind}://{self.user}@{self.host}:{self.port}/{self.database}"
+        where = self.socket or f"{self.host}:{self.port}"
+        return f"{self.kind}://{self.user}@{where}/{self.database}"
 
 
 def parse_server_url(
@@ -100,6 +109,13 @@ def parse_server_url(
     password = parts.password
     if config.password_file is not None:
         password = read_secret_file(config.password_file, f"database {database}")
+    query = parse_qs(parts.query)
+    sockets = query.get("host") or query.get("socket") or []
+    socket = sockets[0] if sockets else None
+    if socket is not None and not socket.startswith("/"):
+        raise ConfigError(
+            f"database url {shown!r}: a socket (?host= or ?socket=) is an absolute path"
+        )
     return ServerUrl(
         parts.scheme.split("+")[0],
         parts.hostname or "127.0.0.1",
@@ -107,6 +123,7 @@ def parse_server_url(
         unquote(parts.username or default_user),
         database,
         password,
+        socket,
     )
 
 

@@ -59,6 +59,8 @@ class MariaDB:
         return {"MYSQL_PWD": self.url.password} if self.url.password else {}
 
     def _conn(self) -> list[str]:
+        if self.url.socket:
+            return ["--protocol=SOCKET", f"--socket={self.url.socket}", f"--user={self.url.user}"]
         return [
             "--protocol=TCP",
             f"--host={self.url.host}",

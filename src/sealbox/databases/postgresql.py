@@ -72,7 +72,7 @@ class PostgreSQL:
 
     def _conn(self) -> list[str]:
         return [
-            f"--host={self.url.host}",
+            f"--host={self.url.socket or self.url.host}",  # a directory: its Unix socket
             f"--port={self.url.port}",
             f"--username={self.url.user}",
             "--no-password",

@@ -2,21 +2,25 @@
 temporary instance started here in a private directory and thrown away afterwards.
 
 A drill loads each dump into a *throwaway database* (``sealbox_drill_<random>``) that it creates
-and drops, and never touches another database of the server. A temporary instance is started
-from the server packages installed on the drill host (PostgreSQL's ``initdb``/``postgres``,
-MariaDB's ``mariadb-install-db``/``mariadbd``), bound to 127.0.0.1 on a free port, with its data
-in a 0700 directory that is removed when it stops. Run as root, the server runs as its
-package's system user (``postgres``, ``mysql``): neither server runs as root.
+and drops. A temporary instance is started from the server packages installed on the drill host
+(PostgreSQL's ``initdb``/``postgres``, MariaDB's ``mariadb-install-db``/``mariadbd``) with no
+network listener: a Unix socket in a 0700 directory owned by the package's system account
+(``postgres``, ``mysql``), which the server runs as (never root, never the drill's own user, who
+can read the drill's key); it dies with the drill (``PR_SET_PDEATHSIG``) and its directory is
+removed when it stops. On a ``--scratch`` server the dumps' roles and accounts sections create
+the appliance's roles and accounts there too (a dump is loaded as it would be on a rebuilt
+appliance): give the drill a server of its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
 import pwd
 import shutil
-import socket
+import signal
 import subprocess
 import tempfile
 import time
@@ -34,6 +38,8 @@ __all__ = ["SCRATCH_TYPES", "Scratch", "parse_scratch", "temporary_server"]
 SCRATCH_TYPES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mariadb"}
 SCRATCH_TYPES["mariadb"] = "mariadb"
 START_SECONDS = 60
+PG_PORT = 5432  # only names the socket file: the server has no network listener
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,14 @@ class Scratch:
 
     type: str  # "postgresql" or "mariadb"
     base: str  # scheme://user[:password]@host:port
+    query: str = ""  # ?host=DIR / ?socket=PATH: a temporary server's Unix socket
 
     def url(self, database: str) -> str:
-        return f"{self.base}/{database}"
+        return f"{self.base}/{database}{self.query}"
 
     @property
     def shown(self) -> str:
-        return mask_url(self.base)
+        return "a temporary server" if self.query else mask_url(self.base)
 
 
 def parse_scratch(text: str) -> Scratch:
@@ -72,12 +79,6 @@ def parse_scratch(text: str) -> Scratch:
     return Scratch(kind, f"{parts.scheme}://{parts.netloc}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _binary(names: list[str], package: str) -> str:
     for name in names:
         found = shutil.which(name) or next(iter(sorted(glob.glob(name), reverse=True)), None)
@@ -88,10 +89,14 @@ def _binary(names: list[str], package: str) -> str:
     )
 
 
-def _account(name: str) -> tuple[int, int] | None:
-    """The unprivileged account the server runs as when we are root (None: run as ourselves)."""
+def _account(name: str) -> tuple[int, int]:
+    """The system account the server runs as: never the drill's own user, who can read the
+    drill's key (a dump runs with the server's rights while it loads)."""
     if os.geteuid() != 0:
-        return None
+        raise SourceError(
+            "a temporary scratch server runs as its package's system account, never as the"
+            " drill's own user: run the drill as root, or give --scratch URL"
+        )
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
@@ -99,55 +104,77 @@ def _account(name: str) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _run(argv: list[str], who: tuple[int, int] | None, what: str) -> None:
+def _parent_bound() -> None:
+    """In the server's process (after its user is set): die with the drill (PR_SET_PDEATHSIG),
+    so a drill killed or hung up on never leaves a server running."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _run(argv: list[str], who: tuple[int, int] | None, what: str, log: Path) -> None:
     user, group = who if who else (None, None)
     try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            env=minimal_env(),
-            user=user,
-            group=group,
-            extra_groups=[] if who else None,
-            timeout=300,
-            check=False,
-        )
+        with open(log, "ab") as out:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=minimal_env(),
+                user=user,
+                group=group,
+                extra_groups=[] if who else None,
+                timeout=300,
+                check=False,
+            )
     except (OSError, subprocess.SubprocessError) as exc:
         raise SourceError(f"{what}: {exc}") from exc
     if done.returncode != 0:
-        lines = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-        raise SourceError(f"{what}: {lines[-1][:300] if lines else 'failed'}")
+        raise SourceError(f"{what}: {_last_line(log)}")
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = log.read_bytes()[-4096:].decode(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1][:300] if lines else "failed"
 
 
 @contextlib.contextmanager
 def _server(
-    argv: list[str], who: tuple[int, int] | None, ready: Scratch, what: str
+    argv: list[str],
+    who: tuple[int, int] | None,
+    ready: Path,
+    scratch: Scratch,
+    what: str,
+    log: Path,
 ) -> Iterator[Scratch]:
+    """Run the server until the ``with`` ends; ready once its Unix socket exists (in a 0700
+    directory of its own account: nothing else can have made it). Its output goes to ``log``
+    (a pipe nobody reads would fill and stall it)."""
     user, group = who if who else (None, None)
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=minimal_env(),
-        user=user,
-        group=group,
-        extra_groups=[] if who else None,
-    )
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=minimal_env(),
+            user=user,
+            group=group,
+            extra_groups=[] if who else None,
+            preexec_fn=_parent_bound,
+        )
     try:
-        port = int(urlsplit(ready.base).port or 0)
         deadline = time.monotonic() + START_SECONDS
-        while True:
+        while not ready.exists():
             if proc.poll() is not None:
-                assert proc.stderr is not None
-                lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
-                raise SourceError(f"{what} did not start: {lines[-1][:300] if lines else '?'}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
+                raise SourceError(f"{what} did not start: {_last_line(log)}")
             if time.monotonic() > deadline:
                 raise SourceError(f"{what} did not start within {START_SECONDS} s")
-            time.sleep(0.2)
-        yield ready
+            time.sleep(0.1)
+        yield scratch
     finally:
         proc.terminate()
         try:
@@ -155,69 +182,62 @@ def _server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 @contextlib.contextmanager
 def temporary_server(kind: str) -> Iterator[Scratch]:
     """Start a throwaway ``kind`` server (``postgresql`` or ``mariadb``) for the length of the
-    ``with``; SourceError when the drill host has no such server installed. Its home is made in
-    the system's temporary directory (which the server's account can reach; a drill's own
-    directories cannot be), 0700 and owned by that account."""
+    ``with``: no network listener (a Unix socket in a 0700 directory owned by the server's system
+    account, so no other local user can reach it or stand in for it), its data removed after.
+    SourceError when the drill host has no such server installed, or the drill is not root."""
+    if kind not in ("postgresql", "mariadb"):
+        raise ConfigError(f"no scratch server for {kind} databases")
+    who = _account("postgres" if kind == "postgresql" else "mysql")
     home = Path(tempfile.mkdtemp(prefix=f"sealbox-scratch-{kind}-"))
     try:
+        os.chown(home, *who)
         if kind == "postgresql":
-            with _postgresql(home) as scratch:
-                yield scratch
-        elif kind == "mariadb":
-            with _mariadb(home) as scratch:
+            with _postgresql(home, who) as scratch:
                 yield scratch
         else:
-            raise ConfigError(f"no scratch server for {kind} databases")
+            with _mariadb(home, who) as scratch:
+                yield scratch
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _postgresql(home: Path) -> Iterator[Scratch]:
+def _postgresql(home: Path, who: tuple[int, int]) -> Iterator[Scratch]:
     initdb = _binary(["initdb", "/usr/lib/postgresql/*/bin/initdb"], "postgresql")
     postgres = str(Path(initdb).with_name("postgres"))
-    who = _account("postgres")
     data = home / "data"
-    data.mkdir(mode=0o700)
-    if who:
-        os.chown(home, *who)
-        os.chown(data, *who)
     what = "the scratch PostgreSQL server"
+    log = home / "server.log"
     _run(
         [initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"],
         who,
         what,
+        log,
     )
-    port = _free_port()
-    argv = [postgres, "-D", str(data), "-p", str(port), "-k", str(home)]
-    argv += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "logging_collector=off"]
-    with _server(
-        argv, who, Scratch("postgresql", f"postgresql://postgres@127.0.0.1:{port}"), what
-    ) as s:
+    argv = [postgres, "-D", str(data), "-p", str(PG_PORT), "-k", str(home)]
+    argv += ["-c", "listen_addresses=", "-c", "fsync=off", "-c", "unix_socket_permissions=0700"]
+    scratch = Scratch("postgresql", f"postgresql://postgres@localhost:{PG_PORT}", f"?host={home}")
+    with _server(argv, who, home / f".s.PGSQL.{PG_PORT}", scratch, what, log) as s:
         yield s
 
 
 @contextlib.contextmanager
-def _mariadb(home: Path) -> Iterator[Scratch]:
+def _mariadb(home: Path, who: tuple[int, int]) -> Iterator[Scratch]:
     install = _binary(["mariadb-install-db", "mysql_install_db"], "mariadb-server")
     server = _binary(
         ["mariadbd", "/usr/sbin/mariadbd", "mysqld", "/usr/sbin/mysqld"], "mariadb-server"
     )
-    who = _account("mysql")
     data = home / "data"
     data.mkdir(mode=0o700)
-    if who:
-        os.chown(home, *who)
-        os.chown(data, *who)
-    user = pwd.getpwuid(who[0] if who else os.geteuid()).pw_name
+    os.chown(data, *who)
+    user = pwd.getpwuid(who[0]).pw_name
     what = "the scratch MariaDB server"
+    log = home / "server.log"
     _run(
         [
             install,
@@ -229,19 +249,22 @@ def _mariadb(home: Path) -> Iterator[Scratch]:
         ],
         None,  # the installer drops to --user itself
         what,
+        log,
     )
-    port = _free_port()
+    socket_path = home / "mariadb.sock"
     argv = [
         server,
         "--no-defaults",
         f"--datadir={data}",
-        f"--socket={home / 'mariadb.sock'}",
+        f"--socket={socket_path}",
         f"--pid-file={home / 'mariadb.pid'}",
-        f"--port={port}",
-        "--bind-address=127.0.0.1",
+        "--skip-networking",
         "--skip-log-bin",
         "--innodb-flush-log-at-trx-commit=0",
         f"--user={user}",
     ]
-    with _server(argv, None, Scratch("mariadb", f"mysql://root@127.0.0.1:{port}"), what) as s:
+    scratch = Scratch("mariadb", "mysql://root@localhost", f"?socket={socket_path}")
+    # Started as its account (not root with --user): PR_SET_PDEATHSIG would not survive the
+    # server's own change of user.
+    with _server(argv, who, socket_path, scratch, what, log) as s:
         yield s

@@ -13,6 +13,7 @@ one signed by another key (whoever holds a repository key could otherwise vouch 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from sealbox.backends.base import read_bounded
 from sealbox.crypto import sshsig
-from sealbox.errors import CorruptFileError, IntegrityError
+from sealbox.errors import CorruptFileError, IntegrityError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.repository import Repository
 
@@ -31,6 +32,7 @@ NS_DRILL = "sealbox-drill"
 MAX_RECEIPT = 1 << 20
 KIND = b"drill"
 PREFIX = "drills/"
+FUTURE_SKEW = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,27 +69,74 @@ class DrillReceipt:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def when(self) -> datetime:
+        return _time(self.time)
+
     @classmethod
     def decode(cls, doc: object, where: str) -> DrillReceipt:
+        """Every field checked for its type, times for their form: a receipt sealed by any
+        holder of the index key is still untrusted input (CorruptFileError)."""
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise CorruptFileError(f"{where}: not a drill receipt of this version")
-        try:
-            checks = tuple(
-                DrillCheck(
-                    str(c["name"]),
-                    str(c["result"]),
-                    str(c.get("detail", "")),
-                    {str(k): int(v) for k, v in dict(c.get("figures", {})).items()},
-                )
-                for c in doc["checks"]
+        bad = CorruptFileError(f"{where}: malformed drill receipt")
+        texts = _TEXT_FIELDS
+        if set(doc) != {*texts, "checks", "seconds", "format"} or not all(
+            isinstance(doc[k], str) for k in texts
+        ):
+            raise bad
+        if doc["kind"] not in ("system", "recordings") or doc["result"] not in ("passed", "failed"):
+            raise bad
+        seconds, raw = doc["seconds"], doc["checks"]
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not isinstance(raw, list)
+        ):
+            raise bad
+        checks = []
+        for c in raw:
+            if not isinstance(c, dict) or set(c) - {"name", "result", "detail", "figures"}:
+                raise bad
+            figures = c.get("figures", {})
+            if not all(isinstance(c.get(k, ""), str) for k in ("name", "result", "detail")):
+                raise bad
+            if not isinstance(figures, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                for k, v in figures.items()
+            ):
+                raise bad
+            checks.append(
+                DrillCheck(c.get("name", ""), c.get("result", ""), c.get("detail", ""), figures)
             )
-            receipt = cls(**{**doc, "checks": checks, "seconds": float(doc["seconds"])})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptFileError(f"{where}: malformed drill receipt") from exc
-        text = (receipt.repo, receipt.kind, receipt.snapshot, receipt.time, receipt.result)
-        if not all(isinstance(v, str) for v in text) or receipt.result not in ("passed", "failed"):
-            raise CorruptFileError(f"{where}: malformed drill receipt")
-        return receipt
+        try:
+            _time(doc["time"])
+            _time(doc["snapshot_time"])
+        except ValueError:
+            raise bad from None
+        return cls(**{**doc, "checks": tuple(checks), "seconds": float(seconds)})
+
+
+_TEXT_FIELDS = (
+    "repo",
+    "kind",
+    "snapshot",
+    "snapshot_time",
+    "time",
+    "host",
+    "result",
+    "error",
+    "signer",
+    "signature",
+)
+
+
+def _time(text: str) -> datetime:
+    """UTC ISO 8601 with a Z (what drills write); ValueError otherwise."""
+    if not text.endswith("Z"):
+        raise ValueError(text)
+    when = datetime.fromisoformat(text[:-1] + "+00:00")
+    return when
 
 
 def store(
@@ -105,16 +154,27 @@ def store(
 
 
 def receipts(
-    repo: Repository, kind: str | None = None, signers: list[Ed25519PublicKey] | None = None
+    repo: Repository,
+    kind: str | None = None,
+    signers: list[Ed25519PublicKey] | None = None,
+    problems: list[str] | None = None,
+    now: datetime | None = None,
 ) -> list[DrillReceipt]:
     """The repository's authentic receipts (of ``kind``; signed by one of ``signers`` when
-    given), oldest first; junk is skipped."""
+    given), oldest first. Junk and forgeries are skipped; receipts that cannot be read, or are
+    dated in the future (beyond a day of clock skew), are skipped and named in ``problems``."""
+    limit = (now or datetime.now(UTC)) + FUTURE_SKEW
     found = []
     for info in repo.backend.list(PREFIX):
         name = info.name.removeprefix(PREFIX)
         where = f"drill receipt {name[:12]}"
         try:
             data = read_bounded(repo.backend, info.name, MAX_RECEIPT, where)
+        except SealboxError as exc:
+            if problems is not None:
+                problems.append(f"{where} cannot be read: {exc}")
+            continue
+        try:
             if fmt.content_name(data) != name:
                 raise CorruptFileError(f"{where}: does not match its name")
             receipt = DrillReceipt.decode(
@@ -125,8 +185,13 @@ def receipts(
                 continue
             if signers is not None and not any(sshsig.same_key(signer, k) for k in signers):
                 continue
-        except IntegrityError:  # junk, or forged: proves nothing (a read failure is raised)
+        except IntegrityError:  # junk, or forged: proves nothing
             continue
-        if receipt.repo == repo.config.id and (kind is None or receipt.kind == kind):
-            found.append(receipt)
-    return sorted(found, key=lambda r: r.time)
+        if receipt.repo != repo.config.id or (kind is not None and receipt.kind != kind):
+            continue
+        if receipt.when > limit:
+            if problems is not None:
+                problems.append(f"{where} is dated {receipt.time}, in the future: ignored")
+            continue
+        found.append(receipt)
+    return sorted(found, key=lambda r: r.when)

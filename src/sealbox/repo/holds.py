@@ -162,7 +162,8 @@ def objects_needed(repo: Repository, index: Index, snapshots: list[Snapshot]) ->
     for snap in snapshots:
         names |= {f"snapshots/{snap.id}", f"refs/{snap.refs}"}
         names |= {f"datakeys/{key}" for key in snap.data_keys}
-        names |= {pack_path(index.lookup(blob)[0]) for blob in repo.load_refs(snap.refs)}
+        for blob in repo.load_refs(snap.refs):  # every pack the index names for it, not the first
+            names |= {pack_path(pack) for pack, _ in index.locations(blob)}
     return names
 
 

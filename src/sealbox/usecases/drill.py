@@ -29,7 +29,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,8 +163,8 @@ def _finish(
         seconds=round(time.monotonic() - started, 3),
         error=error,
     )
+    drill_result(config, dest, receipt)  # first: a destination refusing the receipt hides nothing
     name, receipt = drills.store(repo, receipt, _signing_key(config))
-    drill_result(config, dest, receipt)
     return DrillOutcome(receipt, name, dest, warnings)
 
 
@@ -202,7 +202,7 @@ def run_system(
         checks.append(_files(repo, reader, plan, place / "files", on_bytes))
         with contextlib.ExitStack() as stack:
             for meta in sorted(snap.extra.get("databases", []), key=lambda m: m["position"]):
-                checks.append(_database(meta, dumps, reader, servers, stack, on_bytes))
+                checks.append(_database(meta, dumps, reader, servers, stack, on_bytes, warnings))
     except SealboxError as exc:
         error = str(exc)
     finally:
@@ -280,6 +280,7 @@ def _database(
     servers: dict[str, Scratch],
     stack: contextlib.ExitStack,
     on_bytes: Callable[[int], None] | None,
+    notes: list[str],
 ) -> DrillCheck:
     label, kind, file = str(meta["label"]), str(meta["type"]), str(meta["file"])
     name = f"database {label}"
@@ -293,7 +294,29 @@ def _database(
             servers[kind] = stack.enter_context(temporary_server(kind))
         return _server_dump(name, kind, file, servers[kind], _dump_chunks(reader, entry, on_bytes))
     except (SealboxError, ValueError) as exc:
-        return _check(name, [str(exc)], "")
+        public, full = _load_error(str(exc))
+        notes.append(f"{name}: {full}")  # shown here only, never stored or sent
+        return _check(name, [public], "")
+
+
+# What the receipt (read by the appliance) and the alerts keep of a tool's error: where it
+# happened, not the server's words, which a dump can fill with what the drill host can read.
+_WHERE = re.compile(
+    r"(?P<pg>psql:[^:]{0,40}:\d+: (?:ERROR|FATAL))|(?P<my>ERROR \d+ \([0-9A-Z]{5}\)(?: at line \d+)?)"
+)
+
+
+def _load_error(message: str) -> tuple[str, str]:
+    """(what the receipt says, the whole message for the drill host's own output)."""
+    found = _WHERE.search(message)
+    if found is not None:
+        return (
+            f"the dump did not load ({found.group(0)}; the message is on the drill host)",
+            message,
+        )
+    if "load failed" in message or "dump failed" in message:
+        return "the dump did not load (the message is on the drill host)", message
+    return message[:300], message
 
 
 def _sqlite(name: str, image: bytes) -> DrillCheck:
@@ -446,7 +469,7 @@ def run_recordings(
 
 @dataclass(frozen=True)
 class Proven:
-    """``status``'s ``proven``: the newest receipt of a kind."""
+    """``status``'s ``proven``: the newest receipt of a kind, and how far the proof reaches."""
 
     time: str
     snapshot: str
@@ -454,18 +477,13 @@ class Proven:
     checks: list[dict[str, str]]
     host: str
     signer: str
-    last_passed: str | None
+    last_passed: str | None  # when a drill last passed
+    proven_through: str | None  # the time of the newest snapshot a drill proved restorable
+    newer_snapshots: int | None  # snapshots of the kind newer than that one (None: not known)
+    problems: list[str]  # receipts that could not be read, or were dated in the future
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "time": self.time,
-            "snapshot": self.snapshot,
-            "result": self.result,
-            "checks": self.checks,
-            "host": self.host,
-            "signer": self.signer,
-            "last_passed": self.last_passed,
-        }
+        return asdict(self)
 
 
 def pinned_drill_signers(config: Config) -> list[Ed25519PublicKey] | None:
@@ -476,13 +494,21 @@ def pinned_drill_signers(config: Config) -> list[Ed25519PublicKey] | None:
 
 
 def proven(
-    repo: Repository, kind: str, signers: list[Ed25519PublicKey] | None = None
+    repo: Repository,
+    kind: str,
+    signers: list[Ed25519PublicKey] | None = None,
+    snapshots: list[Snapshot] | None = None,
 ) -> Proven | None:
-    found = drills.receipts(repo, kind, signers)
+    problems: list[str] = []
+    found = drills.receipts(repo, kind, signers, problems)
     if not found:
         return None
     newest = found[-1]
-    passed = [r.time for r in found if r.result == "passed"]
+    passed = [r for r in found if r.result == "passed"]
+    through = max((r.snapshot_time for r in passed), default=None)
+    newer = None
+    if snapshots is not None and through is not None:
+        newer = sum(1 for s in snapshots if s.kind == kind and s.time > through)
     return Proven(
         newest.time,
         newest.snapshot,
@@ -490,7 +516,10 @@ def proven(
         [{"name": c.name, "result": c.result, "detail": c.detail} for c in newest.checks],
         newest.host,
         newest.signer,
-        passed[-1] if passed else None,
+        passed[-1].time if passed else None,
+        through,
+        newer,
+        problems,
     )
 
 
@@ -507,4 +536,6 @@ def alert_unproven(config: Config) -> None:
             found = proven(repo, kind, pinned_drill_signers(config))
         except SealboxError:
             continue
-        check_proven(config, kind, part.destination, found.last_passed if found else None)
+        # The clock runs from the newest snapshot a drill proved, not from the drill: a drill of
+        # an old snapshot (the newest hidden from the drill host) proves nothing newer.
+        check_proven(config, kind, part.destination, found.proven_through if found else None)

@@ -11,7 +11,7 @@ only) is read, checked against the appliance's pinned signers.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from sealbox.destinations.repos import (
     open_product_repo,
     open_product_repo_to_read,
 )
-from sealbox.errors import ConfigError, NotFoundError
+from sealbox.errors import ConfigError, CorruptFileError, NotFoundError
 from sealbox.keys.material import Unlocked
 from sealbox.repo.repository import Snapshot
 from sealbox.usecases.secrets_backup import list_backups
@@ -100,19 +100,8 @@ def report_for(
     if not names:
         raise NotFoundError("no secrets backup at the destination: nothing says what changed")
     newest = names[0]
-    stamp = package.parse_backup_name(newest)
-    backup_time = (
-        datetime.strptime(stamp[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).isoformat()
-        if stamp
-        else ""
-    )
-    out = StaleReport(snap.id, snap.time, newest, backup_time.replace("+00:00", "Z"), "")
+    out = StaleReport(snap.id, snap.time, newest, "", "")
     since = snap.datetime
-    if backup_time and datetime.fromisoformat(backup_time) < since:
-        out.warnings.append(
-            "the newest secrets backup is older than the snapshot: changes made after it are not"
-            " known"
-        )
     if unlocked is not None:
         files = BackupFiles(
             Path(newest),
@@ -123,11 +112,12 @@ def report_for(
         opened = open_backup(files, unlocked, trust=trust, ignore_signature=False)
         out.source, out.warnings = "secrets backup", out.warnings + opened.warnings
         try:
-            summaries = opened.document.summaries
+            document = opened.document
+            summaries = document.summaries
             listed = changes.ChangeList(
                 newest,
-                opened.document.appliance,
-                opened.document.created,
+                document.appliance,
+                document.created,
                 tuple((str(s["id"]), s.get("updated")) for s in summaries),
                 True,
             )
@@ -154,9 +144,38 @@ def report_for(
                 f"{newest} has no change list: give the custodians' key (--share or --identity)"
             ) from None
         listed = changes.parse(data, trust, where)
+        if listed.file != newest:  # a genuine older list put beside another name
+            raise CorruptFileError(f"{where} belongs to {listed.file[:80]!r}, not to {newest}")
         out.source = "change list"
         if not listed.pinned:
             out.warnings.append("the change list's signer is not pinned: UNVERIFIED")
         out.items = [StaleItem(i, u) for i, u in listed.changed_since(since)]
+    if listed.appliance != config.appliance.name:
+        raise CorruptFileError(
+            f"{newest} was made by {listed.appliance[:60]!r}, not this appliance"
+        )
+    # The signed time, not the name's: a name says nothing the storage side could not change.
+    out.backup_time = listed.created
+    try:
+        made = datetime.fromisoformat(listed.created.replace("Z", "+00:00"))
+    except ValueError:
+        raise CorruptFileError(
+            f"{newest}: its time {listed.created[:40]!r} is not a time"
+        ) from None
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=UTC)
+    stamp = package.parse_backup_name(newest)
+    if stamp is None or stamp[1] != made.strftime("%Y%m%dT%H%M%SZ"):
+        # A backup (or its list) stored under another name: an older one passed for the newest.
+        raise CorruptFileError(
+            f"{newest} was made at {listed.created}, which its name does not say"
+        )
+    if made > datetime.now(UTC) + timedelta(hours=1):
+        out.warnings.append(f"{newest} says it was made {listed.created}, in the future")
+    if made < since:
+        out.warnings.append(
+            f"the newest secrets backup ({listed.created}) is older than the snapshot: changes"
+            " made after it are not known"
+        )
     out.undated, out.total = listed.undated, len(listed.items)
     return out

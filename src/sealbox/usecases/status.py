@@ -169,7 +169,7 @@ def collect(config: Config, now: datetime | None = None) -> StatusDoc:
             repo, _ = open_product_repo(config, name, [], create=False)
             snaps = [s for s in repo.snapshots() if s.kind == section]
             last_snap = snaps[-1] if snaps else None
-            found = proven(repo, section, pinned_drill_signers(config))
+            found = proven(repo, section, pinned_drill_signers(config), snaps)
             extra: dict[str, Any] = {
                 "snapshots": len(snaps),
                 "proven": found.to_dict() if found else None,
