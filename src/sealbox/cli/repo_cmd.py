@@ -24,6 +24,7 @@ from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
 from sealbox.repo.forget import decide, forget_snapshots, prune
+from sealbox.repo.heal import HealReport, scrub
 from sealbox.repo.holds import held_snapshots
 from sealbox.repo.locks import Lock, reading_lock
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
@@ -376,10 +377,33 @@ def print_check_report(report: CheckReport, read_data: bool, prefix: str = "") -
     )
 
 
+def print_heal_report(report: HealReport, prefix: str = "") -> None:
+    """What a repair did, object by object, then one line of counts."""
+    for verdict in report.of("repaired"):
+        console.print(f"{prefix}repaired {verdict.name} (from its parity, verified)", markup=False)
+    for verdict in report.parity("rewritten"):
+        console.print(f"{prefix}parity of {verdict.name} rewritten", markup=False)
+    for verdict in report.of("lost"):
+        console.print(f"{prefix}LOST {verdict.name}: {verdict.reason}", markup=False)
+    console.print(
+        f"{prefix}repair: {report.checked} objects checked, {len(report.of('repaired'))} repaired,"
+        f" {len(report.parity('rewritten'))} parity rewritten, {len(report.of('lost'))} lost",
+        markup=False,
+    )
+
+
+repair_option = click.option(
+    "--repair",
+    is_flag=True,
+    help="First repair what parity allows (no key needed), then check.",
+)
+
+
 @group.command("check")
 @repo_argument
 @click.option("--read-data", is_flag=True, help="Decrypt and verify every blob (needs the key).")
 @click.option("--read-data-subset", help="Like --read-data on a random N% of the packs, e.g. 10%.")
+@repair_option
 @key_options
 @json_option
 @click.pass_context
@@ -388,6 +412,7 @@ def check(
     repo: str,
     read_data: bool,
     read_data_subset: str | None,
+    repair: bool,
     key: KeyArgs,
     as_json: bool,
 ) -> None:
@@ -395,6 +420,15 @@ def check(
 
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
+    healed = None
+    if repair:  # before opening: a damaged key object or config is repaired first
+        backend = open_backend(repo)
+        with Lock(
+            backend, exclusive=False, purpose="repair"
+        ):  # prune waits: no repair of the deleted
+            healed = scrub(backend, repair=True)
+        if not as_json:
+            print_heal_report(healed)
     unlocked = key.unlock(required=read_data)
     if unlocked is not None:
         repository = open_for_reading(repo, key, unlocked, state_dir(ctx))
@@ -411,7 +445,7 @@ def check(
             repository, reader=reader, read_data=read_data, subset=subset, progress=bar
         )
     if as_json:
-        print_json(report.to_dict())
+        print_json(report.to_dict() | ({"repair": healed.to_dict()} if healed else {}))
     else:
         print_check_report(report, read_data)
     if not report.ok:

@@ -17,6 +17,7 @@ from sealbox.backends.base import read_bounded
 from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.blobs import BlobReader
+from sealbox.repo.heal import HealReport, survey
 from sealbox.repo.repository import Index, Repository, Snapshot, pack_path
 from sealbox.repo.tree import decode_tree, node_name
 
@@ -33,6 +34,8 @@ class CheckReport:
     damaged_packs: set[str] = field(default_factory=set)
     damaged_blobs: set[bytes] = field(default_factory=set)
     affected_snapshots: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> files
+    damaged_objects: set[str] = field(default_factory=set)  # full names, missing ones too
+    parity: HealReport = field(default_factory=HealReport)  # repairable or lost, parity health
 
     @property
     def ok(self) -> bool:
@@ -48,6 +51,10 @@ class CheckReport:
             "errors": self.errors,
             "damaged_packs": sorted(self.damaged_packs),
             "affected_snapshots": {k: v for k, v in sorted(self.affected_snapshots.items())},
+            "damaged_objects": {
+                v.name: v.state for v in self.parity.verdicts if v.state != "intact"
+            },
+            "parity": self.parity.to_dict(),
         }
 
 
@@ -61,6 +68,7 @@ def _check_named(repo: Repository, prefix: str, report: CheckReport) -> None:
             continue
         if fmt.content_name(data) != name:
             report.errors.append(f"{info.name}: damaged (content does not match its name)")
+            report.damaged_objects.add(info.name)
             if prefix == "data/":
                 report.damaged_packs.add(name)
 
@@ -71,6 +79,7 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
         if pack not in present:
             report.errors.append(f"{pack_path(pack)}: missing (the index names it)")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(pack_path(pack))
     names = sorted(present)
     if subset is not None:
         names = random.sample(names, max(1, round(len(names) * subset))) if names else []
@@ -82,10 +91,12 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
         except SealboxError as exc:
             report.errors.append(f"{where}: unreadable: {exc}")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(where)
             continue
         if fmt.content_name(data) != pack:
             report.errors.append(f"{where}: damaged (content does not match its name)")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(where)
             continue
         if pack not in index.packs:
             report.notes.append(
@@ -221,4 +232,27 @@ def run_check(
             report.affected_snapshots[snapshot.id] = _affected(
                 reader if read_data else None, snapshot, hit, report
             )
+    _check_parity(repo, report)
     return report
+
+
+def _check_parity(repo: Repository, report: CheckReport) -> None:
+    """Each damaged object named repairable or lost; damaged parity is an error (rot at the
+    destination, though nothing is lost yet), missing parity a note (--repair writes both)."""
+    report.parity = survey(repo.backend, report.damaged_objects)
+    for verdict in report.parity.verdicts:
+        if verdict.state == "repairable":
+            report.errors.append(f"{verdict.name}: repairable from its parity (check --repair)")
+        elif verdict.state == "lost":
+            report.errors.append(
+                f"{verdict.name}: lost, parity cannot repair it ({verdict.reason})"
+            )
+        elif verdict.parity == "damaged":
+            report.errors.append(
+                f"parity/{verdict.name}: damaged (the object is intact; check --repair rewrites it)"
+            )
+        elif verdict.parity == "missing":
+            report.notes.append(
+                f"{verdict.name}: no parity (written by an older Sealbox or an interrupted run;"
+                " check --repair writes it)"
+            )

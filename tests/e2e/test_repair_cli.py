@@ -1,0 +1,100 @@
+"""`sealbox repo check [--repair]` as a user drives it on a repository with rot in it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_tree
+from tests.e2e.test_repo_cli import cli_repo  # noqa: F401 (fixture)
+
+
+def _root(url: str) -> Path:
+    return Path(url.removeprefix("file://"))
+
+
+def _one(root: Path, prefix: str) -> Path:
+    return sorted(p for p in (root / prefix).rglob("*") if p.is_file())[0]
+
+
+def _zero(path: Path, offset: int, length: int = 4096) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset : offset + length] = bytes(len(data[offset : offset + length]))
+    path.write_bytes(bytes(data))
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset % len(data)] ^= 0x04
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def backed_up(cli_repo, sealbox, tmp_path):  # noqa: F811
+    src = make_tree(tmp_path / "src")
+    assert sealbox("repo", "backup", cli_repo, src).code == 0
+    return cli_repo, src
+
+
+def test_check_names_rot_repairable_then_repair_heals_it(backed_up, appliance, sealbox, tmp_path):
+    url, src = backed_up
+    root = _root(url)
+    pack = max(
+        (p for p in (root / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    _zero(pack, 10_000)  # a 4 KiB region, not aligned
+    datakey, index = _one(root, "datakeys"), _one(root, "index")
+    _flip(datakey, 77)
+    _flip(index, 5)
+    plain = sealbox("repo", "check", url)
+    assert plain.code == 5
+    for damaged in (pack, datakey, index):
+        name = str(damaged.relative_to(root))
+        assert f"{name}: repairable from its parity" in plain.out, plain.out
+    report = json.loads(sealbox("repo", "check", url, "--json").out)
+    assert set(report["damaged_objects"].values()) == {"repairable"}
+    repaired = sealbox("repo", "check", url, "--repair")
+    assert repaired.code == 0, repaired.out + repaired.err
+    for damaged in (pack, datakey, index):
+        assert f"repaired {damaged.relative_to(root)}" in repaired.out
+    assert "3 repaired" in repaired.out and "0 lost" in repaired.out
+    assert "no errors" in repaired.out
+    out = tmp_path / "out"
+    restore = sealbox("repo", "restore", url, "latest", out, *appliance.share_args(1, 2, 3))
+    assert restore.code == 0, restore.err
+    copy = out / str(src).lstrip("/")
+    assert (copy / "var" / "rec.bin").read_bytes() == (src / "var" / "rec.bin").read_bytes()
+
+
+def test_a_damaged_writer_key_is_repaired_before_the_repository_is_opened(backed_up, sealbox):
+    url, _src = backed_up
+    root = _root(url)
+    key = _one(root, "keys")
+    _flip(key, 40)
+    plain = sealbox("repo", "check", url)
+    assert plain.code == 4 and "repo check --repair" in plain.err, plain.err
+    repaired = sealbox("repo", "check", url, "--repair")
+    assert repaired.code == 0, repaired.out + repaired.err
+    assert f"repaired {key.relative_to(root)}" in repaired.out
+
+
+def test_rot_in_an_object_and_its_parity_is_named_lost(backed_up, sealbox):
+    url, _src = backed_up
+    root = _root(url)
+    pack = max(
+        (p for p in (root / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    name = str(pack.relative_to(root))
+    _flip(pack, 100)
+    parity = root / "parity" / name
+    _zero(parity, parity.stat().st_size - 4096)  # the parity shares, all groups' last ones
+    _zero(parity, 60)  # and the digest table
+    plain = sealbox("repo", "check", url)
+    assert plain.code == 5 and f"{name}: lost, parity cannot repair it" in plain.out
+    repaired = sealbox("repo", "check", url, "--repair", "--json")
+    assert repaired.code == 5
+    doc = json.loads(repaired.out)
+    assert [lost["name"] for lost in doc["repair"]["lost"]] == [name]
+    assert not doc["ok"]
