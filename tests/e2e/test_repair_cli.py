@@ -98,3 +98,16 @@ def test_rot_in_an_object_and_its_parity_is_named_lost(backed_up, sealbox):
     doc = json.loads(repaired.out)
     assert [lost["name"] for lost in doc["repair"]["lost"]] == [name]
     assert not doc["ok"]
+
+
+def test_parity_option_is_checked_and_off_writes_none(cli_repo, sealbox, tmp_path):  # noqa: F811
+    src = make_tree(tmp_path / "src", big=100_000)
+    bad = sealbox("repo", "backup", cli_repo, src, "--parity", "90%")
+    assert bad.code == 2 and "between 1% and 50%" in bad.err
+    assert sealbox("repo", "backup", cli_repo, src, "--parity", "off").code == 0
+    root = _root(cli_repo)
+    assert not list((root / "parity" / "snapshots").glob("*"))
+    check = json.loads(sealbox("repo", "check", cli_repo, "--json").out)
+    assert check["ok"] and any("no parity" in note for note in check["notes"])
+    assert sealbox("repo", "check", cli_repo, "--repair").code == 0
+    assert len(list((root / "parity" / "snapshots").glob("*"))) == 1

@@ -219,3 +219,26 @@ def test_forget_and_prune_delete_parity_with_its_object(stored, tmp_path):
             target = name.removeprefix("parity/").removesuffix(".1")
             assert target in after, f"{name} outlived its object"
     shutil.rmtree(tmp_path / "src")
+
+
+def test_the_policy_is_the_writers_and_each_parity_object_records_it(env, tmp_path):
+    from sealbox.repo.heal import ParityBackend
+
+    src = make_tree(tmp_path / "src", big=600_000)
+    repo = env.writer()
+    assert isinstance(repo.backend, ParityBackend)
+    repo.backend.policy = par.ParityPolicy(k=32, m=2)
+    run_backup(repo, [src], state_dir=env.state)
+    root = Path(env.url.removeprefix("file://"))
+    pack = next(p for p in (root / "data").rglob("*") if p.is_file())
+    name = str(pack.relative_to(root))
+    parity = par.decode_parity((root / "parity" / name).read_bytes(), name)
+    assert (parity.k, parity.m) == (32, 2)
+    repo = env.writer()
+    repo.backend.policy = None  # "off"
+    (src / "etc" / "new.conf").write_text("after parity was turned off\n")
+    run_backup(repo, [src], state_dir=env.state)
+    snapshots = sorted((root / "snapshots").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    assert not (root / "parity" / "snapshots" / snapshots[-1].name).exists()
+    report = scrub(open_backend(env.url))
+    assert f"snapshots/{snapshots[-1].name}" in [v.name for v in report.parity("missing")]

@@ -107,3 +107,25 @@ def test_daemon_settings_are_checked(daemon, problem):
 def test_daemon_on_a_network_address_with_https_is_fine():
     text = MINIMAL + '[daemon]\nlisten = "[::]:9740"\ntls_cert = "/c.pem"\ntls_key = "/k.pem"\n'
     assert validate(tomllib.loads(text))[1] == []
+
+
+@pytest.mark.parametrize("value", ["6.25%", "10%", "32+2", "off"])
+def test_repository_parity_accepts_what_the_engine_reads(value):
+    from sealbox.config.models import RepositoryConfig
+    from sealbox.repo.parity import parse_policy
+
+    assert RepositoryConfig(parity=value).parity == value
+    parse_policy(value)
+
+
+@pytest.mark.parametrize("value", ["0%", "60%", "4+9", "2+3", "lots", "129+1"])
+def test_repository_parity_refuses_what_the_engine_would(value):
+    from pydantic import ValidationError
+
+    from sealbox.config.models import RepositoryConfig
+    from sealbox.repo.parity import parse_policy
+
+    with pytest.raises(ValidationError):
+        RepositoryConfig(parity=value)
+    with pytest.raises(ValueError):
+        parse_policy(value)

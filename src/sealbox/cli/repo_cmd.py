@@ -27,6 +27,7 @@ from sealbox.repo.forget import decide, forget_snapshots, prune
 from sealbox.repo.heal import HealReport, scrub
 from sealbox.repo.holds import held_snapshots
 from sealbox.repo.locks import Lock, reading_lock
+from sealbox.repo.parity import ParityPolicy, parse_policy
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
 from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 from sealbox.usecases.forget import session_snapshots
@@ -70,16 +71,36 @@ def group(ctx: click.Context, state_dir: Path | None) -> None:
     ctx.obj = {"state_dir": state_dir}
 
 
+def parity_of(value: str) -> ParityPolicy | None:
+    try:
+        return parse_policy(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--parity") from None
+
+
+parity_option = click.option(
+    "--parity",
+    default="6.25%",
+    show_default=True,
+    help="Parity written beside each object (N%, K+M or off; format.md 9a).",
+)
+
+
 @group.command("init")
 @repo_argument
 @click.option(
     "--recipient", "recipients", multiple=True, required=True, help="age1... (repeat for several)."
 )
+@parity_option
 @json_option
 @click.pass_context
-def init(ctx: click.Context, repo: str, recipients: tuple[str, ...], as_json: bool) -> None:
+def init(
+    ctx: click.Context, repo: str, recipients: tuple[str, ...], parity: str, as_json: bool
+) -> None:
     """Create a repository sealed to the recipients."""
-    repository = Repository.init(open_backend(repo), list(recipients), state_dir(ctx))
+    repository = Repository.init(
+        open_backend(repo), list(recipients), state_dir(ctx), parity=parity_of(parity)
+    )
     if as_json:
         print_json({"id": repository.config.id, "url": repository.backend.display})
     else:
@@ -96,6 +117,7 @@ def init(ctx: click.Context, repo: str, recipients: tuple[str, ...], as_json: bo
     "--exclude", "excludes", multiple=True, help="Glob of names or paths to leave out (repeatable)."
 )
 @click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@parity_option
 @json_option
 @click.pass_context
 def backup(
@@ -104,11 +126,14 @@ def backup(
     paths: tuple[Path, ...],
     excludes: tuple[str, ...],
     tags: tuple[str, ...],
+    parity: str,
     as_json: bool,
 ) -> None:
     """Back up PATHS into a new snapshot."""
 
+    policy = parity_of(parity)
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    repository.backend.policy = policy
     with backup_progress("backup", not as_json) as progress:
         result = run_backup(
             repository,

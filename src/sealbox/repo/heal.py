@@ -72,8 +72,11 @@ class ParityBackend:
     between leaves an object without parity, which ``check`` notes and ``--repair`` writes) and
     deletes it first (a crash then never leaves parity that would rebuild a deleted object)."""
 
-    def __init__(self, inner: Backend, policy: par.ParityPolicy = par.DEFAULT_POLICY) -> None:
-        self.inner, self.policy = inner, policy
+    def __init__(
+        self, inner: Backend, policy: par.ParityPolicy | None = par.DEFAULT_POLICY
+    ) -> None:
+        self.inner = inner
+        self.policy = policy  # None: no parity (``parity = "off"``)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)  # append_only, round_trips, retries ... pass through
@@ -95,7 +98,7 @@ class ParityBackend:
         self, name: str, data: bytes | bytearray | memoryview, *, exclusive: bool = False
     ) -> None:
         self.inner.put(name, data, exclusive=exclusive)
-        if covered(name):
+        if covered(name) and self.policy is not None:
             write_parity(self.inner, name, data, self.policy)
 
     def flush(self) -> None:
@@ -234,8 +237,11 @@ def assess(
         elif problems or len(usable) < len(parities) or present < _expected(name, policy):
             verdict.parity = "damaged"
         if repair and verdict.parity != "ok":
-            write_parity(backend, name, data, policy)
-            verdict.parity = "rewritten"
+            try:
+                write_parity(backend, name, data, policy)
+                verdict.parity = "rewritten"
+            except SealboxError as exc:
+                verdict.reason = f"parity not rewritten: {exc}"
         return verdict
     if not parities:
         why = "; ".join(problems) or "it has no parity"
@@ -252,7 +258,15 @@ def assess(
             continue
         if not repair:
             return Verdict(name, "repairable", "ok" if len(usable) == len(parities) else "damaged")
-        backend.put(name, rebuilt, exclusive=False)
+        try:
+            backend.put(name, rebuilt, exclusive=False)
+        except SealboxError as exc:  # an append-only agent, read-only credentials, a lost link
+            return Verdict(
+                name,
+                "repairable",
+                reason=f"the destination refused the repaired object ({exc}); on an append-only"
+                " agent run `sealbox agent scrub` on the storage host",
+            )
         check = _read(backend, name, cap(name))
         if check != rebuilt:
             return Verdict(name, "lost", reason="the repaired object did not read back intact")

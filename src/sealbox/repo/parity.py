@@ -66,17 +66,21 @@ class ParityPolicy:
 DEFAULT_POLICY = ParityPolicy()
 
 
-def parse_policy(text: str) -> ParityPolicy:
-    """``"6.25%"`` (one parity share per ``round(100 / 6.25)`` = 16 data shares) or ``"K+M"``
-    (``"32+2"``). ValueError with a message for a person otherwise."""
+def parse_policy(text: str) -> ParityPolicy | None:
+    """``"6.25%"`` (one parity share per ``round(100 / 6.25)`` = 16 data shares), ``"K+M"``
+    (``"32+2"``) or ``"off"`` (None: no parity). ValueError with a message for a person."""
     value = text.strip()
+    if value.lower() == "off":
+        return None
     try:
         if "+" in value:
             k, m = (int(part) for part in value.split("+", 1))
             return ParityPolicy(k=k, m=m)
         percent = float(value.removesuffix("%"))
     except ValueError:
-        raise ValueError(f"parity {text!r}: use a percentage like 6.25% or K+M like 32+2") from None
+        raise ValueError(
+            f"parity {text!r}: use a percentage like 6.25%, K+M like 32+2, or off"
+        ) from None
     if not 1 <= percent <= 50:
         raise ValueError(f"parity {text!r}: between 1% and 50%")
     return ParityPolicy(k=max(2, round(100 / percent)), m=1)

@@ -34,6 +34,7 @@ from sealbox.repo.format import FORMAT_VERSION
 from sealbox.repo.heal import ParityBackend
 from sealbox.repo.index import IdSet, Index
 from sealbox.repo.keys import DataKey, WriterSecrets, load_writer_identity, new_writer_identity
+from sealbox.repo.parity import DEFAULT_POLICY, ParityPolicy
 
 __all__ = [
     "DEFAULT_CHUNKER",
@@ -298,8 +299,10 @@ class Repository:
         recipients: list[str],
         state_dir: Path,
         chunker: dict[str, int] | None = None,
+        parity: ParityPolicy | None = DEFAULT_POLICY,
     ) -> Repository:
         backend = backend if isinstance(backend, ParityBackend) else ParityBackend(backend)
+        backend.policy = parity
         try:
             backend.stat("config")
         except NotFoundError:
