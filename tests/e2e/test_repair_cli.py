@@ -74,7 +74,7 @@ def test_a_damaged_writer_key_is_repaired_before_the_repository_is_opened(backed
     key = _one(root, "keys")
     _flip(key, 40)
     plain = sealbox("repo", "check", url)
-    assert plain.code == 4 and "repo check --repair" in plain.err, plain.err
+    assert plain.code == 5 and "repairable from its parity" in plain.err, plain.err
     repaired = sealbox("repo", "check", url, "--repair")
     assert repaired.code == 0, repaired.out + repaired.err
     assert f"repaired {key.relative_to(root)}" in repaired.out
@@ -111,3 +111,29 @@ def test_parity_option_is_checked_and_off_writes_none(cli_repo, sealbox, tmp_pat
     assert check["ok"] and any("no parity" in note for note in check["notes"])
     assert sealbox("repo", "check", cli_repo, "--repair").code == 0
     assert len(list((root / "parity" / "snapshots").glob("*"))) == 1
+
+
+def test_check_repair_heals_the_products_repository_config_included(appliance, sealbox, tmp_path):
+    from sealbox.demo import appliance as demo_appliance
+
+    demo_appliance.create_system(appliance.root)
+    backup = sealbox("backup", "system", "--config", appliance.config, "--json")
+    assert backup.code == 0, backup.err
+    root = appliance.remote / "repo"
+    pack = max(
+        (p for p in (root / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    _zero(pack, 5000)
+    _flip(root / "config", 30)  # not named by its content: checked by its parity's digest
+    damaged = sealbox("check", "--config", appliance.config)
+    assert damaged.code == 5 and "config: damaged, repairable" in damaged.err, damaged.err
+    repaired = sealbox("check", "--repair", "--config", appliance.config, "--json")
+    assert repaired.code == 0, repaired.out + repaired.err
+    doc = json.loads(repaired.out)["remote"]
+    assert doc["ok"] and sorted(doc["repair"]["repaired"]) == sorted(
+        ["config", str(pack.relative_to(root))]
+    )
+    deep = sealbox(
+        "check", "--read-data", *appliance.share_args(1, 2, 3), "--config", appliance.config
+    )
+    assert deep.code == 0, deep.out

@@ -24,7 +24,7 @@ from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
 from sealbox.repo.forget import decide, forget_snapshots, prune
-from sealbox.repo.heal import HealReport, scrub
+from sealbox.repo.heal import HealReport, refuse_if_damaged_root, scrub
 from sealbox.repo.holds import held_snapshots
 from sealbox.repo.locks import Lock, reading_lock
 from sealbox.repo.parity import ParityPolicy, parse_policy
@@ -455,6 +455,8 @@ def check(
         if not as_json:
             print_heal_report(healed)
     unlocked = key.unlock(required=read_data)
+    if not repair:
+        refuse_if_damaged_root(open_backend(repo))
     if unlocked is not None:
         repository = open_for_reading(repo, key, unlocked, state_dir(ctx))
     else:
@@ -470,7 +472,8 @@ def check(
             repository, reader=reader, read_data=read_data, subset=subset, progress=bar
         )
     if as_json:
-        print_json(report.to_dict() | ({"repair": healed.to_dict()} if healed else {}))
+        report.repair = healed
+        print_json(report.to_dict())
     else:
         print_check_report(report, read_data)
     if not report.ok:

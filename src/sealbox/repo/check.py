@@ -36,6 +36,7 @@ class CheckReport:
     affected_snapshots: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> files
     damaged_objects: set[str] = field(default_factory=set)  # full names, missing ones too
     parity: HealReport = field(default_factory=HealReport)  # repairable or lost, parity health
+    repair: HealReport | None = None  # what --repair did before the check, when asked
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,7 @@ class CheckReport:
                 v.name: v.state for v in self.parity.verdicts if v.state != "intact"
             },
             "parity": self.parity.to_dict(),
-        }
+        } | ({"repair": self.repair.to_dict()} if self.repair is not None else {})
 
 
 def _check_named(repo: Repository, prefix: str, report: CheckReport) -> None:

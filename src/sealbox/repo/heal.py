@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealbox.backends.base import Backend, Capacity, ObjectInfo, read_bounded
-from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
+from sealbox.errors import CorruptFileError, IntegrityError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo import parity as par
 
@@ -27,6 +27,7 @@ __all__ = [
     "assess",
     "covered",
     "parity_names",
+    "refuse_if_damaged_root",
     "scrub",
     "survey",
 ]
@@ -292,6 +293,27 @@ def objects(backend: Backend) -> list[str]:
         if covered(target):
             names.add(target)
     return sorted(names)
+
+
+def refuse_if_damaged_root(backend: Backend) -> None:
+    """Before a repository is opened to be checked: the config and the writer key objects, which
+    the opening needs, checked against their parity (a few small reads). A damaged one raises
+    IntegrityError naming it repairable or lost, instead of the opening's confusing failure (a
+    flipped bit in the config's id reads as another repository). One damaged key object among
+    intact ones does not stop the opening: the check then names it with everything else."""
+    names = ["config", *(info.name for info in backend.list("keys/"))]
+    verdicts = [assess(backend, n) for n in names]
+    bad = [v for v in verdicts if v.state != "intact"]
+    keys_left = any(v.state == "intact" for v in verdicts[1:])
+    if bad and (bad[0].name == "config" or not keys_left):  # else check itself names the rest
+        raise IntegrityError(
+            "; ".join(
+                f"{v.name}: damaged, repairable from its parity (run check --repair)"
+                if v.state == "repairable"
+                else f"{v.name}: damaged and lost ({v.reason})"
+                for v in bad
+            )
+        )
 
 
 def survey(backend: Backend, damaged: Iterable[str]) -> HealReport:
