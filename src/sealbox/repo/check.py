@@ -252,6 +252,16 @@ def _check_parity(repo: Repository, report: CheckReport) -> None:
             report.errors.append(
                 f"parity/{verdict.name}: damaged (the object is intact; check --repair rewrites it)"
             )
+        elif verdict.state == "orphan" and verdict.name in report.damaged_objects:
+            report.errors.append(
+                f"{verdict.name}: lost (missing; only its parity is left, and parity does not"
+                " rebuild a whole missing object of this kind, which forget or prune may remove)"
+            )
+        elif verdict.state == "orphan":
+            report.notes.append(
+                f"parity/{verdict.name}: left without its object (a removal or a loss; check"
+                " --repair removes it)"
+            )
         elif verdict.parity == "missing":
             report.notes.append(
                 f"{verdict.name}: no parity (written by an older Sealbox or an interrupted run;"

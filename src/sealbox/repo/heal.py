@@ -10,6 +10,7 @@ verified objects. Nothing here needs a key: the appliance and the storage host c
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -47,9 +48,13 @@ def covered(name: str) -> bool:
 def policy_for(name: str, base: par.ParityPolicy) -> par.ParityPolicy:
     """The config, writer secrets and data keys keep two parity objects of two parity shares
     each: an object of one share then has four copies besides itself, in two files."""
-    if name == "config" or name.startswith(_CRITICAL[1:]):
+    if critical(name):
         return par.ParityPolicy(k=base.k, m=max(base.m, 2), copies=2)
     return base
+
+
+def critical(name: str) -> bool:
+    return name == "config" or name.startswith(_CRITICAL[1:])
 
 
 def parity_names(name: str, copies: int = 2) -> list[str]:
@@ -129,8 +134,9 @@ def write_parity(
 
 @dataclass
 class Verdict:
-    """What became of one object: ``state`` is ``intact``, ``repairable``, ``repaired`` or
-    ``lost``; ``parity`` is ``ok``, ``missing``, ``damaged`` or ``rewritten``."""
+    """What became of one object: ``state`` is ``intact``, ``repairable``, ``repaired``,
+    ``lost`` or ``orphan`` (gone, its parity left); ``parity`` is ``ok``, ``missing``,
+    ``damaged``, ``rewritten`` or ``removed``."""
 
     name: str
     state: str
@@ -164,6 +170,7 @@ class HealReport:
             "parity_damaged": [v.name for v in self.parity("damaged")],
             "parity_rewritten": [v.name for v in self.parity("rewritten")],
             "parity_missing": [v.name for v in self.parity("missing")],
+            "orphan_parity": [v.name for v in self.of("orphan")],
         }
 
 
@@ -244,6 +251,17 @@ def assess(
             except SealboxError as exc:
                 verdict.reason = f"parity not rewritten: {exc}"
         return verdict
+    if data is None and present and not critical(name):
+        # Parity without its object: deletions remove the parity first, so this is an object
+        # lost whole, or a deletion (forget, prune) that raced a scrub writing missing parity.
+        # Rebuilding it could bring back a forgotten snapshot: only the parity goes.
+        verdict = Verdict(name, "orphan", reason="the object is gone, its parity is left")
+        if repair:
+            with contextlib.suppress(SealboxError):
+                for parity_name in parity_names(name):
+                    backend.delete(parity_name)
+                verdict.parity = "removed"
+        return verdict
     if not parities:
         why = "; ".join(problems) or "it has no parity"
         return Verdict(name, "lost", "damaged" if problems else "missing", why)
@@ -279,20 +297,26 @@ def assess(
     return Verdict(name, "lost", reason="; ".join(reasons) or "its parity names other content")
 
 
-def objects(backend: Backend) -> list[str]:
-    """Every covered object, and every object whose parity is there without it (lost)."""
-    names = {info.name for prefix in _COVERED for info in backend.list(prefix)}
+def _listing(backend: Backend) -> tuple[set[str], set[str]]:
+    """(covered objects present, objects named by a parity object)."""
+    present = {info.name for prefix in _COVERED for info in backend.list(prefix)}
     try:
         backend.stat("config")
-        names.add("config")
+        present.add("config")
     except NotFoundError:
         pass
+    protected = set()
     for info in backend.list(PARITY_PREFIX):
-        target = info.name.removeprefix(PARITY_PREFIX)
-        target = re.sub(r"\.[0-9]+\Z", "", target)
+        target = re.sub(r"\.[0-9]+\Z", "", info.name.removeprefix(PARITY_PREFIX))
         if covered(target):
-            names.add(target)
-    return sorted(names)
+            protected.add(target)
+    return present, protected
+
+
+def objects(backend: Backend) -> list[str]:
+    """Every covered object, and every object whose parity is there without it."""
+    present, protected = _listing(backend)
+    return sorted(present | protected)
 
 
 def refuse_if_damaged_root(backend: Backend) -> None:
@@ -321,14 +345,15 @@ def survey(backend: Backend, damaged: Iterable[str]) -> HealReport:
     repair it; for every other covered object, whether its parity is there and intact (the
     parity objects are read, the objects themselves not again)."""
     report = HealReport()
-    bad = set(damaged)
-    for name in objects(backend):
+    present, protected = _listing(backend)
+    bad = set(damaged) | (protected - present)
+    for name in sorted(present | protected):
         report.checked += 1
         if name in bad:
             report.verdicts.append(assess(backend, name))
             continue
-        parities, problems, present = _parities(backend, name)
-        if not present:
+        parities, problems, count = _parities(backend, name)
+        if not count:
             report.verdicts.append(Verdict(name, "intact", "missing"))
         elif problems or any(p.damaged_parity_shares() for p in parities):
             report.verdicts.append(Verdict(name, "intact", "damaged", "; ".join(problems)))
