@@ -247,3 +247,42 @@ def test_the_policy_is_the_writers_and_each_parity_object_records_it(env, tmp_pa
     assert not (root / "parity" / "snapshots" / snapshots[-1].name).exists()
     report = scrub(open_backend(env.url))
     assert f"snapshots/{snapshots[-1].name}" in [v.name for v in report.parity("missing")]
+
+
+def _other_config(config: bytes) -> bytes:
+    import orjson
+
+    doc = orjson.loads(config)
+    doc["id"] = "f" * 32  # another repository (its signature no longer holds)
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"  # the same layout
+
+
+def test_planted_parity_never_replaces_an_intact_config(stored):
+    """The config is not named by its content: a parity object planted for another config (an
+    old repository upgraded, an append-only store) must not rewrite it. An intact config
+    verifies under its own signer key-free, so it is never rot."""
+    env, _src, root, pristine = stored
+    planted = par.encode_parity("config", _other_config(pristine["config"]))
+    for parity_name in parity_names("config"):
+        (root / parity_name).write_bytes(planted)
+    verdict = assess(open_backend(env.url), "config", repair=True)
+    assert verdict.state == "intact" and verdict.parity == "rewritten"
+    assert _files(root) == pristine
+
+
+def test_parity_of_other_content_does_not_rebuild_a_damaged_config(stored):
+    env, _src, root, pristine = stored
+    planted = par.encode_parity("config", _other_config(pristine["config"]))
+    for parity_name in parity_names("config"):
+        (root / parity_name).write_bytes(planted)
+    damaged = bytearray(pristine["config"])
+    damaged[3] ^= 0x01
+    (root / "config").write_bytes(bytes(damaged))
+    verdict = assess(open_backend(env.url), "config", repair=True)
+    assert verdict.state == "lost" and "does not verify" in verdict.reason
+    assert (root / "config").read_bytes() == bytes(damaged)
+    compact = par.encode_parity("config", _other_config(pristine["config"]).replace(b"\n", b""))
+    (root / "parity" / "config").write_bytes(compact)
+    (root / "parity" / "config.1").unlink()
+    verdict = assess(open_backend(env.url), "config", repair=True)
+    assert verdict.state == "lost" and "other content" in verdict.reason

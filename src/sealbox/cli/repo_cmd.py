@@ -408,11 +408,20 @@ def print_heal_report(report: HealReport, prefix: str = "") -> None:
         console.print(f"{prefix}repaired {verdict.name} (from its parity, verified)", markup=False)
     for verdict in report.parity("rewritten"):
         console.print(f"{prefix}parity of {verdict.name} rewritten", markup=False)
+    for verdict in report.of("repairable"):
+        why = f" ({verdict.reason})" if verdict.reason else ""
+        console.print(f"{prefix}{verdict.name}: damaged, repairable{why}", markup=False)
+    for verdict in report.parity("damaged"):
+        if verdict.state == "intact":
+            console.print(
+                f"{prefix}parity of {verdict.name}: damaged (object intact)", markup=False
+            )
     for verdict in report.of("lost"):
         console.print(f"{prefix}LOST {verdict.name}: {verdict.reason}", markup=False)
     console.print(
         f"{prefix}repair: {report.checked} objects checked, {len(report.of('repaired'))} repaired,"
-        f" {len(report.parity('rewritten'))} parity rewritten, {len(report.of('lost'))} lost",
+        f" {len(report.of('repairable'))} repairable, {len(report.parity('rewritten'))} parity"
+        f" rewritten, {len(report.of('lost'))} lost",
         markup=False,
     )
 

@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from sealbox.backends.base import Backend, Capacity, ObjectInfo, read_bounded
+from sealbox.crypto import sshsig
 from sealbox.errors import CorruptFileError, IntegrityError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo import parity as par
@@ -213,11 +216,51 @@ def _expected(name: str, policy: par.ParityPolicy) -> int:
     return policy_for(name, policy).copies
 
 
+def _self_signed_config(data: bytes) -> bool:
+    """Whether ``data`` is a config whose signature verifies under the key it names (no trust
+    decision: whether that key is pinned is the opening's business). A config that passes is not
+    rot, whatever a parity object says: parity planted for it must not replace it."""
+    try:
+        doc = orjson.loads(data)
+        body = orjson.dumps(
+            {k: v for k, v in doc.items() if k != "signature"}, option=orjson.OPT_SORT_KEYS
+        )
+        signer = sshsig.verify(doc["signature"], body, sshsig.NS_REPO)
+        return sshsig.same_key(signer, sshsig.parse_public_key_line(doc["signer"]))
+    except (SealboxError, ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
+def _like_rot(data: bytes | None, rebuilt: bytes) -> bool:
+    """For objects not named by their content: whether ``data`` differs from ``rebuilt`` the way
+    rot does (missing, cut short, or different only within one 4 KiB window), not the way other
+    content does. Parity that describes other content is not used to rewrite such an object."""
+    if data is None or (len(data) < len(rebuilt) and rebuilt.startswith(data)):
+        return True
+    if len(data) != len(rebuilt):
+        return False
+    step = par.SHARE_SIZE
+    blocks = [i for i in range(0, len(data), step) if data[i : i + step] != rebuilt[i : i + step]]
+    if not blocks:
+        return True
+    if blocks[-1] - blocks[0] > step:
+        return False
+    first = next(i for i in range(blocks[0], blocks[0] + step) if data[i] != rebuilt[i])
+    last = next(
+        i
+        for i in reversed(range(blocks[-1], blocks[-1] + step))
+        if i < len(data) and data[i] != rebuilt[i]
+    )
+    return last - first < step
+
+
 def _intact(name: str, data: bytes | None, parities: list[par.Parity]) -> bool:
     if data is None:
         return False
     if content_named(name):
         return fmt.content_name(data) == name.rsplit("/", 1)[-1]
+    if name == "config" and _self_signed_config(data):
+        return True
     if not parities:
         return True  # nothing to compare with: a not content-named object without parity
     return any(par.digest(data) == p.object_digest for p in parities)
@@ -240,6 +283,9 @@ def assess(
     if _intact(name, data, parities):
         assert data is not None
         verdict = Verdict(name, "intact")
+        own = par.digest(data)
+        if any(p.object_digest != own for p in parities):
+            problems.append("a parity object describes other content")
         if not present:
             verdict.parity = "missing"
         elif problems or len(usable) < len(parities) or present < _expected(name, policy):
@@ -274,6 +320,12 @@ def assess(
             rebuilt = par.rebuild(parity, data)
         except CorruptFileError as exc:
             reasons.append(str(exc))
+            continue
+        if not content_named(name) and not _like_rot(data, rebuilt):
+            reasons.append(f"{parity.name}: its parity describes other content (planted?)")
+            continue
+        if name == "config" and not _self_signed_config(rebuilt):
+            reasons.append("the rebuilt config's signature does not verify (planted parity?)")
             continue
         if not repair:
             return Verdict(name, "repairable", "ok" if len(usable) == len(parities) else "damaged")
