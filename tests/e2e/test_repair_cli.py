@@ -108,7 +108,7 @@ def test_parity_option_is_checked_and_off_writes_none(cli_repo, sealbox, tmp_pat
     root = _root(cli_repo)
     assert not list((root / "parity" / "snapshots").glob("*"))
     check = json.loads(sealbox("repo", "check", cli_repo, "--json").out)
-    assert check["ok"] and any("no parity" in note for note in check["notes"])
+    assert check["ok"] and any("without parity" in note for note in check["notes"])
     assert sealbox("repo", "check", cli_repo, "--repair").code == 0
     assert len(list((root / "parity" / "snapshots").glob("*"))) == 1
 
@@ -137,3 +137,23 @@ def test_check_repair_heals_the_products_repository_config_included(appliance, s
         "check", "--read-data", *appliance.share_args(1, 2, 3), "--config", appliance.config
     )
     assert deep.code == 0, deep.out
+
+
+def test_the_products_parity_follows_the_repository_section(appliance, sealbox):
+    from sealbox.demo import appliance as demo_appliance
+    from sealbox.repo import parity as par
+
+    demo_appliance.create_system(appliance.root)
+    text = appliance.config.read_text()
+    appliance.config.write_text(text + '\n[repository]\nparity = "32+2"\n')
+    assert sealbox("backup", "system", "--config", appliance.config).code == 0
+    root = appliance.remote / "repo"
+    pack = max(
+        (p for p in (root / "data").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
+    name = str(pack.relative_to(root))
+    parity = par.decode_parity((root / "parity" / name).read_bytes(), name)
+    assert (parity.k, parity.m) == (32, 2)
+    appliance.config.write_text(text + '\n[repository]\nparity = "90%"\n')
+    refused = sealbox("backup", "system", "--config", appliance.config)
+    assert refused.code == 3 and "repository.parity" in refused.err

@@ -286,3 +286,22 @@ def test_parity_of_other_content_does_not_rebuild_a_damaged_config(stored):
     (root / "parity" / "config.1").unlink()
     verdict = assess(open_backend(env.url), "config", repair=True)
     assert verdict.state == "lost" and "other content" in verdict.reason
+
+
+def test_an_object_the_destination_fails_to_hand_over_is_not_judged(stored):
+    """A dropped link is neither damage nor loss: the scrub stops, and no parity is removed."""
+    from sealbox.errors import DestinationError
+    from sealbox.repo.heal import ParityBackend
+
+    env, _src, root, pristine = stored
+    name = _pack(pristine)
+
+    class Flaky(ParityBackend):
+        def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+            if key == name:
+                raise DestinationError("connection reset")
+            return super().get(key, offset, length)
+
+    with pytest.raises(DestinationError):
+        scrub(Flaky(open_backend(env.url)), repair=True)
+    assert _files(root) == pristine

@@ -1,4 +1,4 @@
-"""``sealbox check [--read-data (--identity F | --share F ...)] [--destination NAME]``"""
+"""``sealbox check [--read-data (--identity F | --share F ...)] [--destination NAME] [--repair]``"""
 
 from __future__ import annotations
 

@@ -262,8 +262,12 @@ def _check_parity(repo: Repository, report: CheckReport) -> None:
                 f"parity/{verdict.name}: left without its object (a removal or a loss; check"
                 " --repair removes it)"
             )
-        elif verdict.parity == "missing":
-            report.notes.append(
-                f"{verdict.name}: no parity (written by an older Sealbox or an interrupted run;"
-                " check --repair writes it)"
-            )
+    missing = [v.name for v in report.parity.parity("missing") if v.state == "intact"]
+    if missing:  # one note: a repository made before parity has it for every object
+        shown = ", ".join(missing[:5]) + (
+            f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        )
+        report.notes.append(
+            f"{len(missing)} object(s) without parity, written by an older Sealbox, with"
+            f" parity off, or by an interrupted run (check --repair writes it): {shown}"
+        )

@@ -108,7 +108,7 @@ class ParityBackend:
     ) -> None:
         self.inner.put(name, data, exclusive=exclusive)
         if covered(name) and self.policy is not None:
-            write_parity(self.inner, name, data, self.policy)
+            write_parity(self.inner, name, data, self.policy, named=True)
 
     def flush(self) -> None:
         self.inner.flush()
@@ -127,10 +127,18 @@ class ParityBackend:
 
 
 def write_parity(
-    backend: Backend, name: str, data: bytes | bytearray | memoryview, base: par.ParityPolicy
+    backend: Backend,
+    name: str,
+    data: bytes | bytearray | memoryview,
+    base: par.ParityPolicy,
+    named: bool = False,
 ) -> None:
+    """The parity object(s) of ``data``, stored as ``name``. ``named``: the writer made the name
+    from these very bytes (its BLAKE3 need not be computed again; were it wrong, a rebuild
+    would fail its check, never pass)."""
     policy = policy_for(name, base)
-    blob = par.encode_parity(name, memoryview(data), policy)
+    known = bytes.fromhex(name.rsplit("/", 1)[-1]) if named and content_named(name) else None
+    blob = par.encode_parity(name, memoryview(data), policy, known)
     for parity_name in parity_names(name, policy.copies):
         backend.put(parity_name, blob, exclusive=False)
 
@@ -178,15 +186,15 @@ class HealReport:
 
 
 def _read(backend: Backend, name: str, limit: int) -> bytes | None:
-    """An object's bytes, or None when it is missing or the destination will not hand it over."""
+    """An object's bytes; None when it is missing; empty when it is larger than such an object
+    can be (there, but nothing of it is usable). A destination error is raised: an object the
+    destination failed to hand over is neither damaged nor missing, and nothing is decided."""
     try:
         return read_bounded(backend, name, limit)
     except NotFoundError:
         return None
     except CorruptFileError:
-        return None  # larger than such an object can be: as good as lost
-    except SealboxError:
-        return None
+        return b""
 
 
 def _parities(backend: Backend, name: str) -> tuple[list[par.Parity], list[str], int]:
@@ -283,7 +291,7 @@ def assess(
     if _intact(name, data, parities):
         assert data is not None
         verdict = Verdict(name, "intact")
-        own = par.digest(data)
+        own = bytes.fromhex(name.rsplit("/", 1)[-1]) if content_named(name) else par.digest(data)
         if any(p.object_digest != own for p in parities):
             problems.append("a parity object describes other content")
         if not present:

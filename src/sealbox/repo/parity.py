@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import blake3
 import zfec
@@ -102,13 +103,14 @@ def _layout(size: int, k: int) -> tuple[int, int, int]:
     return share_size, n, groups
 
 
-def _shares(data: bytes | memoryview, share_size: int, n: int) -> list[bytes]:
-    """The ``n`` shares of ``data``, each ``share_size`` bytes (zero-padded; absent bytes too)."""
+def _shares(data: bytes | memoryview, share_size: int, n: int) -> list[bytes | memoryview]:
+    """The ``n`` shares of ``data``, each ``share_size`` bytes (zero-padded; absent bytes too):
+    views into ``data`` where it holds a whole share, copies only where padding is needed."""
     view = memoryview(data)
-    out = []
+    out: list[bytes | memoryview] = []
     for i in range(n):
-        share = bytes(view[i * share_size : (i + 1) * share_size])
-        out.append(share if len(share) == share_size else share.ljust(share_size, b"\0"))
+        share = view[i * share_size : (i + 1) * share_size]
+        out.append(share if len(share) == share_size else bytes(share).ljust(share_size, b"\0"))
     return out
 
 
@@ -144,7 +146,7 @@ class Parity:
 
 def _check_shares(
     parity: Parity, data: bytes | memoryview | None
-) -> tuple[list[bytes], list[bool]]:
+) -> tuple[list[bytes | memoryview], list[bool]]:
     """The object's shares as found (padded) and whether each matches its digest. A share is
     present when all its bytes are there (the last one: when the object has its full size)."""
     view = memoryview(data if data is not None else b"")[: parity.size]
@@ -156,22 +158,27 @@ def _check_shares(
 
 
 def encode_parity(
-    name: str, data: bytes | memoryview, policy: ParityPolicy = DEFAULT_POLICY
+    name: str,
+    data: bytes | memoryview,
+    policy: ParityPolicy = DEFAULT_POLICY,
+    object_digest: bytes | None = None,
 ) -> bytes:
-    """The parity object of ``data`` (the object stored as ``name``)."""
+    """The parity object of ``data`` (the object stored as ``name``). ``object_digest``: the
+    BLAKE3-256 of ``data`` when the caller has it (a content name), else it is computed."""
     size = len(data)
     share_size, n, groups = _layout(size, policy.k)
     shares = _shares(data, share_size, n)
     encoded = name.encode()
-    head = _HEAD.pack(
-        _MAGIC, VERSION, share_size, policy.k, policy.m, size, digest(data), len(encoded)
-    )
+    whole = object_digest if object_digest is not None else digest(data)
+    head = _HEAD.pack(_MAGIC, VERSION, share_size, policy.k, policy.m, size, whole, len(encoded))
     parity: list[bytes] = []
+    encoders: dict[int, Any] = {}  # one per group size (all groups but the last few are full)
     for group in range(groups if n else 0):
         members = shares[group::groups]
         count = len(members)
-        wanted = list(range(count, count + policy.m))
-        parity += zfec.Encoder(count, count + policy.m).encode(members, wanted)
+        if count not in encoders:
+            encoders[count] = zfec.Encoder(count, count + policy.m)
+        parity += encoders[count].encode(members, list(range(count, count + policy.m)))
     table = b"".join(_share_digest(s) for s in shares) + b"".join(_share_digest(p) for p in parity)
     body = head + encoded + table
     return body + digest(body) + b"".join(parity)
