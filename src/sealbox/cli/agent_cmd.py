@@ -13,9 +13,11 @@ from sealbox.agent.scrub import scrub_root
 from sealbox.agent.tokens import TokenStore
 from sealbox.agent.upload import UploadRules
 from sealbox.alerts.events import make_event
+from sealbox.alerts.notifier import Notifier
 from sealbox.alerts.report import heal_events
 from sealbox.cli.common import console, json_option, print_json
 from sealbox.cli.repo_cmd import print_heal_report
+from sealbox.config.load import load_config
 from sealbox.errors import ConfigError, IntegrityError
 from sealbox.util.httpserve import Limits, server_config, tls_context
 from sealbox.util.netaddr import loopback_host
@@ -164,8 +166,6 @@ def scrub(root: Path, dry_run: bool, config_path: Path | None, as_json: bool) ->
     allows, without any key; exits 5 when anything is lost or left damaged."""
     config = None
     if config_path is not None:
-        from sealbox.config.load import load_config
-
         config = load_config(config_path)
     host = config.appliance.name if config else "agent"
     results, failed = [], []
@@ -197,8 +197,6 @@ def scrub(root: Path, dry_run: bool, config_path: Path | None, as_json: bool) ->
 
 
 def _send(config: Any, events: list[Any]) -> None:
-    from sealbox.alerts.notifier import Notifier
-
     notifier = Notifier(config)
     for event in events:
         notifier.send(event)  # a channel's failure is logged and queued, never raised
