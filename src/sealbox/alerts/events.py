@@ -163,7 +163,7 @@ CATALOGUE: dict[str, EventType] = {
             "{destination}: {damaged} damaged object(s), {repairable} repairable from parity,"
             " {lost} lost",
             ("destination", "damaged", "repairable", "lost", "parity_damaged", "objects"),
-            "Run `sealbox check --repair` (appliance) or `sealbox agent scrub --repair` (storage"
+            "Run `sealbox check --repair` (appliance) or `sealbox agent scrub` (storage"
             " host); look at the disk's health (SMART, the filesystem's own scrub).",
         ),
         EventType(
