@@ -84,3 +84,66 @@ def test_policy_parsing():
     for bad in ("0%", "80%", "lots", "0+1", "4+9"):
         with pytest.raises(ValueError):
             par.parse_policy(bad)
+
+
+def test_m_parity_shares_rebuild_m_lost_shares_of_a_group():
+    """With 32+2 a group loses two shares (or one, and its first parity share) and is rebuilt
+    from the second parity share: the code numbers each parity share in its group."""
+    data = bytes((i * 13) % 251 for i in range(40 * 4096))  # 40 shares, 2 groups of 20
+    parity = par.decode_parity(par.encode_parity("data/00/x", data, par.ParityPolicy(32, 2)), "v")
+    assert (parity.groups, len(parity.parity_shares)) == (2, 4)
+    damaged = bytearray(data)
+    for share in (0, 2):  # both in group 0
+        damaged[share * 4096 + 7] ^= 0x01
+    assert parity.damaged_shares(bytes(damaged)) == [0, 2]
+    assert par.rebuild(parity, bytes(damaged)) == data
+    one = bytearray(data)
+    one[4096 + 9] ^= 0x01  # share 1, group 1, whose first parity share is damaged too
+    shares = [bytes(s) for s in parity.parity_shares]
+    shares[2] = bytes(len(shares[2]))
+    hurt = par.Parity(**{**parity.__dict__, "parity_shares": [memoryview(s) for s in shares]})
+    assert hurt.damaged_parity_shares() == [2]
+    assert par.rebuild(hurt, bytes(one)) == data
+    shares[3] = bytes(len(shares[3]))  # and its second: nothing left to rebuild share 1 with
+    worse = par.Parity(**{**parity.__dict__, "parity_shares": [memoryview(s) for s in shares]})
+    with pytest.raises(CorruptFileError, match="1 damaged share"):
+        par.rebuild(worse, bytes(one))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b[:-1], "truncated parity object"),
+        (lambda b: b[:20], "truncated parity object"),
+        (lambda b: b[: par._HEAD.size], "truncated parity object"),
+        (lambda b: b"SBXs" + b[4:], "not a parity object"),
+        (lambda b: b[:9] + (0).to_bytes(2, "big") + b[11:], "out of range"),
+        (lambda b: b[:11] + (9).to_bytes(2, "big") + b[13:], "out of range"),
+        (lambda b: b[:5] + (4097).to_bytes(4, "big") + b[9:], "out of range"),
+        (lambda b: b[:5] + (4000).to_bytes(4, "big") + b[9:], "out of range"),
+    ],
+)
+def test_malformed_parity_objects_are_refused_by_name(change, message):
+    blob = par.encode_parity(THREE_NAME, THREE_SHARES)
+    with pytest.raises(CorruptFileError, match=message) as caught:
+        par.decode_parity(change(blob), "parity/x")
+    assert str(caught.value).startswith("parity/x: ")
+
+
+def test_policy_bounds():
+    assert par.ParityPolicy(128, 8).label == "6.25%"
+    assert par.ParityPolicy(1, 2).m == 2  # a copy-like policy for one-share objects
+    for k, m, copies in (
+        (0, 1, 1),
+        (129, 1, 1),
+        (16, 0, 1),
+        (16, 9, 1),
+        (4, 5, 1),
+        (16, 1, 0),
+        (16, 1, 5),
+    ):
+        with pytest.raises(ValueError):
+            par.ParityPolicy(k, m, copies)
+    assert par.parse_policy("OFF") is None and par.parse_policy(" 5% ") == par.ParityPolicy(20, 1)
+    assert par.parse_policy("50%") == par.ParityPolicy(2, 1)
+    assert par.parse_policy("1%") == par.ParityPolicy(100, 1)
