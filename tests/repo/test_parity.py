@@ -305,3 +305,43 @@ def test_an_object_the_destination_fails_to_hand_over_is_not_judged(stored):
     with pytest.raises(DestinationError):
         scrub(Flaky(open_backend(env.url)), repair=True)
     assert _files(root) == pristine
+
+
+def test_critical_objects_keep_two_parity_shares_in_two_objects(stored):
+    _env, _src, _root, pristine = stored
+    for name in (n for n in pristine if _kind(n) in ("config", "keys", "datakeys")):
+        if name.startswith("parity/"):
+            continue
+        for parity_name in parity_names(name):
+            parity = par.decode_parity(pristine[parity_name], parity_name)
+            assert parity.m == 2 and parity.k == par.DEFAULT_POLICY.k, parity_name
+
+
+def test_objects_not_named_by_content_are_rebuilt_only_from_rot_like_damage(tmp_path):
+    """A recordings batch is named by its sequence number: its parity could describe other
+    content, so a rebuild must differ from what is stored the way rot does."""
+    from sealbox.repo.heal import ParityBackend
+
+    backend = ParityBackend(open_backend(f"file://{tmp_path}/repo"))
+    name = "recordings/batch-000000000001"
+    batch = bytes((i * 31) % 253 for i in range(5 * 4096 + 123))
+    backend.put(name, batch)
+    path = tmp_path / "repo" / name
+    for start, end in ((0, 1), (4000, 8000), (len(batch) - 5000, len(batch) - 905)):
+        damaged = bytearray(batch)
+        damaged[start:end] = bytes(b ^ 0xFF for b in damaged[start:end])
+        path.write_bytes(bytes(damaged))
+        assert assess(backend, name, repair=True).state == "repaired", (start, end)
+        assert path.read_bytes() == batch
+    path.write_bytes(batch[:-3000])  # cut short (two shares gone, one per group)
+    assert assess(backend, name, repair=True).state == "repaired"
+    other = bytearray(batch)
+    other[10] ^= 0xFF
+    other[3 * 4096] ^= 0xFF  # two changes 12 KiB apart: other content, not one region of rot
+    (tmp_path / "repo" / "parity" / name).write_bytes(par.encode_parity(name, bytes(other)))
+    damaged = bytearray(batch)
+    damaged[10] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    verdict = assess(backend, name, repair=True)
+    assert verdict.state == "lost" and "other content" in verdict.reason
+    assert path.read_bytes() == bytes(damaged)
