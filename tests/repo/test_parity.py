@@ -100,6 +100,8 @@ def test_fault_campaign_detects_and_repairs_every_single_fault(stored, tmp_path)
         )
         target = name.removeprefix("parity/").removesuffix(".1")
         before = assess(backend, target)
+        found = scrub(backend).verdicts  # the whole scan finds it, and nothing else
+        assert [(v.name, v.state) for v in found] == [(target, before.state)], what
         if name.startswith("parity/"):
             assert before.state == "intact" and before.parity == "damaged", what
             outcomes["parity"] += 1
