@@ -102,6 +102,7 @@ bench-repo: $(VENV)/.installed-dev
 	$(BIN)/python bench/repo_bench.py
 
 bench-parity: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
 	$(BIN)/python bench/parity_bench.py --repo $(ARGS)
 
 # A million files by default (generated once under bench/results/scale); ARGS="--files 100000".

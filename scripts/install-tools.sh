@@ -16,6 +16,7 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)  # builds the browser opene
 if [ "${1:-}" = "--bench" ]; then
     command -v restic >/dev/null 2>&1 || need+=(restic)
     command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+    command -v par2 >/dev/null 2>&1 || need+=(par2)  # bench/parity_bench.py's comparison
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
