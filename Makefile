@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit coverage mutate mutate-sample tools docs opener opener-deps bench bench-repo bench-scale bench-system bench-recordings bench-destinations bench-copy clean
+.PHONY: demo test lint typecheck unit coverage mutate mutate-sample tools docs opener opener-deps bench bench-repo bench-parity bench-scale bench-system bench-recordings bench-destinations bench-copy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,10 @@ bench-copy: $(VENV)/.installed-dev
 bench-repo: $(VENV)/.installed-dev
 	@scripts/install-tools.sh --bench
 	$(BIN)/python bench/repo_bench.py
+
+bench-parity: $(VENV)/.installed-dev
+	@scripts/install-tools.sh --bench
+	$(BIN)/python bench/parity_bench.py --repo $(ARGS)
 
 # A million files by default (generated once under bench/results/scale); ARGS="--files 100000".
 bench-scale: $(VENV)/.installed-dev

@@ -22,6 +22,7 @@ command -v smbnetfs >/dev/null 2>&1 || need+=(smbnetfs)
 if [ "${1:-}" = "--bench" ]; then
     command -v restic >/dev/null 2>&1 || need+=(restic)
     command -v borg >/dev/null 2>&1 || need+=(borgbackup)
+    command -v par2 >/dev/null 2>&1 || need+=(par2)  # bench/parity_bench.py's comparison
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

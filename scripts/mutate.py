@@ -58,6 +58,13 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/adversarial/test_hostile_storage.py",
         ],
     ),
+    "parity": (
+        ["repo/parity.py", "repo/heal.py"],
+        [
+            "tests/unit/test_parity_vectors.py",
+            "tests/repo/test_parity.py",
+        ],
+    ),
     "restore": (
         ["repo/restore.py", "repo/dirfd.py"],
         [

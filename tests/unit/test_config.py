@@ -143,3 +143,25 @@ def test_cluster_settings_are_checked_with_one_line_each(cluster, key, problem):
     assert len(problems) == 1, problems
     where, message = problems[0]
     assert where == key and problem in message and "\n" not in message, problems
+
+
+@pytest.mark.parametrize("value", ["6.25%", "10%", "32+2", "off"])
+def test_repository_parity_accepts_what_the_engine_reads(value):
+    from sealbox.config.models import RepositoryConfig
+    from sealbox.repo.parity import parse_policy
+
+    assert RepositoryConfig(parity=value).parity == value
+    parse_policy(value)
+
+
+@pytest.mark.parametrize("value", ["0%", "60%", "4+9", "2+3", "lots", "129+1"])
+def test_repository_parity_refuses_what_the_engine_would(value):
+    from pydantic import ValidationError
+
+    from sealbox.config.models import RepositoryConfig
+    from sealbox.repo.parity import parse_policy
+
+    with pytest.raises(ValidationError):
+        RepositoryConfig(parity=value)
+    with pytest.raises(ValueError):
+        parse_policy(value)

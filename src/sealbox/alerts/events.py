@@ -183,6 +183,44 @@ CATALOGUE: dict[str, EventType] = {
             "Run `sealbox check` by hand; do not prune; compare with another copy.",
         ),
         EventType(
+            410,
+            "scrub.clean",
+            "info",
+            "scrub of {destination}: {checked} objects verified against their names and parity,"
+            " nothing damaged",
+            ("destination", "checked", "duration_s"),
+            "Nothing to do.",
+        ),
+        EventType(
+            411,
+            "scrub.damage_found",
+            "warning",
+            "{destination}: {damaged} damaged object(s), {repairable} repairable from parity,"
+            " {lost} lost",
+            ("destination", "damaged", "repairable", "lost", "parity_damaged", "objects"),
+            "Run `sealbox check --repair` (appliance) or `sealbox agent scrub` (storage"
+            " host); look at the disk's health (SMART, the filesystem's own scrub).",
+        ),
+        EventType(
+            412,
+            "repair.succeeded",
+            "notice",
+            "{destination}: {repaired} object(s) repaired from parity, {parity_rewritten} parity"
+            " object(s) rewritten",
+            ("destination", "repaired", "parity_rewritten", "objects"),
+            "The objects were rebuilt and verified against their names; look at the disk's"
+            " health, since rot that parity healed may be the first sign of a failing disk.",
+        ),
+        EventType(
+            413,
+            "repair.lost",
+            "critical",
+            "{destination}: {lost} object(s) damaged beyond what parity repairs: {objects}",
+            ("destination", "lost", "objects", "reason"),
+            "Run `sealbox check` to see which snapshots and files need them; restore them from"
+            " another copy (`[[copies]]`) or take a new backup; do not prune until then.",
+        ),
+        EventType(
             401,
             "recordings.tampering_detected",
             "critical",

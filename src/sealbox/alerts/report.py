@@ -24,6 +24,7 @@ from sealbox.errors import (
 )
 from sealbox.keys.store import Keystore
 from sealbox.repo.drills import DrillReceipt
+from sealbox.repo.heal import HealReport
 from sealbox.schedule import interval
 from sealbox.state.files import read_json
 from sealbox.util.redact import mask_url
@@ -37,10 +38,12 @@ __all__ = [
     "check_overdue",
     "check_proven",
     "drill_result",
+    "heal_events",
     "health_checks",
     "integrity_failed",
     "job_killed",
     "probe_outcome",
+    "repair_outcome",
     "restore_run",
 ]
 
@@ -251,6 +254,68 @@ def integrity_failed(config: Config, destination: str, reason: str, tampering: b
     with _never_fails(name):
         notifier = Notifier(config)
         notifier.send(notifier.event(name, destination=destination, reason=reason))
+
+
+def heal_events(
+    destination: str, report: HealReport, repaired: bool, duration_s: float | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events a scrub or repair makes (name, fields): repair.succeeded and repair.lost after
+    a repair, scrub.damage_found or scrub.clean after a plain scrub."""
+
+    def names(verdicts: list[Any]) -> str:
+        listed = [v.name for v in verdicts]
+        return ", ".join(listed[:10]) + (f" (+{len(listed) - 10} more)" if len(listed) > 10 else "")
+
+    lost = report.of("lost")
+    events: list[tuple[str, dict[str, Any]]] = []
+    if repaired:
+        fixed, rewritten = report.of("repaired"), report.parity("rewritten")
+        if fixed or rewritten:
+            events.append(
+                (
+                    "repair.succeeded",
+                    {
+                        "destination": destination,
+                        "repaired": len(fixed),
+                        "parity_rewritten": len(rewritten),
+                        "objects": names(fixed + [v for v in rewritten if v not in fixed]),
+                    },
+                )
+            )
+    damaged = report.of("repairable", "lost") + [
+        v for v in report.parity("damaged") if v.state == "intact"
+    ]
+    if lost:
+        reason = "; ".join(f"{v.name}: {v.reason}" for v in lost[:3])
+        fields = {"destination": destination, "lost": len(lost), "objects": names(lost)}
+        events.append(("repair.lost", fields | {"reason": reason}))
+    elif not repaired and damaged:
+        events.append(
+            (
+                "scrub.damage_found",
+                {
+                    "destination": destination,
+                    "damaged": len(damaged),
+                    "repairable": len(report.of("repairable")),
+                    "lost": len(lost),
+                    "parity_damaged": len(report.parity("damaged")),
+                    "objects": names(damaged),
+                },
+            )
+        )
+    if not events and not damaged:
+        fields = {"destination": destination, "checked": report.checked}
+        events.append(("scrub.clean", fields | {"duration_s": duration_s}))
+    return events
+
+
+def repair_outcome(config: Config, destination: str, report: HealReport, repaired: bool) -> None:
+    """A repair's events (repair.succeeded, repair.lost); a clean repair alerts nothing."""
+    with _never_fails(f"the repair of {destination}"):
+        notifier = Notifier(config)
+        for name, fields in heal_events(destination, report, repaired):
+            if name != "scrub.clean":
+                notifier.send(notifier.event(name, **fields))
 
 
 def breakglass_used(config: Config, **fields: Any) -> bool:

@@ -304,9 +304,16 @@ class LocalBackend:
             parts.append(more)
         return b"".join(parts)
 
+    def _forget_fd(self, name: str) -> None:
+        with self._fd_lock:
+            fd = self._fds.pop(name, None)
+        if fd is not None:
+            _close(fd)
+
     def _pread(self, name: str, offset: int, length: int) -> bytes:
         """Range reads of packs through a few cached descriptors: a restore reads thousands of
-        blobs from the same packs. Only content-named objects are cached (they never change)."""
+        blobs from the same packs. Only content-named objects are cached: they change only when a
+        repair replaces a damaged one, through ``put``, which drops the descriptor."""
         with self._fd_lock:
             fd = self._fds.pop(name, None)
             if fd is None:
@@ -343,6 +350,7 @@ class LocalBackend:
                 os.unlink(tmp, dir_fd=parent)
             else:  # rename replaces a planted symlink itself, never what it points to
                 os.replace(tmp, last, src_dir_fd=parent, dst_dir_fd=parent)
+                self._forget_fd(name)  # a repair replaces a damaged pack: read the new one
             with self._dirty_lock:
                 self._dirty.add("/".join(parents))  # fsynced by flush(): once per directory
         except OSError as exc:
@@ -385,6 +393,7 @@ class LocalBackend:
             return
         except OSError as exc:
             raise self._fail(f"delete {name}", exc) from exc
+        self._forget_fd(name)
         try:
             os.unlink(last, dir_fd=parent)  # a planted symlink is removed itself, not its target
         except FileNotFoundError:

@@ -1,16 +1,24 @@
-"""``sealbox agent serve | token create | token list | token revoke`` (on the storage server)."""
+"""``sealbox agent serve | scrub | token create | token list | token revoke`` (on the storage
+server)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from sealbox.agent.app import build_app
+from sealbox.agent.scrub import scrub_root
 from sealbox.agent.tokens import TokenStore
 from sealbox.agent.upload import UploadRules
+from sealbox.alerts.events import make_event
+from sealbox.alerts.notifier import Notifier
+from sealbox.alerts.report import heal_events
 from sealbox.cli.common import console, json_option, print_json
-from sealbox.errors import ConfigError
+from sealbox.cli.repo_cmd import print_heal_report
+from sealbox.config.load import load_config
+from sealbox.errors import ConfigError, IntegrityError
 from sealbox.util.httpserve import Limits, server_config, tls_context
 from sealbox.util.netaddr import loopback_host
 
@@ -140,6 +148,58 @@ def serve(
         h11_max_incomplete_event_size=64 * 1024,
     )
     uvicorn.Server(config).run()
+
+
+@group.command("scrub")
+@root_option
+@click.option("--dry-run", is_flag=True, help="Verify only: name what is repairable and lost.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A Sealbox config whose [alerts] channels receive the scrub.* and repair.* events"
+    " ([appliance] name names this host).",
+)
+@json_option
+def scrub(root: Path, dry_run: bool, config_path: Path | None, as_json: bool) -> None:
+    """Verify every repository below ROOT against its names and parity and repair what parity
+    allows, without any key; exits 5 when anything is lost or left damaged."""
+    config = None
+    if config_path is not None:
+        config = load_config(config_path)
+    host = config.appliance.name if config else "agent"
+    results, failed = [], []
+    for done in scrub_root(root, repair=not dry_run):
+        where = str(done.path)
+        events = [
+            make_event(name, host, **fields)
+            for name, fields in heal_events(where, done.report, not dry_run, round(done.seconds, 3))
+        ]
+        if config is not None:
+            _send(config, events)
+        if not done.report.ok:
+            failed.append(where)
+        results.append({"repository": where, **done.report.to_dict(), "events": events})
+        if not as_json:
+            print_heal_report(done.report, prefix=f"{where}: ")
+            for event in events:
+                console.print(
+                    f"{where}: {event.name} ({event.severity}): {event.message}", markup=False
+                )
+    if as_json:
+        for result in results:
+            result["events"] = [e.to_dict() for e in result["events"]]
+        print_json({"root": str(root), "repositories": results})
+    elif not results:
+        console.print(f"no repository below {root}", markup=False)
+    if failed:
+        raise IntegrityError(f"scrub: {', '.join(failed)}: damage left (see above)")
+
+
+def _send(config: Any, events: list[Any]) -> None:
+    notifier = Notifier(config)
+    for event in events:
+        notifier.send(event)  # a channel's failure is logged and queued, never raised
 
 
 @group.group("token")

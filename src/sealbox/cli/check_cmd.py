@@ -1,4 +1,4 @@
-"""``sealbox check [--read-data (--identity F | --share F ...)] [--destination NAME]``"""
+"""``sealbox check [--read-data (--identity F | --share F ...)] [--destination NAME] [--repair]``"""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import click
 from sealbox.cli.common import config_option, json_option, load, print_json
 from sealbox.cli.keyed import KeyArgs, key_options
 from sealbox.cli.progress import check_progress
-from sealbox.cli.repo_cmd import print_check_report, read_data_fraction
+from sealbox.cli.repo_cmd import (
+    print_check_report,
+    print_heal_report,
+    read_data_fraction,
+    repair_option,
+)
 from sealbox.errors import IntegrityError
 from sealbox.usecases import check
 
@@ -22,6 +27,7 @@ from sealbox.usecases import check
 @click.option(
     "--destination", help="Only this destination (default: those of [system] and [recordings])."
 )
+@repair_option
 @key_options
 @config_option
 @json_option
@@ -31,6 +37,7 @@ def command(
     read_data: bool,
     read_data_subset: str | None,
     destination: str | None,
+    repair: bool,
     key: KeyArgs,
     config_path: Path | None,
     as_json: bool,
@@ -47,11 +54,14 @@ def command(
         read_data,
         subset,
         progress=lambda repo, reading: check_progress(repo, reading, not as_json),
+        repair=repair,
     )
     if as_json:
         print_json({name: report.to_dict() for name, report in reports.items()})
     else:
         for name, report in reports.items():
+            if report.repair is not None:
+                print_heal_report(report.repair, prefix=f"{name}: ")
             print_check_report(report, read_data, prefix=f"{name}: ")
     failed = [n for n, r in reports.items() if not r.ok]
     if failed:

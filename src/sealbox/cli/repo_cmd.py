@@ -24,8 +24,10 @@ from sealbox.repo.backup import run_backup
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.check import run_check
 from sealbox.repo.forget import decide, forget_snapshots, prune
+from sealbox.repo.heal import HealReport, refuse_if_damaged_root, scrub
 from sealbox.repo.holds import held_snapshots
 from sealbox.repo.locks import Lock, reading_lock
+from sealbox.repo.parity import ParityPolicy, parse_policy
 from sealbox.repo.repository import Rejected, Repository, default_state_dir
 from sealbox.repo.restore import RestoreOptions, plan_restore, run_restore
 from sealbox.usecases.forget import session_snapshots
@@ -69,16 +71,36 @@ def group(ctx: click.Context, state_dir: Path | None) -> None:
     ctx.obj = {"state_dir": state_dir}
 
 
+def parity_of(value: str) -> ParityPolicy | None:
+    try:
+        return parse_policy(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--parity") from None
+
+
+parity_option = click.option(
+    "--parity",
+    default="6.25%",
+    show_default=True,
+    help="Parity written beside each object (N%, K+M or off; format.md 9a).",
+)
+
+
 @group.command("init")
 @repo_argument
 @click.option(
     "--recipient", "recipients", multiple=True, required=True, help="age1... (repeat for several)."
 )
+@parity_option
 @json_option
 @click.pass_context
-def init(ctx: click.Context, repo: str, recipients: tuple[str, ...], as_json: bool) -> None:
+def init(
+    ctx: click.Context, repo: str, recipients: tuple[str, ...], parity: str, as_json: bool
+) -> None:
     """Create a repository sealed to the recipients."""
-    repository = Repository.init(open_backend(repo), list(recipients), state_dir(ctx))
+    repository = Repository.init(
+        open_backend(repo), list(recipients), state_dir(ctx), parity=parity_of(parity)
+    )
     if as_json:
         print_json({"id": repository.config.id, "url": repository.backend.display})
     else:
@@ -95,6 +117,7 @@ def init(ctx: click.Context, repo: str, recipients: tuple[str, ...], as_json: bo
     "--exclude", "excludes", multiple=True, help="Glob of names or paths to leave out (repeatable)."
 )
 @click.option("--tag", "tags", multiple=True, help="Tag the snapshot (repeatable).")
+@parity_option
 @json_option
 @click.pass_context
 def backup(
@@ -103,11 +126,14 @@ def backup(
     paths: tuple[Path, ...],
     excludes: tuple[str, ...],
     tags: tuple[str, ...],
+    parity: str,
     as_json: bool,
 ) -> None:
     """Back up PATHS into a new snapshot."""
 
+    policy = parity_of(parity)
     repository = Repository.open_writer(open_backend(repo), state_dir(ctx))
+    repository.backend.policy = policy
     with backup_progress("backup", not as_json) as progress:
         result = run_backup(
             repository,
@@ -376,10 +402,42 @@ def print_check_report(report: CheckReport, read_data: bool, prefix: str = "") -
     )
 
 
+def print_heal_report(report: HealReport, prefix: str = "") -> None:
+    """What a repair did, object by object, then one line of counts."""
+    for verdict in report.of("repaired"):
+        console.print(f"{prefix}repaired {verdict.name} (from its parity, verified)", markup=False)
+    for verdict in report.parity("rewritten"):
+        console.print(f"{prefix}parity of {verdict.name} rewritten", markup=False)
+    for verdict in report.of("repairable"):
+        why = f" ({verdict.reason})" if verdict.reason else ""
+        console.print(f"{prefix}{verdict.name}: damaged, repairable{why}", markup=False)
+    for verdict in report.parity("damaged"):
+        if verdict.state == "intact":
+            console.print(
+                f"{prefix}parity of {verdict.name}: damaged (object intact)", markup=False
+            )
+    for verdict in report.of("lost"):
+        console.print(f"{prefix}LOST {verdict.name}: {verdict.reason}", markup=False)
+    console.print(
+        f"{prefix}repair: {report.checked} objects checked, {len(report.of('repaired'))} repaired,"
+        f" {len(report.of('repairable'))} repairable, {len(report.parity('rewritten'))} parity"
+        f" rewritten, {len(report.of('lost'))} lost",
+        markup=False,
+    )
+
+
+repair_option = click.option(
+    "--repair",
+    is_flag=True,
+    help="First repair what parity allows (no key needed), then check.",
+)
+
+
 @group.command("check")
 @repo_argument
 @click.option("--read-data", is_flag=True, help="Decrypt and verify every blob (needs the key).")
 @click.option("--read-data-subset", help="Like --read-data on a random N% of the packs, e.g. 10%.")
+@repair_option
 @key_options
 @json_option
 @click.pass_context
@@ -388,6 +446,7 @@ def check(
     repo: str,
     read_data: bool,
     read_data_subset: str | None,
+    repair: bool,
     key: KeyArgs,
     as_json: bool,
 ) -> None:
@@ -395,7 +454,18 @@ def check(
 
     subset = read_data_fraction(read_data_subset)
     read_data = read_data or subset is not None
+    healed = None
+    if repair:  # before opening: a damaged key object or config is repaired first
+        backend = open_backend(repo)
+        with Lock(
+            backend, exclusive=False, purpose="repair"
+        ):  # prune waits: no repair of the deleted
+            healed = scrub(backend, repair=True)
+        if not as_json:
+            print_heal_report(healed)
     unlocked = key.unlock(required=read_data)
+    if not repair:
+        refuse_if_damaged_root(open_backend(repo))
     if unlocked is not None:
         repository = open_for_reading(repo, key, unlocked, state_dir(ctx))
     else:
@@ -411,6 +481,7 @@ def check(
             repository, reader=reader, read_data=read_data, subset=subset, progress=bar
         )
     if as_json:
+        report.repair = healed
         print_json(report.to_dict())
     else:
         print_check_report(report, read_data)

@@ -798,6 +798,45 @@ class AlertsConfig(_Model):
         return found
 
 
+_PARITY = re.compile(
+    r"^(off|(?P<percent>[0-9]{1,2}(\.[0-9]+)?)%|(?P<k>[0-9]{1,3})\+(?P<m>[0-9]))\Z"
+)
+
+
+def _check_parity(value: str) -> str:
+    """The shape of a parity policy (repo.parity.parse_policy reads it; config cannot import the
+    repository engine, its sibling): off, 1%-50%, or K+M with 1 <= M <= min(K, 8), K <= 128."""
+    match = _PARITY.match(value.strip())
+    ok = match is not None
+    if match and match["percent"]:
+        ok = 1 <= float(match["percent"]) <= 50
+    elif match and match["k"]:
+        k, m = int(match["k"]), int(match["m"])
+        ok = 1 <= m <= min(k, 8) and k <= 128
+    if not ok:
+        raise ValueError(
+            f"parity {value!r}: use a percentage from 1% to 50%, K+M like 32+2, or off"
+        )
+    return value
+
+
+class RepositoryConfig(_Model):
+    """How the product's repositories store what they hold."""
+
+    parity: str = Field(
+        default="6.25%",
+        description=(
+            "Parity stored beside every repository object, so rot is repaired without any key"
+            " (`check --repair`, `agent scrub`): a percentage (one parity share per 100/N data"
+            " shares of 4 KiB), K+M (M parity shares per K), or off. Any single damaged 4 KiB"
+            " region of an object is repairable at any setting."
+        ),
+        examples=["6.25%"],
+    )
+
+    _parity = field_validator("parity")(_check_parity)
+
+
 class ProbesConfig(_Model):
     schedule: str = Field(
         default="*/5 * * * *",
@@ -1021,6 +1060,9 @@ class Config(_Model):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig, description="The daemon.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert channels.")
     probes: ProbesConfig = Field(default_factory=ProbesConfig, description="Destination probes.")
+    repository: RepositoryConfig = Field(
+        default_factory=RepositoryConfig, description="The product's repositories."
+    )
     copies: list[CopyConfig] = Field(
         default_factory=list,
         description="Copies of backups to second destinations.",

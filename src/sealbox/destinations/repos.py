@@ -19,6 +19,7 @@ from sealbox.destinations.placement import check_destination
 from sealbox.destinations.recipients import repository_recipients_for
 from sealbox.errors import ConfigError, NotFoundError
 from sealbox.keys.store import Keystore
+from sealbox.repo.parity import ParityPolicy, parse_policy
 from sealbox.repo.repository import Repository, Snapshot
 from sealbox.schedule import parse_duration
 from sealbox.state.files import read_json, write_json
@@ -27,6 +28,7 @@ __all__ = [
     "destination_backend",
     "destination_of",
     "open_product_repo",
+    "parity_policy",
     "remember_keys",
     "repo_url",
     "reusable_keys",
@@ -72,6 +74,14 @@ def destination_of(config: Config, section: str, override: str | None) -> str:
     return name
 
 
+def parity_policy(config: Config) -> ParityPolicy | None:
+    """``[repository] parity`` (format.md §9a); the config model checked its shape."""
+    try:
+        return parse_policy(config.repository.parity)
+    except ValueError as exc:
+        raise ConfigError(f"repository.parity: {exc}") from exc
+
+
 def open_product_repo(
     config: Config, destination: str, appliance_paths: list[Path], create: bool = True
 ) -> tuple[Repository, list[str]]:
@@ -92,8 +102,9 @@ def open_product_repo(
         if not create:
             raise
         recipients = [k["recipient"] for k in repository_recipients_for(config, Keystore(state))]
-        Repository.init(backend, recipients, state)
+        Repository.init(backend, recipients, state, parity=parity_policy(config))
     repo = Repository.open_writer(backend, state)
+    repo.backend.policy = parity_policy(config)
     if create:
         sweep_temporaries(backend)  # what an interrupted run left (a writing run: once, first)
         recipients = [k["recipient"] for k in repository_recipients_for(config, Keystore(state))]

@@ -17,6 +17,7 @@ from sealbox.backends.base import read_bounded
 from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
 from sealbox.repo.blobs import BlobReader
+from sealbox.repo.heal import HealReport, survey
 from sealbox.repo.repository import Index, Repository, Snapshot, pack_path
 from sealbox.repo.tree import decode_tree, node_name
 
@@ -33,6 +34,9 @@ class CheckReport:
     damaged_packs: set[str] = field(default_factory=set)
     damaged_blobs: set[bytes] = field(default_factory=set)
     affected_snapshots: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> files
+    damaged_objects: set[str] = field(default_factory=set)  # full names, missing ones too
+    parity: HealReport = field(default_factory=HealReport)  # repairable or lost, parity health
+    repair: HealReport | None = None  # what --repair did before the check, when asked
 
     @property
     def ok(self) -> bool:
@@ -48,7 +52,11 @@ class CheckReport:
             "errors": self.errors,
             "damaged_packs": sorted(self.damaged_packs),
             "affected_snapshots": {k: v for k, v in sorted(self.affected_snapshots.items())},
-        }
+            "damaged_objects": {
+                v.name: v.state for v in self.parity.verdicts if v.state != "intact"
+            },
+            "parity": self.parity.to_dict(),
+        } | ({"repair": self.repair.to_dict()} if self.repair is not None else {})
 
 
 def _check_named(repo: Repository, prefix: str, report: CheckReport) -> None:
@@ -61,6 +69,7 @@ def _check_named(repo: Repository, prefix: str, report: CheckReport) -> None:
             continue
         if fmt.content_name(data) != name:
             report.errors.append(f"{info.name}: damaged (content does not match its name)")
+            report.damaged_objects.add(info.name)
             if prefix == "data/":
                 report.damaged_packs.add(name)
 
@@ -71,6 +80,7 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
         if pack not in present:
             report.errors.append(f"{pack_path(pack)}: missing (the index names it)")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(pack_path(pack))
     names = sorted(present)
     if subset is not None:
         names = random.sample(names, max(1, round(len(names) * subset))) if names else []
@@ -82,10 +92,12 @@ def _check_packs(repo: Repository, index: Index, report: CheckReport, subset: fl
         except SealboxError as exc:
             report.errors.append(f"{where}: unreadable: {exc}")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(where)
             continue
         if fmt.content_name(data) != pack:
             report.errors.append(f"{where}: damaged (content does not match its name)")
             report.damaged_packs.add(pack)
+            report.damaged_objects.add(where)
             continue
         if pack not in index.packs:
             report.notes.append(
@@ -221,4 +233,41 @@ def run_check(
             report.affected_snapshots[snapshot.id] = _affected(
                 reader if read_data else None, snapshot, hit, report
             )
+    _check_parity(repo, report)
     return report
+
+
+def _check_parity(repo: Repository, report: CheckReport) -> None:
+    """Each damaged object named repairable or lost; damaged parity is an error (rot at the
+    destination, though nothing is lost yet), missing parity a note (--repair writes both)."""
+    report.parity = survey(repo.backend, report.damaged_objects)
+    for verdict in report.parity.verdicts:
+        if verdict.state == "repairable":
+            report.errors.append(f"{verdict.name}: repairable from its parity (check --repair)")
+        elif verdict.state == "lost":
+            report.errors.append(
+                f"{verdict.name}: lost, parity cannot repair it ({verdict.reason})"
+            )
+        elif verdict.parity == "damaged":
+            report.errors.append(
+                f"parity/{verdict.name}: damaged (the object is intact; check --repair rewrites it)"
+            )
+        elif verdict.state == "orphan" and verdict.name in report.damaged_objects:
+            report.errors.append(
+                f"{verdict.name}: lost (missing; only its parity is left, and parity does not"
+                " rebuild a whole missing object of this kind, which forget or prune may remove)"
+            )
+        elif verdict.state == "orphan":
+            report.notes.append(
+                f"parity/{verdict.name}: left without its object (a removal or a loss; check"
+                " --repair removes it)"
+            )
+    missing = [v.name for v in report.parity.parity("missing") if v.state == "intact"]
+    if missing:  # one note: a repository made before parity has it for every object
+        shown = ", ".join(missing[:5]) + (
+            f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        )
+        report.notes.append(
+            f"{len(missing)} object(s) without parity, written by an older Sealbox, with"
+            f" parity off, or by an interrupted run (check --repair writes it): {shown}"
+        )

@@ -31,8 +31,10 @@ from sealbox.errors import (
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
 from sealbox.repo.format import FORMAT_VERSION
+from sealbox.repo.heal import ParityBackend
 from sealbox.repo.index import IdSet, Index
 from sealbox.repo.keys import DataKey, WriterSecrets, load_writer_identity, new_writer_identity
+from sealbox.repo.parity import DEFAULT_POLICY, ParityPolicy
 
 __all__ = [
     "DEFAULT_CHUNKER",
@@ -264,7 +266,9 @@ class Repository:
         trust: Trust,
         state_dir: Path | None = None,
     ) -> None:
-        self.backend, self.config, self.keys, self.trust = backend, config, keys, trust
+        # Every object it stores gets its parity (format.md §9a); set ``self.backend.policy``.
+        self.backend = backend if isinstance(backend, ParityBackend) else ParityBackend(backend)
+        self.config, self.keys, self.trust = config, keys, trust
         # Who new data keys are sealed to: the repository's recipients, or (for the product's
         # repositories) the current master key and operator keys, which a new ceremony changes.
         self.data_recipients: list[str] = list(config.recipients)
@@ -295,7 +299,10 @@ class Repository:
         recipients: list[str],
         state_dir: Path,
         chunker: dict[str, int] | None = None,
+        parity: ParityPolicy | None = DEFAULT_POLICY,
     ) -> Repository:
+        backend = backend if isinstance(backend, ParityBackend) else ParityBackend(backend)
+        backend.policy = parity
         try:
             backend.stat("config")
         except NotFoundError:
@@ -390,8 +397,14 @@ class Repository:
                 continue
             found = keys
         if found is None:
+            damaged = [n for n in notes if "damaged" in n]
+            hint = (
+                f" ({'; '.join(damaged)}: `sealbox repo check --repair` repairs it from parity)"
+                if damaged
+                else ""
+            )
             raise KeyMaterialError(
-                f"{backend.display}: the key given opens none of the repository's keys"
+                f"{backend.display}: the key given opens none of the repository's keys{hint}"
             ) from last
         repo = cls(backend, config, found, trust)
         repo.config_verified, repo.notes = verified, notes

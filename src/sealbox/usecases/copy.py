@@ -26,7 +26,7 @@ from sealbox.backends.base import Backend, read_bounded, sweep_temporaries
 from sealbox.breakglass import changes, opener_html, package
 from sealbox.breakglass.opener import MAX_BACKUP, MAX_MANIFEST, MAX_SIGNATURE
 from sealbox.config.models import Config, CopyConfig
-from sealbox.destinations.repos import destination_backend, open_product_repo
+from sealbox.destinations.repos import destination_backend, open_product_repo, parity_policy
 from sealbox.errors import (
     ConfigError,
     CorruptFileError,
@@ -36,6 +36,7 @@ from sealbox.errors import (
 )
 from sealbox.keys.store import Keystore
 from sealbox.repo import format as fmt
+from sealbox.repo.heal import ParityBackend
 from sealbox.state.files import read_json, write_json
 from sealbox.usecases.holds import sync_legal_holds
 from sealbox.usecases.secrets_backup import SIDE_SUFFIXES, list_backups
@@ -216,7 +217,8 @@ def _copy_repository(
     config: Config, copy: CopyConfig, result: CopyResult, limit: RateLimit
 ) -> None:
     source_backend = destination_backend(config, copy.from_, repo=True)
-    target = destination_backend(config, copy.to, repo=True)
+    # the copy keeps parity beside every object too (format.md §9a), computed afresh
+    target = ParityBackend(destination_backend(config, copy.to, repo=True), parity_policy(config))
     have = _existing(target, destination_backend(config, copy.to))
     sweep_temporaries(target)  # what an interrupted copy left
     lock = threading.Lock()
