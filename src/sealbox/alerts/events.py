@@ -370,6 +370,8 @@ _ECS_FAMILY: dict[str, tuple[str, str]] = {
     "breakglass": ("iam", "access"),
     "notify": ("configuration", "info"),
     "cluster": ("host", "change"),
+    "scrub": ("file", "info"),
+    "repair": ("file", "change"),
 }
 
 # OCSF: class_uid and activity_id (Application category 6). Datastore Activity (6005) for what
