@@ -7,39 +7,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 
 import pytest
 
 from sealbox.demo import appliance as demo_appliance
-from tests.conftest import IN_CI
+from tests.integration.test_database_dumps import _mysql, _psql
 from tests.receivers import SyslogReceiver, parse_rfc5424
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mariadb]
-
-
-def _psql(sql: str, db: str = "postgres") -> str:
-    done = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-XtAqc", sql],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        if IN_CI:
-            raise AssertionError(done.stderr)
-        pytest.skip(f"PostgreSQL not reachable: {done.stderr.strip()}")
-    return done.stdout
-
-
-def _mysql(sql: str) -> str:
-    argv = ["mariadb", "--protocol=TCP", "-h127.0.0.1", "-uroot", "-N", "-B", "-e", sql]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        if IN_CI:
-            raise AssertionError(done.stderr)
-        pytest.skip(f"MariaDB not reachable: {done.stderr.strip()}")
-    return done.stdout
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 import time
 
 import pytest
 
 from sealbox.daemon.watch import ChangePlan, plan_run
-from tests.conftest import IN_CI
 from tests.daemons import DaemonProcess, daemon_config
+from tests.integration.test_database_dumps import _mysql
 from tests.servers import free_port
 
 
@@ -25,16 +24,6 @@ def test_plan_waits_for_a_quiet_poll_but_never_past_max_lag_nor_inside_min_inter
     late = ChangePlan(first_change=1000.0, last_change=1400.0)
     assert plan_run(late, None, 5, 300, 60) == 1300
     assert plan_run(late, 1280.0, 5, 300, 60) == 1340  # min_interval wins over max_lag
-
-
-def _mysql(sql: str, db: str = "") -> str:
-    argv = ["mariadb", "--protocol=TCP", "-h127.0.0.1", "-uroot", "-N", "-B", "-e", sql]
-    done = subprocess.run(argv + ([db] if db else []), capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        if IN_CI:
-            raise AssertionError(done.stderr)
-        pytest.skip(f"MariaDB not reachable: {done.stderr.strip()}")
-    return done.stdout
 
 
 @pytest.mark.mariadb

@@ -295,10 +295,11 @@ to = "vault2"
         return answer["LegalHold"]["Status"]
 
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
-    header = next(k for k in keys if k.endswith(f"snapshots/{held_id}"))
-    packs = [k for k in keys if "/data/" in k]
+    header = next(k for k in keys if k.endswith(f"repo/snapshots/{held_id}"))
+    packs = [k for k in keys if "/data/" in k and "/parity/" not in k]
     assert status(header) == "ON"
-    assert status(next(k for k in keys if k.endswith(f"snapshots/{other_id}"))) != "ON"
+    assert status(f"pam/repo/parity/snapshots/{held_id}") == "ON"  # what repairs it, too
+    assert status(next(k for k in keys if k.endswith(f"repo/snapshots/{other_id}"))) != "ON"
     assert any(status(k) == "ON" for k in packs)
 
     # A copy to a second Object Lock bucket takes the hold along, and holds the objects there.

@@ -31,6 +31,7 @@ __all__ = [
     "assess",
     "covered",
     "parity_names",
+    "parity_target",
     "refuse_if_damaged_root",
     "scrub",
     "survey",
@@ -58,6 +59,11 @@ def policy_for(name: str, base: par.ParityPolicy) -> par.ParityPolicy:
 
 def critical(name: str) -> bool:
     return name == "config" or name.startswith(_CRITICAL[1:])
+
+
+def parity_target(parity_object: str) -> str:
+    """The object a parity object (``parity/NAME`` or ``parity/NAME.N``) is the parity of."""
+    return re.sub(r"\.[0-9]+\Z", "", parity_object.removeprefix(PARITY_PREFIX))
 
 
 def parity_names(name: str, copies: int = 2) -> list[str]:
@@ -367,7 +373,7 @@ def _listing(backend: Backend) -> tuple[set[str], set[str]]:
         pass
     protected = set()
     for info in backend.list(PARITY_PREFIX):
-        target = re.sub(r"\.[0-9]+\Z", "", info.name.removeprefix(PARITY_PREFIX))
+        target = parity_target(info.name)
         if covered(target):
             protected.add(target)
     return present, protected

@@ -24,6 +24,7 @@ from sealbox.backends.base import read_bounded
 from sealbox.crypto import sshsig
 from sealbox.errors import CorruptFileError, NotFoundError, SealboxError
 from sealbox.repo import format as fmt
+from sealbox.repo.heal import PARITY_PREFIX, parity_target
 from sealbox.repo.index import Index
 from sealbox.repo.repository import Repository, Snapshot, pack_path
 
@@ -164,6 +165,10 @@ def objects_needed(repo: Repository, index: Index, snapshots: list[Snapshot]) ->
         names |= {f"datakeys/{key}" for key in snap.data_keys}
         for blob in repo.load_refs(snap.refs):  # every pack the index names for it, not the first
             names |= {pack_path(pack) for pack, _ in index.locations(blob)}
+    # And their parity (format.md §9a): what repairs them is held with them.
+    names |= {
+        info.name for info in repo.backend.list(PARITY_PREFIX) if parity_target(info.name) in names
+    }
     return names
 
 
