@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from sealbox.errors import ConfigError, SourceError
@@ -111,22 +112,25 @@ def _parent_bound() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _run(argv: list[str], who: tuple[int, int] | None, what: str, log: Path) -> None:
+def _child(who: tuple[int, int] | None, out: IO[bytes]) -> dict[str, Any]:
+    """How a server's tools and the server itself are started: as ``who`` (no supplementary
+    groups), nothing of ours in their environment, their output into the log."""
     user, group = who if who else (None, None)
+    return {
+        "stdin": subprocess.DEVNULL,
+        "stdout": out,
+        "stderr": out,
+        "env": minimal_env(),
+        "user": user,
+        "group": group,
+        "extra_groups": [] if who else None,
+    }
+
+
+def _run(argv: list[str], who: tuple[int, int] | None, what: str, log: Path) -> None:
     try:
         with open(log, "ab") as out:
-            done = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=minimal_env(),
-                user=user,
-                group=group,
-                extra_groups=[] if who else None,
-                timeout=300,
-                check=False,
-            )
+            done = subprocess.run(argv, timeout=300, check=False, **_child(who, out))
     except (OSError, subprocess.SubprocessError) as exc:
         raise SourceError(f"{what}: {exc}") from exc
     if done.returncode != 0:
@@ -153,19 +157,8 @@ def _server(
     """Run the server until the ``with`` ends; ready once its Unix socket exists (in a 0700
     directory of its own account: nothing else can have made it). Its output goes to ``log``
     (a pipe nobody reads would fill and stall it)."""
-    user, group = who if who else (None, None)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=minimal_env(),
-            user=user,
-            group=group,
-            extra_groups=[] if who else None,
-            preexec_fn=_parent_bound,
-        )
+        proc = subprocess.Popen(argv, preexec_fn=_parent_bound, **_child(who, out))
     try:
         deadline = time.monotonic() + START_SECONDS
         while not ready.exists():
