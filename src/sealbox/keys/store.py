@@ -49,7 +49,9 @@ class KeyRecord:
     last_drill: str | None = None
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _atomic_write(path: Path, data: bytes, mode: int = 0o644, exclusive: bool = False) -> bool:
+    """Write ``data`` under ``path`` whole or not at all; with ``exclusive``, only if nothing is
+    there yet (a link, which fails on an existing name): False when another writer was first."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -57,19 +59,31 @@ def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return True
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
 
 
-def _write_signing_key(path: Path, key: Ed25519PrivateKey) -> None:
-    """The private key (OpenSSH format, 0600), then its public line beside it (.pub)."""
+def _write_signing_key(path: Path, key: Ed25519PrivateKey, exclusive: bool = False) -> bool:
+    """The private key (OpenSSH format, 0600), then its public line beside it (.pub); with
+    ``exclusive``, only if no key is there yet (False: another process made one first)."""
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.OpenSSH,
         serialization.NoEncryption(),
     )
-    _atomic_write(path, pem, mode=0o600)
+    if not _atomic_write(path, pem, mode=0o600, exclusive=exclusive):
+        return False
     line = public_key_line(key.public_key(), "sealbox") + "\n"
     _atomic_write(path.with_suffix(".pub"), line.encode())
+    return True
 
 
 class Keystore:
@@ -145,8 +159,12 @@ class Keystore:
                 raise KeyNotSetError(f"no {what} in {self.dir}") from None
             self._ensure_dir()
             key = Ed25519PrivateKey.generate()
-            _write_signing_key(path, key)
-            return key
+            # Exclusive: jobs that start together on a new appliance (the daemon's catch-up)
+            # must end up with one key, not each sign with its own while the last one written
+            # wins the file.
+            if _write_signing_key(path, key, exclusive=True):
+                return key
+            return self._key(name, what, create=False)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{what} {path} is unreadable: {exc}") from exc
         if not isinstance(key, Ed25519PrivateKey):
