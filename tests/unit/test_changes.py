@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealbox.breakglass import changes
+from sealbox.crypto import sshsig
 from sealbox.crypto.trust import Trust
 from sealbox.errors import CorruptFileError, SignatureError
 
@@ -107,3 +108,43 @@ def test_malformed_lists_are_refused(mutate):
 def test_junk_is_refused():
     with pytest.raises(CorruptFileError):
         changes.parse(b"\x00not json", _trust(), "w")
+
+
+def _resigned(doc: dict, key=KEY) -> bytes:
+    """A change list altered and signed again: what a holder of the signing key could write."""
+    body = orjson.dumps(
+        {k: v for k, v in doc.items() if k != "signature"}, option=orjson.OPT_SORT_KEYS
+    )
+    return orjson.dumps({**doc, "signature": sshsig.sign(key, body, changes.NS_CHANGES)})
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.update(items="nope"),
+        lambda d: d.update(items=[["a"]]),
+        lambda d: d.update(items=[[1, None]]),
+        lambda d: d.update(items=[["a", 5]]),
+        lambda d: d.update(file=7),
+        lambda d: d.update(created=None),
+    ],
+)
+def test_a_signed_but_malformed_list_is_refused(mutate):
+    doc = orjson.loads(_sealed())
+    mutate(doc)
+    with pytest.raises(CorruptFileError):
+        changes.parse(_resigned(doc), _trust(), "w")
+
+
+def test_a_list_signed_by_one_key_that_names_another_is_refused():
+    doc = orjson.loads(_sealed())  # names KEY...
+    with pytest.raises(CorruptFileError, match="another key than it names"):
+        changes.parse(_resigned(doc, OTHER), _trust(OTHER), "w")  # ...signed by OTHER
+
+
+def test_a_change_time_that_is_not_a_time_counts_as_undated():
+    listed = changes.parse(
+        _sealed(items=[("a", "yesterday"), ("b", "2026-01-01 00:00:00")]), _trust(), "w"
+    )
+    assert listed.undated == ["a"]
+    assert listed.changed_since(datetime(2025, 1, 1, tzinfo=UTC)) == [("b", "2026-01-01 00:00:00")]
