@@ -24,7 +24,16 @@ from sealbox.crypto import sshsig
 from sealbox.crypto.trust import Endorsement, Trust
 from sealbox.errors import CorruptFileError
 
-__all__ = ["FORMAT", "MAX_CHANGES", "NS_CHANGES", "SUFFIX", "ChangeList", "parse", "seal"]
+__all__ = [
+    "FORMAT",
+    "MAX_CHANGES",
+    "NS_CHANGES",
+    "SUFFIX",
+    "ChangeList",
+    "parse",
+    "parse_time",
+    "seal",
+]
 
 FORMAT = "sealbox-secrets-changes"
 VERSION = 1
@@ -46,17 +55,18 @@ class ChangeList:
         keep whole seconds: a change in the snapshot's own second may have come after it, and
         listing one credential too many is better than missing one."""
         since = when.replace(microsecond=0)
-        found = [(t, i, u) for i, u in self.items if u and (t := _time(u)) and t >= since]
+        found = [(t, i, u) for i, u in self.items if u and (t := parse_time(u)) and t >= since]
         return [(i, u) for _, i, u in sorted(found, reverse=True)]
 
     @property
     def undated(self) -> list[str]:
         """Items whose source gives no (readable) change time: they may have changed at any
         moment."""
-        return [i for i, u in self.items if _time(u) is None]
+        return [i for i, u in self.items if parse_time(u) is None]
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time (naive ones taken as UTC), or None when it is none or not a time."""
     if text is None:
         return None
     try:

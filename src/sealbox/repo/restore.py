@@ -43,7 +43,14 @@ from sealbox.repo.dirfd import DirCache, clear, make_dir
 from sealbox.repo.repository import Index, Repository, Snapshot
 from sealbox.repo.tree import decode_tree, node_name
 
-__all__ = ["RestoreOptions", "RestorePlan", "RestoreResult", "plan_restore", "run_restore"]
+__all__ = [
+    "RestoreOptions",
+    "RestorePlan",
+    "RestoreResult",
+    "entry_content",
+    "plan_restore",
+    "run_restore",
+]
 
 WORKERS = int(os.environ.get("SEALBOX_RESTORE_WORKERS", "0")) or 3
 LARGE_FILE = 4 * 1024 * 1024
@@ -424,6 +431,18 @@ def skipped_summary(skipped: dict[str, int]) -> str | None:
         if items:
             parts.append(", ".join(items) + (f" (add {option})" if option else ""))
     return "not restored: " + "; ".join(parts) if parts else None
+
+
+def entry_content(
+    reader: BlobReader, entry: Entry, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    """A file entry's content, blob by blob (authenticated by ``reader``), counted in
+    ``on_bytes``: what a database load or a drill streams without writing the file."""
+    for blob in entry.node.get("content", ()):
+        data = reader.read(bytes.fromhex(blob))
+        if on_bytes:
+            on_bytes(len(data))
+        yield data
 
 
 def run_restore(

@@ -61,7 +61,7 @@ from sealbox.repo.backup import STREAM_DIR
 from sealbox.repo.blobs import BlobReader
 from sealbox.repo.drills import DrillCheck, DrillReceipt
 from sealbox.repo.repository import Repository, Snapshot
-from sealbox.repo.restore import Entry, RestorePlan, plan_restore, run_restore
+from sealbox.repo.restore import Entry, RestorePlan, entry_content, plan_restore, run_restore
 
 __all__ = [
     "DrillOutcome",
@@ -263,16 +263,6 @@ def _digest(root: Path, path: str) -> tuple[bytes | None, int]:
     return digest.digest(), length
 
 
-def _dump_chunks(
-    reader: BlobReader, entry: Entry, on_bytes: Callable[[int], None] | None
-) -> Iterator[bytes]:
-    for blob in entry.node.get("content", ()):
-        data = reader.read(bytes.fromhex(blob))
-        if on_bytes:
-            on_bytes(len(data))
-        yield data
-
-
 def _database(
     meta: dict[str, Any],
     dumps: dict[str, Entry],
@@ -289,10 +279,10 @@ def _database(
         return _check(name, [f"the snapshot has no dump {file}"], "")
     try:
         if kind == "sqlite":
-            return _sqlite(name, b"".join(_dump_chunks(reader, entry, on_bytes)))
+            return _sqlite(name, b"".join(entry_content(reader, entry, on_bytes)))
         if kind not in servers:  # a temporary instance, started once for every dump of its kind
             servers[kind] = stack.enter_context(temporary_server(kind))
-        return _server_dump(name, kind, file, servers[kind], _dump_chunks(reader, entry, on_bytes))
+        return _server_dump(name, kind, file, servers[kind], entry_content(reader, entry, on_bytes))
     except (SealboxError, ValueError) as exc:
         public, full = _load_error(str(exc))
         notes.append(f"{name}: {full}")  # shown here only, never stored or sent

@@ -156,14 +156,9 @@ def report_for(
         )
     # The signed time, not the name's: a name says nothing the storage side could not change.
     out.backup_time = listed.created
-    try:
-        made = datetime.fromisoformat(listed.created.replace("Z", "+00:00"))
-    except ValueError:
-        raise CorruptFileError(
-            f"{newest}: its time {listed.created[:40]!r} is not a time"
-        ) from None
-    if made.tzinfo is None:
-        made = made.replace(tzinfo=UTC)
+    made = changes.parse_time(listed.created)
+    if made is None:
+        raise CorruptFileError(f"{newest}: its time {listed.created[:40]!r} is not a time")
     stamp = package.parse_backup_name(newest)
     if stamp is None or stamp[1] != made.strftime("%Y%m%dT%H%M%SZ"):
         # A backup (or its list) stored under another name: an older one passed for the newest.

@@ -7,7 +7,7 @@ overwrite one that exists unless ``replace``), each verified on the way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sealbox.repo.restore import (
     RestoreOptions,
     RestorePlan,
     RestoreResult,
+    entry_content,
     plan_restore,
     run_restore,
 )
@@ -173,16 +174,6 @@ def _handler(config: Config, meta: dict[str, Any]) -> Database:
     return database_for(section.databases[position - 1], position)
 
 
-def _blobs(
-    restore: SystemRestore, entry: Entry, on_bytes: Callable[[int], None] | None
-) -> Iterator[bytes]:
-    for blob in entry.node.get("content", ()):
-        data = restore.reader.read(bytes.fromhex(blob))
-        if on_bytes:
-            on_bytes(len(data))
-        yield data
-
-
 def run(
     restore: SystemRestore,
     on_bytes: Callable[[int], None] | None = None,
@@ -208,5 +199,5 @@ def run(
     if restore.load_databases:
         for _, entry, handler in restore.databases:
             assert handler is not None
-            handler.load(_blobs(restore, entry, on_bytes), restore.replace)
+            handler.load(entry_content(restore.reader, entry, on_bytes), restore.replace)
     return result
